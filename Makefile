@@ -1,0 +1,48 @@
+# FlagShip developer commands. `make test` is the one CI runs (through .ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sdk/python/pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: help install lint format typecheck test test-only bench-engine sdk-isolation clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when a requirements file or the SDK's metadata changes; the SDK is editable.
+$(STAMP): | $(BIN)/python
+	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./sdk/python
+	touch $@
+
+install: $(STAMP) ## Create .venv and install everything from the project's files
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy --strict over the whole repository
+	$(BIN)/mypy sdk/python/src sdk/python/tests bench
+
+test-only: install ## Run the test suite without lint and types
+	$(BIN)/pytest
+
+test: lint typecheck test-only ## Lint, type-check and run every test
+
+bench-engine: install ## The engine benchmark (writes the table to bench/engine/latest.md)
+	$(BIN)/python -m bench.engine.run --markdown bench/engine/latest.md
+
+clean: ## Remove caches and the virtualenv
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -1,0 +1,27 @@
+"""FlagShip's evaluation engine: compile a ruleset document once, evaluate flags for contexts.
+
+Pure Python with no framework import; the semantics are docs/ruleset-format.md, pinned by the golden
+vectors in sdk/vectors/.
+"""
+
+from .bucketing import BUCKETS, PARTICIPATION_SEED, SPLIT_SEED, bucket
+from .compiler import FORMAT, MAX_PREREQUISITE_DEPTH
+from .conditions import OPERATORS
+from .errors import RulesetError
+from .results import ErrorCode, EvaluationResult, Reason
+from .ruleset import Ruleset
+
+__all__ = [
+    "BUCKETS",
+    "FORMAT",
+    "MAX_PREREQUISITE_DEPTH",
+    "OPERATORS",
+    "PARTICIPATION_SEED",
+    "SPLIT_SEED",
+    "ErrorCode",
+    "EvaluationResult",
+    "Reason",
+    "Ruleset",
+    "RulesetError",
+    "bucket",
+]
