@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install lint format typecheck test test-only bench-engine sdk-isolation clean
+.PHONY: help install lint format typecheck test test-only bench-engine mutants clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,15 +34,18 @@ format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 typecheck: install ## mypy --strict over the whole repository
-	$(BIN)/mypy sdk/python/src sdk/python/tests bench
+	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench
 
 test-only: install ## Run the test suite without lint and types
 	$(BIN)/pytest
 
 test: lint typecheck test-only ## Lint, type-check and run every test
 
-bench-engine: install ## The engine benchmark (writes the table to bench/engine/latest.md)
-	$(BIN)/python -m bench.engine.run --markdown bench/engine/latest.md
+bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
+	$(BIN)/python -m bench.engine.run
+
+mutants: install ## Check that the engine's tests kill deliberate bugs (about a minute)
+	$(BIN)/python sdk/python/tools/mutants.py
 
 clean: ## Remove caches and the virtualenv
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -12,8 +12,10 @@ from flagship_sdk.engine import OPERATORS, EvaluationResult, Reason, Ruleset, Ru
 
 from .conftest import document
 
-keys = st.text(min_size=0, max_size=40)
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+# Surrogates included: a JSON context can carry a lone "\ud800", and it must bucket like U+FFFD.
+any_text = st.text(st.characters(exclude_categories=()), max_size=40)
+keys = any_text
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | any_text
 json_values = st.recursive(
     json_scalars,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children),

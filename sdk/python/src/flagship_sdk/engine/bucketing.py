@@ -28,9 +28,11 @@ def murmur_text(text: str, seed: int) -> int:
     """MurmurHash3 x86 32-bit, unsigned, of the UTF-8 form of ``text``.
 
     A lone surrogate has no UTF-8 form; it is hashed as U+FFFD, as a browser's TextEncoder does.
+    The text is always encoded here, never handed to mmh3 as a str: mmh3 5.3 crashes the
+    interpreter (SIGSEGV) on a str holding a lone surrogate.
     """
     try:
-        return int(mmh3.hash(text, seed, False))
+        return int(mmh3.hash(text.encode(), seed, False))
     except UnicodeEncodeError:
         return int(mmh3.hash(_replace_lone_surrogates(text).encode("utf-8"), seed, False))
 

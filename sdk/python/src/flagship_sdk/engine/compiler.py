@@ -292,11 +292,16 @@ class FlagCompiler:
         for index, doc in enumerate(docs):
             where = f"{path}.conditions[{index}]"
             obj = _object(doc, where)
-            values = _optional(obj, "values", where, list, [])
+            operator = _member(obj, "operator", where, str)
+            # Only the presence operators may leave out their values.
+            if operator in ("exists", "not_exists"):
+                values = _optional(obj, "values", where, list, [])
+            else:
+                values = _member(obj, "values", where, list)
             predicates.append(
                 compile_condition(
                     attribute=_key(obj.get("attribute"), f"{where}.attribute", "an attribute"),
-                    operator=_member(obj, "operator", where, str),
+                    operator=operator,
                     values=cast(Sequence[Any], values),
                     negate=_optional(obj, "negate", where, bool, False),
                     case_insensitive=_optional(obj, "case_insensitive", where, bool, False),

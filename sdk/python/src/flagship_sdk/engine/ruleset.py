@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 Memo = dict[str, EvaluationResult]
 
-_murmur = mmh3.hash  # bound once: the hot path hashes inline, not through a helper
+# Bound once: the hot path hashes inline, not through a helper. It always hashes bytes: mmh3
+# 5.3 crashes the interpreter (SIGSEGV) when given a str holding a lone surrogate.
+_murmur = mmh3.hash
 
 
 class Ruleset:
@@ -118,13 +120,12 @@ class Ruleset:
                 return error_result(flag_key, ErrorCode.INVALID_CONTEXT)
             context = checked
         try:
-            flag = self._flags.get(flag_key)
-        except TypeError:  # an unhashable key names no flag
-            flag = None
-        if flag is None:
+            flag = self._flags[flag_key]
+        except (KeyError, TypeError):  # TypeError: an unhashable key names no flag either
             return error_result(flag_key, ErrorCode.FLAG_NOT_FOUND)
-        if flag.static is not None:
-            return flag.static
+        static = flag.static
+        if static is not None:
+            return static
         try:
             return _evaluate(flag, context, self._flags, None)
         except Exception:  # the contract is "never raises"; this is a bug, so log it loudly
@@ -216,7 +217,7 @@ def _evaluate(
                     if subject is None:
                         continue
                 try:
-                    digest = _murmur(prefix + subject, PARTICIPATION_SEED, False)
+                    digest = _murmur((prefix + subject).encode(), PARTICIPATION_SEED, False)
                 except UnicodeEncodeError:
                     digest = murmur_text(prefix + subject, PARTICIPATION_SEED)
                 if (digest * BUCKETS) >> 32 >= rollout:
@@ -250,7 +251,7 @@ def _split(split: Split, prefix: str, context: Mapping[str, Any]) -> EvaluationR
         if subject is None:
             return None
     try:
-        digest = _murmur(prefix + subject, SPLIT_SEED, False)
+        digest = _murmur((prefix + subject).encode(), SPLIT_SEED, False)
     except UnicodeEncodeError:
         digest = murmur_text(prefix + subject, SPLIT_SEED)
     return split.results[bisect_right(split.thresholds, (digest * BUCKETS) >> 32)]

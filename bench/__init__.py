@@ -1,0 +1,1 @@
+"""FlagShip benchmarks. Each subpackage is one benchmark; see ``bench/README.md``."""

@@ -1,0 +1,1 @@
+"""Benchmark of the evaluation engine against hand-written Python (``bench/README.md``)."""
