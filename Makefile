@@ -3,7 +3,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# Django 6 needs Python 3.12 or newer: take the first such interpreter on PATH or under pyenv.
+PYTHON ?= $(shell for p in python3.12 python3.13 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V) python3; do \
+	if $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sdk/python/pyproject.toml | sha1sum | cut -c1-12)
@@ -14,10 +16,13 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "FlagShip needs Python 3.12 or newer; none found" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when a requirements file or the SDK's metadata changes; the SDK is editable.
 $(STAMP): | $(BIN)/python
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { \
+		echo "$(VENV) holds an older Python; recreating it with $(PYTHON)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./sdk/python
@@ -34,7 +39,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 typecheck: install ## mypy --strict over the whole repository
-	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench
+	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench flagship flags accounts manage.py
 
 test-only: install ## Run the test suite without lint and types
 	$(BIN)/pytest

@@ -5,7 +5,7 @@ vectors in sdk/vectors/.
 """
 
 from .bucketing import BUCKETS, PARTICIPATION_SEED, SPLIT_SEED, bucket
-from .compiler import FORMAT, MAX_PREREQUISITE_DEPTH
+from .compiler import FORMAT, KINDS, MAX_PREREQUISITE_DEPTH, is_value_of_kind
 from .conditions import OPERATORS
 from .errors import RulesetError
 from .results import ErrorCode, EvaluationResult, Reason
@@ -14,6 +14,7 @@ from .ruleset import Ruleset
 __all__ = [
     "BUCKETS",
     "FORMAT",
+    "KINDS",
     "MAX_PREREQUISITE_DEPTH",
     "OPERATORS",
     "PARTICIPATION_SEED",
@@ -24,4 +25,5 @@ __all__ = [
     "Ruleset",
     "RulesetError",
     "bucket",
+    "is_value_of_kind",
 ]

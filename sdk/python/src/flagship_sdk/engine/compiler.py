@@ -145,7 +145,7 @@ class FlagCompiler:
         for name, value in doc.items():
             where = key_path(path, name)
             _key(name, where, "a variant key")
-            if not _of_kind(kind, value):
+            if not is_value_of_kind(kind, value):
                 raise RulesetError(
                     "invalid_variant", where, f"{value!r} is not a value of a {kind} flag"
                 )
@@ -330,7 +330,8 @@ class FlagCompiler:
         return prerequisites
 
 
-def _of_kind(kind: str, value: Any) -> bool:
+def is_value_of_kind(kind: str, value: Any) -> bool:
+    """Whether ``value`` may be a variant value of a flag of ``kind`` (format section 2)."""
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "string":

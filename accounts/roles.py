@@ -1,0 +1,80 @@
+"""The four roles, as groups with permissions (created by a data migration, kept by `sync_roles`).
+
+- Viewer: reads everything, changes nothing.
+- Editor: changes flags, rules, segments and tags, but not in protected environments.
+- Release manager: an Editor who may also change protected environments.
+- Administrator: everything, including projects, environments and people.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+VIEWER: Final = "Viewer"
+EDITOR: Final = "Editor"
+RELEASE_MANAGER: Final = "Release manager"
+ADMINISTRATOR: Final = "Administrator"
+ROLES: Final = (VIEWER, EDITOR, RELEASE_MANAGER, ADMINISTRATOR)
+
+# Models a person edits day to day (Editor and up may add, change and delete them).
+EDITABLE_MODELS: Final = (
+    "flag",
+    "variant",
+    "flagstate",
+    "rule",
+    "condition",
+    "prerequisite",
+    "segment",
+    "tag",
+)
+# Structural models only an Administrator changes.
+STRUCTURAL_MODELS: Final = ("project", "environment")
+PROTECTED_PERMISSION: Final = "change_protected_environment"  # on flags.Environment
+
+
+def role_permissions() -> dict[str, set[tuple[str, str]]]:
+    """Map each role to the (app label, codename) permissions it holds."""
+    everything_viewable = {
+        ("flags", f"view_{model}") for model in (*EDITABLE_MODELS, *STRUCTURAL_MODELS)
+    }
+    editing = {
+        ("flags", f"{action}_{model}")
+        for model in EDITABLE_MODELS
+        for action in ("add", "change", "delete")
+    }
+    structural = {
+        ("flags", f"{action}_{model}")
+        for model in STRUCTURAL_MODELS
+        for action in ("add", "change", "delete")
+    }
+    accounts = {
+        ("accounts", f"{action}_user") for action in ("add", "change", "delete", "view")
+    } | {("auth", f"{action}_group") for action in ("add", "change", "delete", "view")}
+    viewer = everything_viewable
+    editor = viewer | editing
+    release_manager = editor | {("flags", PROTECTED_PERMISSION)}
+    administrator = release_manager | structural | accounts
+    return {
+        VIEWER: viewer,
+        EDITOR: editor,
+        RELEASE_MANAGER: release_manager,
+        ADMINISTRATOR: administrator,
+    }
+
+
+def sync_roles(group_model: Any, permission_model: Any) -> None:
+    """Create the four groups and give each exactly its permissions (idempotent).
+
+    Takes the models as arguments so a migration can pass its historical models.
+    """
+    for role, wanted in role_permissions().items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        permissions = []
+        for app_label, codename in sorted(wanted):
+            permission = permission_model.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is None:
+                raise LookupError(f"permission {app_label}.{codename} does not exist")
+            permissions.append(permission)
+        group.permissions.set(permissions)

@@ -1,0 +1,5 @@
+"""Test-wide settings: the test environment, before Django's settings are read."""
+
+import os
+
+os.environ.setdefault("DJANGO_ENV", "test")

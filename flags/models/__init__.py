@@ -1,0 +1,18 @@
+"""FlagShip's domain model (DESIGN section 4), split by domain."""
+
+from .flags import Flag, FlagState, Prerequisite, Variant
+from .projects import Environment, Project, Tag
+from .targeting import Condition, Rule, Segment
+
+__all__ = [
+    "Condition",
+    "Environment",
+    "Flag",
+    "FlagState",
+    "Prerequisite",
+    "Project",
+    "Rule",
+    "Segment",
+    "Tag",
+    "Variant",
+]

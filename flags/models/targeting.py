@@ -1,0 +1,198 @@
+"""Targeting: reusable segments, ordered rules, and the conditions both are made of."""
+
+from __future__ import annotations
+
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from flagship_sdk.engine import OPERATORS
+
+from ..validation import validate_condition, validate_serve
+from .flags import FlagState, describe_serve
+from .keys import key_validator
+from .projects import Project
+
+OPERATOR_LABELS = {
+    "in": "is one of",
+    "not_in": "is not one of",
+    "str_contains": "contains",
+    "str_starts_with": "starts with",
+    "str_ends_with": "ends with",
+    "regex": "matches regex",
+    "num_eq": "= (number)",
+    "num_gt": "> (number)",
+    "num_gte": "≥ (number)",
+    "num_lt": "< (number)",
+    "num_lte": "≤ (number)",
+    "date_after": "is after (date)",
+    "date_before": "is before (date)",
+    "semver_eq": "= (version)",
+    "semver_gt": "> (version)",
+    "semver_gte": "≥ (version)",
+    "semver_lt": "< (version)",
+    "semver_lte": "≤ (version)",
+    "in_cidr": "is in network",
+    "exists": "is set",
+    "not_exists": "is not set",
+}
+assert set(OPERATOR_LABELS) == OPERATORS  # noqa: S101  # every engine operator has a label
+
+
+class Segment(models.Model):
+    """A reusable, named group of users defined by conditions (e.g. beta-testers)."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="segments", help_text="Owning project."
+    )
+    key = models.CharField(
+        max_length=100, validators=[key_validator], help_text="Identifier; cannot change later."
+    )
+    name = models.CharField(max_length=200, help_text="Name shown to people.")
+    description = models.TextField(blank=True, help_text="Who is in this segment.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ("project", "key")
+        verbose_name = "segment"
+        verbose_name_plural = "segments"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "key"], name="segment_key_unique_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rule(models.Model):
+    """One targeting rule of a flag in an environment; the first matching rule serves."""
+
+    state = models.ForeignKey(
+        FlagState, on_delete=models.CASCADE, related_name="rules", help_text="Flag and environment."
+    )
+    order = models.PositiveIntegerField(default=0, help_text="Rules are tried smallest first.")
+    description = models.CharField(
+        max_length=200, blank=True, help_text="What this rule is for, in a few words."
+    )
+    segments = models.ManyToManyField(
+        Segment,
+        blank=True,
+        related_name="rules",
+        help_text="Users must be in every one of these segments.",
+    )
+    rollout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Share of matching users it applies to, in thousandths of a percent; "
+        "empty means everyone.",
+    )
+    bucket_by = models.CharField(
+        max_length=200,
+        default="targetingKey",
+        help_text="Attribute(s) that identify a user for percentages, comma-separated; the first "
+        "present is used.",
+    )
+    serve = models.JSONField(help_text="What matching users get: one variant, or a split.")
+
+    history = HistoricalRecords(m2m_fields=[segments])
+
+    class Meta:
+        ordering = ("state", "order", "id")
+        verbose_name = "rule"
+        verbose_name_plural = "rules"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rollout__isnull=True) | models.Q(rollout__lte=100_000),
+                name="rule_rollout_at_most_100_percent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description or f"Rule {self.order + 1}"
+
+    def clean(self) -> None:
+        """What the rule serves must exist; rollout and bucket-by must be usable."""
+        if self.state_id is not None:
+            validate_serve(self.state.flag, self.serve, field="serve", rule=self)
+
+    def serve_display(self) -> str:
+        """What the rule serves, in words."""
+        return describe_serve(self.serve)
+
+    def bucket_attributes(self) -> list[str]:
+        """The bucket-by attribute names, in order."""
+        return [name.strip() for name in self.bucket_by.split(",") if name.strip()]
+
+
+class Condition(models.Model):
+    """One test on a context attribute, belonging to a rule or to a segment."""
+
+    rule = models.ForeignKey(
+        Rule, on_delete=models.CASCADE, null=True, blank=True, related_name="conditions"
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, null=True, blank=True, related_name="conditions"
+    )
+    order = models.PositiveSmallIntegerField(default=0)
+    attribute = models.CharField(
+        max_length=200, help_text="Context attribute, e.g. email, country, plan, appVersion."
+    )
+    operator = models.CharField(
+        max_length=20,
+        choices=list(OPERATOR_LABELS.items()),
+        help_text="How the attribute is compared.",
+    )
+    values = models.JSONField(
+        default=list, blank=True, help_text="Values compared against; any one may match."
+    )
+    negate = models.BooleanField(default=False, help_text="Invert the result (NOT).")
+    case_insensitive = models.BooleanField(
+        default=False, help_text="Ignore upper/lower case (text operators only)."
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ("order", "id")
+        verbose_name = "condition"
+        verbose_name_plural = "conditions"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(rule__isnull=False, segment__isnull=True)
+                    | models.Q(rule__isnull=True, segment__isnull=False)
+                ),
+                name="condition_belongs_to_rule_or_segment",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(operator__in=sorted(OPERATORS)), name="condition_operator_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["rule", "order"], name="condition_rule_order"),
+            models.Index(fields=["segment", "order"], name="condition_segment_order"),
+        ]
+
+    def __str__(self) -> str:
+        label = OPERATOR_LABELS.get(self.operator, self.operator)
+        shown = ", ".join(str(value) for value in self.values)
+        return f"{'NOT ' if self.negate else ''}{self.attribute} {label} {shown}".strip()
+
+    def clean(self) -> None:
+        """The engine must be able to use the operator and values (e.g. a regex RE2 accepts)."""
+        validate_condition(self)
+
+    def as_document(self) -> dict[str, object]:
+        """The condition as the ruleset format writes it (docs/ruleset-format.md section 3)."""
+        document: dict[str, object] = {"attribute": self.attribute, "operator": self.operator}
+        if self.operator not in ("exists", "not_exists"):
+            document["values"] = list(self.values)
+        if self.negate:
+            document["negate"] = True
+        if self.case_insensitive:
+            document["case_insensitive"] = True
+        return document

@@ -1,0 +1,68 @@
+"""Every write to FlagShip's data goes through these functions (admin, API and commands alike).
+
+Each validates (``full_clean`` and, for anything that affects evaluation, the engine in strict
+mode), saves with history recording the actor, and advances the affected environments' ruleset
+version in the same transaction.
+"""
+
+from .common import validate_states
+from .flags import (
+    flag_archive,
+    flag_create,
+    flag_state_update,
+    flag_toggle,
+    flag_unarchive,
+    flag_update,
+    variant_create,
+    variant_delete,
+    variant_update,
+)
+from .projects import (
+    environment_create,
+    environment_update,
+    project_create,
+    project_update,
+    tag_create,
+)
+from .targeting import (
+    condition_delete,
+    condition_save,
+    prerequisite_add,
+    prerequisite_remove,
+    rule_create,
+    rule_delete,
+    rule_update,
+    rules_reorder,
+    segment_create,
+    segment_delete,
+    segment_update,
+)
+
+__all__ = [
+    "condition_delete",
+    "condition_save",
+    "environment_create",
+    "environment_update",
+    "flag_archive",
+    "flag_create",
+    "flag_state_update",
+    "flag_toggle",
+    "flag_unarchive",
+    "flag_update",
+    "prerequisite_add",
+    "prerequisite_remove",
+    "project_create",
+    "project_update",
+    "rule_create",
+    "rule_delete",
+    "rule_update",
+    "rules_reorder",
+    "segment_create",
+    "segment_delete",
+    "segment_update",
+    "tag_create",
+    "validate_states",
+    "variant_create",
+    "variant_delete",
+    "variant_update",
+]

@@ -1,0 +1,259 @@
+"""Writes to flags, their variants and their per-environment states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from ..errors import InUseError, StaleVersionError
+from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
+from .common import bump, check_can_change, delete, dependents_of, save, validate_states
+from .projects import initial_state
+
+BOOLEAN_VARIANTS: tuple[tuple[str, Any], ...] = (("on", True), ("off", False))
+UPDATABLE_FLAG_FIELDS = frozenset(
+    {"name", "description", "owner", "lifecycle", "client_visible", "salt"}
+)
+# Fields whose change alters what SDKs receive, so every environment's version moves.
+EVALUATED_FLAG_FIELDS = frozenset({"client_visible", "salt"})
+
+
+@transaction.atomic
+def flag_create(
+    *,
+    project: Project,
+    key: str,
+    name: str,
+    kind: str = Flag.Kind.BOOLEAN,
+    variants: Sequence[tuple[str, Any]] | None = None,
+    description: str = "",
+    tags: Iterable[Tag] = (),
+    owner: Any | None = None,
+    lifecycle: str = Flag.Lifecycle.RELEASE,
+    client_visible: bool = False,
+    salt: str = "",
+    actor: Any | None = None,
+) -> Flag:
+    """Create a flag, its variants, and a switched-off state in every environment.
+
+    A boolean flag always gets exactly ``on``/``off``; other kinds need at least one variant.
+    """
+    flag = Flag(
+        project=project,
+        key=key,
+        name=name,
+        kind=kind,
+        description=description,
+        owner=owner,
+        lifecycle=lifecycle,
+        client_visible=client_visible,
+        salt=salt,
+    )
+    save(flag, actor)
+    flag.tags.set(list(tags))
+    if kind == Flag.Kind.BOOLEAN:
+        if variants is not None and tuple(variants) != BOOLEAN_VARIANTS:
+            raise ValidationError(
+                {"variants": "A boolean flag has exactly the variants on (true) and off (false)."},
+                code="invalid_variant",
+            )
+        variants = BOOLEAN_VARIANTS
+    if not variants:
+        raise ValidationError(
+            {"variants": "Give the flag at least one variant."}, code="invalid_variant"
+        )
+    for order, (variant_key, value) in enumerate(variants):
+        save(Variant(flag=flag, key=variant_key, value=value, order=order), actor)
+    states = []
+    for environment in project.environments.all():
+        state = initial_state(flag, environment)
+        save(state, actor)
+        states.append(state)
+    validate_states(states)
+    bump(state.environment_id for state in states)
+    return flag
+
+
+@transaction.atomic
+def flag_update(
+    *, flag: Flag, actor: Any | None, tags: Iterable[Tag] | None = None, **changes: Any
+) -> Flag:
+    """Change a flag's descriptive fields, tags, client visibility or salt (never key or kind)."""
+    unknown = set(changes) - UPDATABLE_FLAG_FIELDS
+    if unknown:
+        raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    evaluated = any(
+        getattr(flag, field) != value
+        for field, value in changes.items()
+        if field in EVALUATED_FLAG_FIELDS
+    )
+    for field, value in changes.items():
+        setattr(flag, field, value)
+    save(flag, actor)
+    if tags is not None:
+        flag.tags.set(list(tags))
+    if evaluated:
+        bump(flag.states.values_list("environment_id", flat=True))
+    return flag
+
+
+@transaction.atomic
+def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
+    """Archive a flag: SDKs stop receiving it. Refused while another live flag depends on it."""
+    dependents = dependents_of(flag.pk)
+    if dependents:
+        names = ", ".join(sorted({p.state.flag.key for p in dependents}))
+        raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
+    flag.archived = True
+    save(flag, actor)
+    bump(flag.states.values_list("environment_id", flat=True))
+    return flag
+
+
+@transaction.atomic
+def flag_unarchive(*, flag: Flag, actor: Any | None) -> Flag:
+    """Bring an archived flag back, in the states it had."""
+    flag.archived = False
+    save(flag, actor)
+    validate_states(flag.states.select_related("environment"))
+    bump(flag.states.values_list("environment_id", flat=True))
+    return flag
+
+
+def _lock(state: FlagState, expected_version: int | None) -> FlagState:
+    """Re-read the state under a row lock and check the writer saw its current version."""
+    locked = (
+        FlagState.objects.select_for_update().select_related("environment", "flag").get(pk=state.pk)
+    )
+    if expected_version is not None and locked.version != expected_version:
+        raise StaleVersionError(
+            f"{locked} changed since you loaded it (version {expected_version}, now "
+            f"{locked.version}); reload and try again."
+        )
+    return locked
+
+
+@transaction.atomic
+def flag_toggle(
+    *, state: FlagState, enabled: bool, actor: Any | None, expected_version: int | None = None
+) -> FlagState:
+    """Switch a flag on or off in one environment (protected ones need the release permission)."""
+    check_can_change(actor, state.environment)
+    locked = _lock(state, expected_version)
+    if locked.enabled == enabled:
+        return locked
+    locked.enabled = enabled
+    locked.version += 1
+    save(locked, actor, validate=False)
+    bump([locked.environment_id])
+    return locked
+
+
+@transaction.atomic
+def flag_state_update(
+    *,
+    state: FlagState,
+    actor: Any | None,
+    expected_version: int | None = None,
+    enabled: bool | None = None,
+    off_variant: Variant | None = None,
+    default_serve: dict[str, Any] | None = None,
+) -> FlagState:
+    """Change a state's switch, off variant or default serve, validated by the engine."""
+    check_can_change(actor, state.environment)
+    locked = _lock(state, expected_version)
+    if enabled is not None:
+        locked.enabled = enabled
+    if off_variant is not None:
+        locked.off_variant = off_variant
+    if default_serve is not None:
+        locked.default_serve = default_serve
+    locked.version += 1
+    save(locked, actor)
+    validate_states([locked])
+    bump([locked.environment_id])
+    return locked
+
+
+def touch_state(state: FlagState, actor: Any | None) -> None:
+    """Record that a state's targeting changed (its rules, conditions or prerequisites)."""
+    FlagState.objects.filter(pk=state.pk).update(version=state.version + 1)
+    state.version += 1
+    validate_states([state])
+    bump([state.environment_id])
+
+
+@transaction.atomic
+def variant_create(
+    *, flag: Flag, key: str, value: Any, name: str = "", actor: Any | None
+) -> Variant:
+    """Add a variant to a non-boolean flag."""
+    if flag.kind == Flag.Kind.BOOLEAN:
+        raise ValidationError(
+            "A boolean flag has exactly the variants on and off.", code="invalid_variant"
+        )
+    last = flag.variants.order_by("-order").values_list("order", flat=True).first()
+    variant = Variant(flag=flag, key=key, value=value, name=name, order=(last or 0) + 1)
+    save(variant, actor)
+    validate_states(flag.states.select_related("environment"))
+    return variant
+
+
+@transaction.atomic
+def variant_update(
+    *, variant: Variant, actor: Any | None, value: Any = None, name: str | None = None
+) -> Variant:
+    """Change a variant's value or name (its key never changes)."""
+    if value is not None:
+        if variant.flag.kind == Flag.Kind.BOOLEAN:
+            raise ValidationError("The values of on and off cannot change.", code="invalid_variant")
+        variant.value = value
+    if name is not None:
+        variant.name = name
+    save(variant, actor)
+    states = list(variant.flag.states.select_related("environment"))
+    validate_states(states)
+    bump(state.environment_id for state in states)
+    return variant
+
+
+@transaction.atomic
+def variant_delete(*, variant: Variant, actor: Any | None) -> None:
+    """Remove a variant nobody serves, refers to, or falls back on."""
+    flag = variant.flag
+    if flag.kind == Flag.Kind.BOOLEAN:
+        raise InUseError("The variants of a boolean flag cannot be removed.")
+    if flag.variants.count() == 1:
+        raise InUseError("A flag needs at least one variant.")
+    for state in flag.states.prefetch_related("rules"):
+        serves = [state.default_serve, *(rule.serve for rule in state.rules.all())]
+        if state.off_variant_id == variant.pk or any(
+            _names(serve, variant.key) for serve in serves
+        ):
+            raise InUseError(f"{variant.key} is served in {state.environment}; change that first.")
+    # JSON containment is not portable to SQLite, and prerequisites on one parent are few.
+    for prerequisite in Prerequisite.objects.filter(flag=flag).select_related("state__flag"):
+        if variant.key in prerequisite.variants:
+            raise InUseError(
+                f"{variant.key} is named by a prerequisite of {prerequisite.state.flag.key}."
+            )
+    delete(variant, actor)
+
+
+def _names(serve: Any, variant_key: str) -> bool:
+    if not isinstance(serve, dict):
+        return False
+    if serve.get("variant") == variant_key:
+        return True
+    return any(entry.get("variant") == variant_key for entry in serve.get("split", []))
+
+
+def states_of(flag: Flag, environments: Iterable[Environment] | None = None) -> list[FlagState]:
+    """A flag's states, in environment order (optionally only some environments)."""
+    states = flag.states.select_related("environment", "off_variant").order_by("environment__order")
+    if environments is not None:
+        states = states.filter(environment__in=list(environments))
+    return list(states)

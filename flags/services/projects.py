@@ -1,0 +1,124 @@
+"""Writes to projects, environments and tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from ..models import Environment, Flag, FlagState, Project, Tag
+from .common import bump, save
+
+DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
+    ("development", "Development", False, "#22c55e"),
+    ("staging", "Staging", False, "#f59e0b"),
+    ("production", "Production", True, "#ef4444"),
+)
+
+
+@transaction.atomic
+def project_create(
+    *,
+    key: str,
+    name: str,
+    description: str = "",
+    actor: Any | None = None,
+    environments: tuple[tuple[str, str, bool, str], ...] = DEFAULT_ENVIRONMENTS,
+) -> Project:
+    """Create a project with its environments (development, staging, protected production)."""
+    project = Project(key=key, name=name, description=description)
+    save(project, actor)
+    for order, (env_key, env_name, protected, color) in enumerate(environments):
+        environment_create(
+            project=project,
+            key=env_key,
+            name=env_name,
+            protected=protected,
+            color=color,
+            order=order,
+            actor=actor,
+        )
+    return project
+
+
+@transaction.atomic
+def project_update(
+    *, project: Project, actor: Any | None, name: str | None = None, description: str | None = None
+) -> Project:
+    """Rename or describe a project (its key never changes)."""
+    if name is not None:
+        project.name = name
+    if description is not None:
+        project.description = description
+    save(project, actor)
+    return project
+
+
+@transaction.atomic
+def environment_create(
+    *,
+    project: Project,
+    key: str,
+    name: str,
+    protected: bool = False,
+    color: str = "#6b7280",
+    order: int | None = None,
+    actor: Any | None = None,
+) -> Environment:
+    """Add an environment; every flag of the project gets a state there, switched off."""
+    if order is None:
+        last = project.environments.order_by("-order").values_list("order", flat=True).first()
+        order = 0 if last is None else last + 1
+    environment = Environment(
+        project=project, key=key, name=name, protected=protected, color=color, order=order
+    )
+    save(environment, actor)
+    for flag in Flag.objects.filter(project=project).prefetch_related("variants"):
+        state = initial_state(flag, environment)
+        save(state, actor, validate=False)
+    bump([environment.pk])
+    return environment
+
+
+def initial_state(flag: Flag, environment: Environment) -> FlagState:
+    """A new, switched-off state: it serves the off variant (or the first variant) to everyone."""
+    variants = list(flag.variants.all())
+    off = next((variant for variant in variants if variant.key == "off"), variants[0])
+    return FlagState(
+        flag=flag,
+        environment=environment,
+        enabled=False,
+        off_variant=off,
+        default_serve={"variant": off.key},
+    )
+
+
+@transaction.atomic
+def environment_update(
+    *,
+    environment: Environment,
+    actor: Any | None,
+    name: str | None = None,
+    color: str | None = None,
+    order: int | None = None,
+    protected: bool | None = None,
+) -> Environment:
+    """Change an environment's presentation or protection (its key never changes)."""
+    for field, value in (
+        ("name", name),
+        ("color", color),
+        ("order", order),
+        ("protected", protected),
+    ):
+        if value is not None:
+            setattr(environment, field, value)
+    save(environment, actor)
+    return environment
+
+
+@transaction.atomic
+def tag_create(*, name: str, color: str = "#64748b", actor: Any | None = None) -> Tag:
+    """Create a tag."""
+    tag = Tag(name=name, color=color)
+    save(tag, actor)
+    return tag

@@ -1,0 +1,267 @@
+"""Writes to rules, conditions, segments and prerequisites."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from ..errors import InUseError
+from ..models import Condition, Flag, FlagState, Prerequisite, Project, Rule, Segment
+from .common import check_can_change, delete, save
+from .flags import touch_state
+
+ConditionSpec = dict[str, Any]  # attribute, operator, values, negate?, case_insensitive?
+
+
+class Unset(enum.Enum):
+    """Marks an argument that was not given (where ``None`` is a meaningful value)."""
+
+    TOKEN = enum.auto()
+
+
+UNSET = Unset.TOKEN
+
+
+def _conditions(specs: Iterable[ConditionSpec], **owner: Any) -> list[Condition]:
+    return [
+        Condition(
+            order=order,
+            attribute=spec["attribute"],
+            operator=spec["operator"],
+            values=list(spec.get("values", [])),
+            negate=bool(spec.get("negate", False)),
+            case_insensitive=bool(spec.get("case_insensitive", False)),
+            **owner,
+        )
+        for order, spec in enumerate(specs)
+    ]
+
+
+def _locked_state(state: FlagState) -> FlagState:
+    return FlagState.objects.select_for_update().select_related("environment").get(pk=state.pk)
+
+
+@transaction.atomic
+def rule_create(
+    *,
+    state: FlagState,
+    serve: dict[str, Any],
+    conditions: Sequence[ConditionSpec] = (),
+    segments: Iterable[Segment] = (),
+    rollout: int | None = None,
+    bucket_by: str = "targetingKey",
+    description: str = "",
+    order: int | None = None,
+    actor: Any | None = None,
+) -> Rule:
+    """Add a targeting rule (last, unless ``order`` is given), validated by the engine."""
+    check_can_change(actor, state.environment)
+    state = _locked_state(state)
+    if order is None:
+        last = state.rules.order_by("-order").values_list("order", flat=True).first()
+        order = 0 if last is None else last + 1
+    rule = Rule(
+        state=state,
+        serve=serve,
+        rollout=rollout,
+        bucket_by=bucket_by,
+        description=description,
+        order=order,
+    )
+    save(rule, actor)
+    rule.segments.set(list(segments))
+    for condition in _conditions(conditions, rule=rule):
+        save(condition, actor)
+    touch_state(state, actor)
+    return rule
+
+
+@transaction.atomic
+def rule_update(
+    *,
+    rule: Rule,
+    actor: Any | None,
+    serve: dict[str, Any] | None = None,
+    conditions: Sequence[ConditionSpec] | None = None,
+    segments: Iterable[Segment] | None = None,
+    rollout: int | Unset | None = UNSET,
+    bucket_by: str | None = None,
+    description: str | None = None,
+) -> Rule:
+    """Change a rule; ``conditions`` and ``segments``, when given, replace the old ones."""
+    state = _locked_state(rule.state)
+    check_can_change(actor, state.environment)
+    if serve is not None:
+        rule.serve = serve
+    if not isinstance(rollout, Unset):
+        rule.rollout = rollout
+    if bucket_by is not None:
+        rule.bucket_by = bucket_by
+    if description is not None:
+        rule.description = description
+    save(rule, actor)
+    if segments is not None:
+        rule.segments.set(list(segments))
+    if conditions is not None:
+        for old in rule.conditions.all():
+            delete(old, actor)
+        for condition in _conditions(conditions, rule=rule):
+            save(condition, actor)
+    touch_state(state, actor)
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: Rule, actor: Any | None) -> None:
+    """Remove a rule."""
+    state = _locked_state(rule.state)
+    check_can_change(actor, state.environment)
+    delete(rule, actor)
+    touch_state(state, actor)
+
+
+@transaction.atomic
+def rules_reorder(*, state: FlagState, rule_ids: Sequence[int], actor: Any | None) -> None:
+    """Put a state's rules in the given order (every rule id exactly once)."""
+    state = _locked_state(state)
+    check_can_change(actor, state.environment)
+    rules = {rule.pk: rule for rule in state.rules.all()}
+    if sorted(rules) != sorted(rule_ids):
+        raise ValidationError("Give every rule of this flag exactly once.", code="invalid_order")
+    for order, rule_id in enumerate(rule_ids):
+        rule = rules[rule_id]
+        if rule.order != order:
+            rule.order = order
+            save(rule, actor, validate=False)
+    touch_state(state, actor)
+
+
+@transaction.atomic
+def condition_save(*, condition: Condition, actor: Any | None) -> Condition:
+    """Save one condition of a rule or a segment (as the admin's inline forms do)."""
+    affected = _affected_states(condition)
+    for state in affected:
+        check_can_change(actor, state.environment)
+    save(condition, actor)
+    _targeting_changed(affected, actor)
+    return condition
+
+
+@transaction.atomic
+def condition_delete(*, condition: Condition, actor: Any | None) -> None:
+    """Remove one condition of a rule or a segment."""
+    affected = _affected_states(condition)
+    for state in affected:
+        check_can_change(actor, state.environment)
+    delete(condition, actor)
+    _targeting_changed(affected, actor)
+
+
+def _affected_states(condition: Condition) -> list[FlagState]:
+    if condition.rule_id is not None:
+        return [FlagState.objects.select_related("environment").get(rules=condition.rule_id)]
+    return segment_states(condition.segment_id)
+
+
+def segment_states(segment_id: int | None) -> list[FlagState]:
+    """States whose rules use a segment: changing the segment changes what they serve."""
+    if segment_id is None:
+        return []
+    return list(
+        FlagState.objects.filter(rules__segments=segment_id)
+        .select_related("environment")
+        .distinct()
+    )
+
+
+def _targeting_changed(states: Sequence[FlagState], actor: Any | None) -> None:
+    for state in states:
+        touch_state(state, actor)
+
+
+@transaction.atomic
+def segment_create(
+    *,
+    project: Project,
+    key: str,
+    name: str,
+    description: str = "",
+    conditions: Sequence[ConditionSpec] = (),
+    actor: Any | None = None,
+) -> Segment:
+    """Create a segment with its conditions."""
+    segment = Segment(project=project, key=key, name=name, description=description)
+    save(segment, actor)
+    for condition in _conditions(conditions, segment=segment):
+        save(condition, actor)
+    return segment
+
+
+@transaction.atomic
+def segment_update(
+    *,
+    segment: Segment,
+    actor: Any | None,
+    name: str | None = None,
+    description: str | None = None,
+    conditions: Sequence[ConditionSpec] | None = None,
+) -> Segment:
+    """Rename a segment or replace its conditions (every flag using it is re-validated)."""
+    affected = segment_states(segment.pk)
+    for state in affected:
+        check_can_change(actor, state.environment)
+    if name is not None:
+        segment.name = name
+    if description is not None:
+        segment.description = description
+    save(segment, actor)
+    if conditions is not None:
+        for old in segment.conditions.all():
+            delete(old, actor)
+        for condition in _conditions(conditions, segment=segment):
+            save(condition, actor)
+        _targeting_changed(affected, actor)
+    return segment
+
+
+@transaction.atomic
+def segment_delete(*, segment: Segment, actor: Any | None) -> None:
+    """Remove a segment no rule uses (a silent removal would widen those rules to everyone)."""
+    users = Rule.objects.filter(segments=segment).select_related(
+        "state__flag", "state__environment"
+    )
+    if users.exists():
+        places = ", ".join(sorted({str(rule.state) for rule in users}))
+        raise InUseError(f"Segment {segment.key} is used by {places}; remove it there first.")
+    delete(segment, actor)
+
+
+@transaction.atomic
+def prerequisite_add(
+    *, state: FlagState, parent: Flag, variants: Sequence[str] = (), actor: Any | None
+) -> Prerequisite:
+    """Make ``parent`` a prerequisite of a state (cycles and depth are checked by the engine)."""
+    state = _locked_state(state)
+    check_can_change(actor, state.environment)
+    if parent.project_id != state.flag.project_id:
+        raise ValidationError({"flag": "A prerequisite must be a flag of the same project."})
+    last = state.prerequisites.order_by("-order").values_list("order", flat=True).first()
+    prerequisite = Prerequisite(
+        state=state, flag=parent, variants=list(variants), order=0 if last is None else last + 1
+    )
+    save(prerequisite, actor)
+    touch_state(state, actor)
+    return prerequisite
+
+
+@transaction.atomic
+def prerequisite_remove(*, prerequisite: Prerequisite, actor: Any | None) -> None:
+    """Remove a prerequisite."""
+    state = _locked_state(prerequisite.state)
+    check_can_change(actor, state.environment)
+    delete(prerequisite, actor)
+    touch_state(state, actor)
