@@ -42,7 +42,7 @@ typecheck: install ## mypy --strict over the whole repository
 	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench flagship flags accounts manage.py
 
 test-only: install ## Run the test suite without lint and types
-	$(BIN)/pytest
+	DJANGO_ENV=test $(BIN)/pytest
 
 test: lint typecheck test-only ## Lint, type-check and run every test
 

@@ -9,35 +9,29 @@ os.environ.setdefault("DJANGO_ENV", "test")
 import pytest  # the environment must be set before Django reads settings
 
 from accounts import roles
+from accounts.models import User
+from accounts.tests.factories import make_user
 
 
 @pytest.fixture
-def viewer(db: None) -> object:
+def viewer(db: None) -> User:
     """A user in the Viewer group."""
-    from accounts.tests.factories import UserFactory  # noqa: PLC0415  # needs Django set up
-
-    return UserFactory(username="viewer", role=roles.VIEWER)
+    return make_user(username="viewer", role=roles.VIEWER)
 
 
 @pytest.fixture
-def editor(db: None) -> object:
+def editor(db: None) -> User:
     """A user in the Editor group."""
-    from accounts.tests.factories import UserFactory  # noqa: PLC0415  # needs Django set up
-
-    return UserFactory(username="editor", role=roles.EDITOR)
+    return make_user(username="editor", role=roles.EDITOR)
 
 
 @pytest.fixture
-def release_manager(db: None) -> object:
+def release_manager(db: None) -> User:
     """A user in the Release manager group."""
-    from accounts.tests.factories import UserFactory  # noqa: PLC0415  # needs Django set up
-
-    return UserFactory(username="release", role=roles.RELEASE_MANAGER)
+    return make_user(username="release", role=roles.RELEASE_MANAGER)
 
 
 @pytest.fixture
-def administrator(db: None) -> object:
+def administrator(db: None) -> User:
     """A user in the Administrator group."""
-    from accounts.tests.factories import UserFactory  # noqa: PLC0415  # needs Django set up
-
-    return UserFactory(username="admin", role=roles.ADMINISTRATOR)
+    return make_user(username="admin", role=roles.ADMINISTRATOR)
