@@ -5,9 +5,10 @@ vectors in sdk/vectors/.
 """
 
 from .bucketing import BUCKETS, PARTICIPATION_SEED, SPLIT_SEED, bucket
-from .compiler import FORMAT, KINDS, MAX_PREREQUISITE_DEPTH, is_value_of_kind
+from .compiler import FORMAT, KINDS, is_value_of_kind
 from .conditions import OPERATORS
 from .errors import RulesetError
+from .prerequisites import MAX_PREREQUISITE_DEPTH
 from .results import ErrorCode, EvaluationResult, Reason
 from .ruleset import Ruleset
 

@@ -6,28 +6,23 @@ Every check names the member at fault with a path such as
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Final, cast
 
 from .conditions import Condition, compile_condition
-from .errors import RulesetError
+from .errors import RulesetError, key_path
 from .fusion import fuse
 from .model import DefaultServe, Flag, Prerequisite, Rule, Split
+from .prerequisites import link_prerequisites
 from .results import EvaluationResult, Reason
 
 FORMAT: Final = 1
 TOTAL_WEIGHT: Final = 100_000
-MAX_PREREQUISITE_DEPTH: Final = 10
 KINDS: Final = ("boolean", "string", "number", "json")
 DEFAULT_BUCKET_BY: Final = ("targetingKey",)
-
-
-def key_path(parent: str, key: str) -> str:
-    """Path of a user-chosen key (flag, segment, variant) under ``parent``."""
-    return f"{parent}[{json.dumps(key, ensure_ascii=False)}]"
 
 
 def _invalid(path: str, message: str) -> RulesetError:
@@ -84,6 +79,57 @@ def _bucket_by(value: Any, path: str, default: tuple[str, ...]) -> tuple[str, ..
     if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
         return tuple(value)
     raise _invalid(path, "bucket_by must be an attribute name or a non-empty list of them")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDocument:
+    """A validated, compiled ruleset document."""
+
+    flags: dict[str, Flag]
+    version: int
+    project: str | None
+    environment: str | None
+
+
+def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
+    """Validate and compile a whole ruleset document (see ``Ruleset.from_dict``)."""
+    doc = _object(document, "")
+    version_format = doc.get("format")
+    if version_format != FORMAT or isinstance(version_format, bool):
+        raise RulesetError(
+            "unsupported_format",
+            "format",
+            f"this engine reads ruleset format {FORMAT}, not {version_format!r}",
+        )
+    version = _member(doc, "version", "", int)
+    if version < 0:
+        raise _invalid("version", "'version' must be 0 or more")
+    project = _optional(doc, "project", "", str, None)
+    environment = _optional(doc, "environment", "", str, None)
+    compiler = FlagCompiler(_segments(_optional(doc, "segments", "", dict, {})))
+    flags: dict[str, Flag] = {}
+    for key, flag_doc in _member(doc, "flags", "", dict).items():
+        path = key_path("flags", key)
+        if not isinstance(key, str) or not key:
+            raise _invalid(path, "a flag key must be a non-empty string")
+        flags[key] = compiler.flag(key, flag_doc, path)
+    if strict and compiler.unknown_segments:
+        where = compiler.unknown_segments[0]
+        raise RulesetError("unknown_segment", where, "this segment does not exist")
+    link_prerequisites(flags, strict=strict)
+    return CompiledDocument(flags, version, project, environment)
+
+
+def _segments(docs: Mapping[str, Any]) -> dict[str, tuple[Condition, ...]]:
+    compiler = FlagCompiler({})
+    segments = {}
+    for key, doc in docs.items():
+        path = key_path("segments", key)
+        if not isinstance(key, str) or not key:
+            raise _invalid(path, "a segment key must be a non-empty string")
+        obj = _object(doc, path)
+        segments[key] = compiler.conditions(_optional(obj, "conditions", path, list, []), path)
+    return segments
 
 
 class FlagCompiler:
