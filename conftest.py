@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("DJANGO_ENV", "test")
-
-import pytest  # the environment must be set before Django reads settings
+# DJANGO_ENV=test is set by the flagship.testing plugin, loaded before Django reads its settings.
+import pytest
 
 from accounts import roles
 from accounts.models import User

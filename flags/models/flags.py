@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from ..validation import validate_serve, validate_variant_value
-from .keys import key_validator
+from .keys import duplicate_next_to_field, key_format_check, key_validator
 from .projects import Environment, Project, Tag
 
 
@@ -79,14 +80,14 @@ class Flag(models.Model):
     history = HistoricalRecords(m2m_fields=[tags])
 
     class Meta:
-        ordering = ("project", "key")
+        # Columns, not relations: ordering by "project" would join projects to sort by name on
+        # every query; this order is the (project, key) unique index's own.
+        ordering = ("project_id", "key")
         verbose_name = "flag"
         verbose_name_plural = "flags"
         constraints = [
             models.UniqueConstraint(fields=["project", "key"], name="flag_key_unique_per_project"),
-            models.CheckConstraint(
-                condition=models.Q(key__regex=r"^[A-Za-z0-9._-]+$"), name="flag_key_format"
-            ),
+            key_format_check("flag_key_format"),
             models.CheckConstraint(
                 condition=models.Q(kind__in=["boolean", "string", "number", "json"]),
                 name="flag_kind_valid",
@@ -99,6 +100,19 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A key taken in the project is reported next to the key."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                ("project", "key"),
+                "key",
+                "This project already has a flag %(value)s.",
+                self.key,
+            ) from None
 
     @property
     def effective_salt(self) -> str:
@@ -116,7 +130,9 @@ class Variant(models.Model):
         max_length=100, validators=[key_validator], help_text="Identifier reported to SDKs."
     )
     name = models.CharField(max_length=200, blank=True, help_text="Name shown to people.")
-    value = models.JSONField(help_text="The value served, of the flag's kind.")
+    # blank: "" (string flags), [] and {} (json flags) are values like any other; the kind check
+    # in clean() is what validates them.
+    value = models.JSONField(blank=True, help_text="The value served, of the flag's kind.")
     order = models.PositiveSmallIntegerField(default=0, help_text="Position among the variants.")
 
     history = HistoricalRecords()
@@ -127,14 +143,43 @@ class Variant(models.Model):
         verbose_name_plural = "variants"
         constraints = [
             models.UniqueConstraint(fields=["flag", "key"], name="variant_key_unique_per_flag"),
+            key_format_check("variant_key_format"),
         ]
 
     def __str__(self) -> str:
         return self.key
 
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A key taken in the flag is reported next to the key."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                ("flag", "key"),
+                "key",
+                "This flag already has a variant %(value)s.",
+                self.key,
+            ) from None
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """Django's field checks, and no null value ("", [] and {} are fine: blank=True)."""
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if self.value is None and "value" not in (exclude or ()):
+            # The column cannot tell JSON null from SQL NULL (it is not nullable), so null is
+            # refused here rather than by the database.
+            message = "Enter a value (null is not supported)."
+            errors.setdefault("value", []).append(ValidationError(message, code="null"))
+        if errors:
+            raise ValidationError(errors)
+
     def clean(self) -> None:
         """A value must be of its flag's kind."""
-        if self.flag_id is not None:
+        if self.flag_id is not None and self.value is not None:  # null: see clean_fields()
             validate_variant_value(self.flag.kind, self.value)
 
 
@@ -167,7 +212,10 @@ class FlagState(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ("flag", "environment__order")
+        # Columns only: ordering by "flag" followed Flag's and Project's orderings, joining both
+        # tables (and scanning every flag) on each query, the flag list's prefetch included.
+        # Pages that show environments in their order say so (order_by("environment__order")).
+        ordering = ("flag_id", "environment_id")
         verbose_name = "flag state"
         verbose_name_plural = "flag states"
         constraints = [
@@ -233,6 +281,19 @@ class Prerequisite(models.Model):
     def __str__(self) -> str:
         wanted = ", ".join(self.variants) if self.variants else "on"
         return f"{self.flag.key} is {wanted}"
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A parent named twice is reported next to the parent flag."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                ("state", "flag"),
+                "flag",
+                "%(value)s is already a prerequisite of this flag.",
+                self.flag.key if self.flag_id else "",
+            ) from None
 
 
 def describe_serve(serve: Any) -> str:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import RegexValidator
+from django.db import models
 
 KEY_PATTERN = r"^[A-Za-z0-9._-]+\Z"
+
+
+def key_format_check(name: str) -> models.CheckConstraint:
+    r"""The database's own check of a key's format.
+
+    The pattern ends with ``\Z``, not ``$``: ``$`` would let a trailing newline through where the
+    regex runs in Python's ``re``, as it does on SQLite.
+    """
+    return models.CheckConstraint(condition=models.Q(key__regex=KEY_PATTERN), name=name)
+
 
 key_validator = RegexValidator(
     regex=KEY_PATTERN,
@@ -16,3 +28,25 @@ color_validator = RegexValidator(
     message="Use a colour such as #22c55e.",
     code="invalid_color",
 )
+
+
+def duplicate_next_to_field(
+    error: ValidationError, unique_check: tuple[str, ...], field: str, message: str, value: object
+) -> ValidationError:
+    """Move Django's "Flag with this Project and Key already exists." next to ``field``, in words.
+
+    Django reports a unique constraint over several fields above the whole form; a person fixes
+    it in one field (the key they typed), so that is where the message belongs.
+    """
+    errors = error.update_error_dict({})
+    general = []
+    for item in errors.pop(NON_FIELD_ERRORS, []):
+        check = tuple((item.params or {}).get("unique_check", ()))
+        if item.code == "unique_together" and check == unique_check:
+            duplicate = ValidationError(message, code="duplicate_key", params={"value": value})
+            errors.setdefault(field, []).append(duplicate)
+        else:
+            general.append(item)
+    if general:
+        errors[NON_FIELD_ERRORS] = general
+    return ValidationError(errors)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
-from .keys import color_validator, key_validator
+from .keys import color_validator, duplicate_next_to_field, key_format_check, key_validator
 
 
 class Project(models.Model):
@@ -29,9 +32,22 @@ class Project(models.Model):
         ordering = ("name",)
         verbose_name = "project"
         verbose_name_plural = "projects"
+        constraints = [key_format_check("project_key_format")]
 
     def __str__(self) -> str:
         return self.name
+
+    def unique_error_message(
+        self, model_class: type[models.Model], unique_check: Sequence[str]
+    ) -> ValidationError:
+        """A key already taken is reported in words (Django puts it next to the key)."""
+        if tuple(unique_check) == ("key",):
+            return ValidationError(
+                "A project with the key %(value)s already exists.",
+                code="unique",
+                params={"value": self.key},
+            )
+        return super().unique_error_message(model_class, unique_check)
 
 
 class Environment(models.Model):
@@ -79,14 +95,25 @@ class Environment(models.Model):
             models.UniqueConstraint(
                 fields=["project", "key"], name="environment_key_unique_per_project"
             ),
-            models.CheckConstraint(
-                condition=models.Q(key__regex=r"^[A-Za-z0-9._-]+$"), name="environment_key_format"
-            ),
+            key_format_check("environment_key_format"),
         ]
         indexes = [models.Index(fields=["project", "order"], name="environment_project_order")]
 
     def __str__(self) -> str:
         return f"{self.project.key}/{self.key}" if self.project_id else self.key
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A key taken in the project is reported next to the key."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                ("project", "key"),
+                "key",
+                "This project already has an environment %(value)s.",
+                self.key,
+            ) from None
 
 
 class Tag(models.Model):
@@ -109,3 +136,20 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A name taken in another case is reported next to the name, in words."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError:
+            # The case-insensitive name is the only constraint; Django would say
+            # 'Constraint "tag_name_unique_case_insensitive" is violated.' above the form.
+            raise ValidationError(
+                {
+                    "name": ValidationError(
+                        "A tag %(value)s already exists (tag names ignore case).",
+                        code="duplicate_name",
+                        params={"value": self.name},
+                    )
+                }
+            ) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -9,7 +12,7 @@ from flagship_sdk.engine import OPERATORS
 
 from ..validation import validate_condition, validate_serve
 from .flags import FlagState, describe_serve
-from .keys import key_validator
+from .keys import duplicate_next_to_field, key_format_check, key_validator
 from .projects import Project
 
 OPERATOR_LABELS = {
@@ -62,10 +65,24 @@ class Segment(models.Model):
             models.UniqueConstraint(
                 fields=["project", "key"], name="segment_key_unique_per_project"
             ),
+            key_format_check("segment_key_format"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A key taken in the project is reported next to the key."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                ("project", "key"),
+                "key",
+                "This project already has a segment %(value)s.",
+                self.key,
+            ) from None
 
 
 class Rule(models.Model):
@@ -184,6 +201,8 @@ class Condition(models.Model):
 
     def clean(self) -> None:
         """The engine must be able to use the operator and values (e.g. a regex RE2 accepts)."""
+        if self.operator not in OPERATORS:
+            return  # clean_fields() already reported it next to the operator, in words
         validate_condition(self)
 
     def as_document(self) -> dict[str, object]:

@@ -5,6 +5,7 @@ mode), saves with history recording the actor, and advances the affected environ
 version in the same transaction.
 """
 
+from .bulk import FlagSpec, flags_bulk_create
 from .common import validate_states
 from .flags import (
     flag_archive,
@@ -39,6 +40,7 @@ from .targeting import (
 )
 
 __all__ = [
+    "FlagSpec",
     "condition_delete",
     "condition_save",
     "environment_create",
@@ -49,6 +51,7 @@ __all__ = [
     "flag_toggle",
     "flag_unarchive",
     "flag_update",
+    "flags_bulk_create",
     "prerequisite_add",
     "prerequisite_remove",
     "project_create",

@@ -51,6 +51,19 @@ def check_can_change(actor: Any | None, environment: Environment) -> None:
         )
 
 
+def check_can_change_everywhere(actor: Any | None, flag_id: int) -> None:
+    """Refuse a change reaching all of a flag's environments if one is protected (and no right).
+
+    Archiving a flag, its salt or client visibility, and a variant's value change what every
+    environment serves, production included.
+    """
+    if actor is None:
+        return
+    protected = Environment.objects.filter(states__flag_id=flag_id, protected=True).first()
+    if protected is not None:
+        check_can_change(actor, protected)
+
+
 def bump(environment_ids: Iterable[int]) -> None:
     """Advance the ruleset version of environments, in the current transaction.
 

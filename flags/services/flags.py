@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,7 +11,15 @@ from django.db import transaction
 
 from ..errors import InUseError, StaleVersionError
 from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
-from .common import bump, check_can_change, delete, dependents_of, save, validate_states
+from .common import (
+    bump,
+    check_can_change,
+    check_can_change_everywhere,
+    delete,
+    dependents_of,
+    save,
+    validate_states,
+)
 from .projects import initial_state
 
 BOOLEAN_VARIANTS: tuple[tuple[str, Any], ...] = (("on", True), ("off", False))
@@ -85,11 +94,15 @@ def flag_update(
     unknown = set(changes) - UPDATABLE_FLAG_FIELDS
     if unknown:
         raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    # Compare with the stored row, not ``flag``: a form may already have put the new values on it.
+    stored = Flag.objects.get(pk=flag.pk)
     evaluated = any(
-        getattr(flag, field) != value
+        getattr(stored, field) != value
         for field, value in changes.items()
         if field in EVALUATED_FLAG_FIELDS
     )
+    if evaluated:
+        check_can_change_everywhere(actor, flag.pk)
     for field, value in changes.items():
         setattr(flag, field, value)
     save(flag, actor)
@@ -103,6 +116,7 @@ def flag_update(
 @transaction.atomic
 def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
     """Archive a flag: SDKs stop receiving it. Refused while another live flag depends on it."""
+    check_can_change_everywhere(actor, flag.pk)
     dependents = dependents_of(flag.pk)
     if dependents:
         names = ", ".join(sorted({p.state.flag.key for p in dependents}))
@@ -116,6 +130,7 @@ def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
 @transaction.atomic
 def flag_unarchive(*, flag: Flag, actor: Any | None) -> Flag:
     """Bring an archived flag back, in the states it had."""
+    check_can_change_everywhere(actor, flag.pk)
     flag.archived = False
     save(flag, actor)
     validate_states(flag.states.select_related("environment"))
@@ -198,7 +213,10 @@ def variant_create(
     last = flag.variants.order_by("-order").values_list("order", flat=True).first()
     variant = Variant(flag=flag, key=key, value=value, name=name, order=(last or 0) + 1)
     save(variant, actor)
-    validate_states(flag.states.select_related("environment"))
+    states = list(flag.states.select_related("environment"))
+    validate_states(states)
+    # Every environment's ruleset lists the flag's variants, so each one changed.
+    bump(state.environment_id for state in states)
     return variant
 
 
@@ -206,17 +224,24 @@ def variant_create(
 def variant_update(
     *, variant: Variant, actor: Any | None, value: Any = None, name: str | None = None
 ) -> Variant:
-    """Change a variant's value or name (its key never changes)."""
-    if value is not None:
+    """Change a variant's value or name (its key never changes).
+
+    A new value reaches every environment (protected ones need the release permission); a new
+    name is for people only and leaves the rulesets alone.
+    """
+    revalued = value is not None and _json(value) != _json(variant.value)
+    if revalued:
         if variant.flag.kind == Flag.Kind.BOOLEAN:
             raise ValidationError("The values of on and off cannot change.", code="invalid_variant")
+        check_can_change_everywhere(actor, variant.flag_id)
         variant.value = value
     if name is not None:
         variant.name = name
     save(variant, actor)
-    states = list(variant.flag.states.select_related("environment"))
-    validate_states(states)
-    bump(state.environment_id for state in states)
+    if revalued:
+        states = list(variant.flag.states.select_related("environment"))
+        validate_states(states)
+        bump(state.environment_id for state in states)
     return variant
 
 
@@ -241,6 +266,12 @@ def variant_delete(*, variant: Variant, actor: Any | None) -> None:
                 f"{variant.key} is named by a prerequisite of {prerequisite.state.flag.key}."
             )
     delete(variant, actor)
+    bump(flag.states.values_list("environment_id", flat=True))
+
+
+def _json(value: Any) -> str:
+    """A value as JSON text: 1 and 1.0, or true and 1, are different values to SDKs."""
+    return json.dumps(value, sort_keys=True)
 
 
 def _names(serve: Any, variant_key: str) -> bool:

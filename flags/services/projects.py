@@ -103,7 +103,13 @@ def environment_update(
     order: int | None = None,
     protected: bool | None = None,
 ) -> Environment:
-    """Change an environment's presentation or protection (its key never changes)."""
+    """Change an environment's presentation or protection (its key never changes).
+
+    The row is re-read under a lock and saved without ``ruleset_version``, so a version bump
+    committed meanwhile is never written back to an older number.
+    """
+    locked = Environment.objects.select_for_update().get(pk=environment.pk)
+    changed = []
     for field, value in (
         ("name", name),
         ("color", color),
@@ -111,9 +117,13 @@ def environment_update(
         ("protected", protected),
     ):
         if value is not None:
-            setattr(environment, field, value)
-    save(environment, actor)
-    return environment
+            setattr(locked, field, value)
+            changed.append(field)
+    locked.full_clean()
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        locked._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
+    locked.save(update_fields=changed or None)
+    return locked
 
 
 @transaction.atomic

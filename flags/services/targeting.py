@@ -32,13 +32,19 @@ def _conditions(specs: Iterable[ConditionSpec], **owner: Any) -> list[Condition]
             order=order,
             attribute=spec["attribute"],
             operator=spec["operator"],
-            values=list(spec.get("values", [])),
+            # A tuple is a list; anything else (a lone string) is kept for validation to refuse,
+            # rather than split into characters.
+            values=_listed(spec.get("values", [])),
             negate=bool(spec.get("negate", False)),
             case_insensitive=bool(spec.get("case_insensitive", False)),
             **owner,
         )
         for order, spec in enumerate(specs)
     ]
+
+
+def _listed(values: Any) -> Any:
+    return list(values) if isinstance(values, list | tuple) else values
 
 
 def _locked_state(state: FlagState) -> FlagState:
@@ -254,7 +260,13 @@ def prerequisite_add(
         state=state, flag=parent, variants=list(variants), order=0 if last is None else last + 1
     )
     save(prerequisite, actor)
-    touch_state(state, actor)
+    try:
+        touch_state(state, actor)
+    except ValidationError as error:
+        # The new prerequisite is what the engine refused (a cycle, a chain too deep, a variant
+        # the parent lacks): say so next to the field a person filled in.
+        field = "variants" if getattr(error, "code", None) == "invalid_variant" else "flag"
+        raise ValidationError({field: error}) from None
     return prerequisite
 
 
