@@ -1,0 +1,234 @@
+"""What every FlagShip model admin shares.
+
+- History (django-simple-history) with readable diffs, and reverts that go through the admin's
+  ``save_model`` (hence through services) and require the change permission.
+- Refusals from services become field errors or error messages, never a 500: a ``ValidationError``
+  raised while saving re-renders the form with the error next to its field; a domain error
+  (``PermissionDeniedError``, ``InUseError``, ``StaleVersionError``) becomes an error message.
+- ``delete_selected`` is removed wherever deletion has side effects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from weakref import WeakKeyDictionary
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import Action, ActionLocation
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from ..errors import FlagShipError
+from ..forms import format_percentage
+from ..models import Environment
+from ..models.flags import describe_serve
+
+if TYPE_CHECKING:
+    _M = TypeVar("_M", bound=models.Model)
+
+    class SimpleHistoryAdmin(admin.ModelAdmin[_M]):
+        """The typed surface of simple_history.admin.SimpleHistoryAdmin that FlagShip uses."""
+
+        def history_form_view(
+            self,
+            request: HttpRequest,
+            object_id: str,
+            version_id: str,
+            extra_context: dict[str, Any] | None = None,
+        ) -> HttpResponse:
+            """Show (GET) or apply (POST) one historical version of an object."""
+
+    class HistoricalRecordContextHelper:
+        """The typed surface of simple_history.template_utils.HistoricalRecordContextHelper."""
+
+        def __init__(self, model: type[models.Model], historical_record: Any) -> None: ...
+        def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+            """A changed field's old or new value, prepared for display."""
+else:
+    from simple_history.admin import SimpleHistoryAdmin
+    from simple_history.template_utils import HistoricalRecordContextHelper
+
+M = TypeVar("M", bound=models.Model)
+
+FLAGSTATE_CHANGE = "flags.change_flagstate"
+PROTECTED_PERMISSION = "flags.change_protected_environment"
+
+# A refused save is re-run to render the form again with the refusal attached to it.
+_refusals: WeakKeyDictionary[HttpRequest, ValidationError] = WeakKeyDictionary()
+
+
+def can_change_environment(user: Any, environment: Environment) -> bool:
+    """Whether ``user`` may change flags in ``environment`` (the rule services enforce too)."""
+    if not user.has_perm(FLAGSTATE_CHANGE):
+        return False
+    return not environment.protected or bool(user.has_perm(PROTECTED_PERMISSION))
+
+
+def is_revert(request: HttpRequest) -> bool:
+    """Whether this request is simple-history's revert form (not the change form)."""
+    match = request.resolver_match
+    return match is not None and (match.url_name or "").endswith("_simple_history")
+
+
+def attach_errors(form: forms.BaseForm, error: ValidationError) -> None:
+    """Add ``error`` to ``form``: next to each named field it has, else at the top."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error.error_list)
+
+
+class ReadableHistory(HistoricalRecordContextHelper):
+    """History diffs in words: serves as "on 50%, off 50%", rollouts in %, lists as text."""
+
+    def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+        """Render FlagShip's JSON fields the way the forms show them."""
+        field = change.field
+        if field in ("serve", "default_serve"):
+            return describe_serve(value)
+        if field == "rollout":
+            return "everyone" if value is None else f"{format_percentage(value)} %"
+        if field in ("values", "variants") and isinstance(value, list):
+            return ", ".join(str(item) for item in value) or "—"
+        if field == "value":
+            return json.dumps(value, ensure_ascii=False)
+        if field == "enabled" and isinstance(value, bool):
+            return "on" if value else "off"
+        return super().prepare_delta_change_value(change, value)
+
+
+class FlagShipAdmin(SimpleHistoryAdmin[M]):
+    """Base of FlagShip's model admins: history, service refusals, no side-effecting bulk delete."""
+
+    # Deleting these objects changes what SDKs receive (or cascades): no "delete selected".
+    deletion_has_side_effects = True
+
+    class Media:
+        css = {"all": ("flags/admin.css",)}
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Action | None]:
+        """Drop Django's bulk delete where a deletion must go object by object through services."""
+        actions = super().get_actions(request, action_location=action_location)
+        if self.deletion_has_side_effects:
+            actions.pop("delete_selected", None)
+        return actions
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Save through services; on a refusal, roll back and show it on the form."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            _refusals[request] = error
+        except FlagShipError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        # The first attempt was rolled back; this one shows the same POST with the refusal.
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(
+        self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[M]]:
+        """The model form, made to fail with the services' refusal when re-rendering one."""
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refusal = _refusals.get(request)
+        if refusal is None:
+            return form_class
+
+        def full_clean(form: forms.ModelForm[M]) -> None:
+            form_class.full_clean(form)
+            if form.is_bound:
+                attach_errors(form, refusal)
+
+        refused = type(form_class.__name__, (form_class,), {"full_clean": full_clean})
+        return cast(type[forms.ModelForm[M]], refused)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Delete through services; a refusal (e.g. still in use) becomes an error message."""
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except (FlagShipError, ValidationError) as error:
+            self.message_user(request, refusal_text(error), messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
+            )
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Revert through ``save_model`` (services), only for people who may change the object."""
+        if request.method == "POST":
+            current = self.get_object(request, unquote(object_id))
+            if not self.has_change_permission(request, current):
+                raise PermissionDenied
+        try:
+            with transaction.atomic():
+                return super().history_form_view(request, object_id, version_id, extra_context)
+        except (FlagShipError, ValidationError) as error:
+            self.message_user(request, f"Not reverted: {refusal_text(error)}", messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[object_id])
+            )
+
+    def get_historical_record_context_helper(
+        self, request: HttpRequest, historical_record: Any
+    ) -> ReadableHistory:
+        """Diffs in words (see ``ReadableHistory``)."""
+        return ReadableHistory(self.model, historical_record)
+
+
+@contextmanager
+def row(label: str) -> Iterator[None]:
+    """Name the inline row a refusal is about: "Prerequisite new-checkout: ..." above the form.
+
+    Services report errors by field ("flag", "value"); on a page with several rows, the row is
+    what a person needs to find.
+    """
+    try:
+        yield
+    except ValidationError as error:
+        raise ValidationError(
+            [f"{label}: {message}" for message in error.messages], code="invalid"
+        ) from None
+
+
+def refusal_text(error: FlagShipError | ValidationError) -> str:
+    """One line for a refusal, whatever its kind."""
+    if isinstance(error, FlagShipError):
+        return error.message
+    return " ".join(error.messages)
+
+
+def adopt(target: models.Model, saved: models.Model) -> None:
+    """Make the admin's unsaved ``target`` stand for the object a service created."""
+    target.pk = saved.pk
+    target._state.adding = False
+    target._state.db = saved._state.db
+
+
+def actor(request: HttpRequest) -> Any:
+    """The person acting, as services record them in history."""
+    return request.user

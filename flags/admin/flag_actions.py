@@ -1,0 +1,142 @@
+"""Bulk actions of the flag list: object by object through services, reporting what was skipped.
+
+Each flag is its own transaction (the services are atomic), so one refusal does not undo the
+others; history records every change with the person who made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .. import services
+from ..errors import FlagShipError
+from ..models import Environment, Flag
+from .base import refusal_text
+
+
+@dataclass
+class Report:
+    """What an action did, and what it skipped and why, per flag."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def run(self, flag: Flag, change: Callable[[], object]) -> None:
+        """Apply ``change`` to ``flag``, recording a refusal as a skip."""
+        try:
+            change()
+        except (FlagShipError, ValidationError) as error:
+            self.skipped.append((flag.key, refusal_text(error)))
+        else:
+            self.done.append(flag.key)
+
+    def send(self, model_admin: admin.ModelAdmin[Any], request: HttpRequest, done: str) -> None:
+        """One success message for what was done, one warning per skipped flag."""
+        if self.done:
+            model_admin.message_user(
+                request, done.format(flags=", ".join(self.done)), messages.SUCCESS
+            )
+        for key, reason in self.skipped:
+            model_admin.message_user(request, f"Skipped {key}: {reason}", messages.WARNING)
+
+
+def _ordered(queryset: QuerySet[Flag]) -> QuerySet[Flag]:
+    return queryset.select_related("project").order_by("key")
+
+
+@admin.action(description="Archive selected flags", permissions=["change"])
+def archive_flags(
+    model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
+) -> None:
+    """Archive each flag (refused while another live flag depends on it)."""
+    report = Report()
+    for flag in _ordered(queryset):
+        if flag.archived:
+            report.skipped.append((flag.key, "already archived."))
+            continue
+        report.run(flag, partial(services.flag_archive, flag=flag, actor=request.user))
+    report.send(model_admin, request, "Archived {flags}.")
+
+
+@admin.action(description="Unarchive selected flags", permissions=["change"])
+def unarchive_flags(
+    model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
+) -> None:
+    """Bring each archived flag back."""
+    report = Report()
+    for flag in _ordered(queryset):
+        if not flag.archived:
+            report.skipped.append((flag.key, "not archived."))
+            continue
+        report.run(flag, partial(services.flag_unarchive, flag=flag, actor=request.user))
+    report.send(model_admin, request, "Unarchived {flags}.")
+
+
+def _toggle_all(
+    model_admin: admin.ModelAdmin[Flag],
+    request: HttpRequest,
+    queryset: QuerySet[Flag],
+    *,
+    enabled: bool,
+) -> None:
+    word = "on" if enabled else "off"
+    environment = _chosen_environment(request)
+    if environment is None:
+        model_admin.message_user(
+            request,
+            f"Choose the environment to turn the flags {word} in, then run the action again.",
+            messages.ERROR,
+        )
+        return
+    report = Report()
+    states = {
+        state.flag_id: state
+        for state in environment.states.filter(flag__in=queryset).select_related(
+            "environment", "flag"
+        )
+    }
+    for flag in _ordered(queryset):
+        state = states.get(flag.pk)
+        if state is None:
+            report.skipped.append((flag.key, f"not a flag of {environment.project.name}."))
+        elif state.enabled == enabled:
+            report.skipped.append((flag.key, f"already {word} in {environment.name}."))
+        else:
+            toggle = partial(services.flag_toggle, state=state, enabled=enabled, actor=request.user)
+            report.run(flag, toggle)
+    report.send(model_admin, request, f"Turned {word} in {environment.name}: {{flags}}.")
+
+
+def _chosen_environment(request: HttpRequest) -> Environment | None:
+    chosen = request.POST.get("environment", "")
+    if not chosen.isdigit():
+        return None
+    return Environment.objects.select_related("project").filter(pk=int(chosen)).first()
+
+
+@admin.action(
+    description="Turn selected flags on in the chosen environment", permissions=["toggle"]
+)
+def turn_on(
+    model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
+) -> None:
+    """Switch each flag on (protected environments need the release-manager permission)."""
+    _toggle_all(model_admin, request, queryset, enabled=True)
+
+
+@admin.action(
+    description="Turn selected flags off in the chosen environment", permissions=["toggle"]
+)
+def turn_off(
+    model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
+) -> None:
+    """Switch each flag off (protected environments need the release-manager permission)."""
+    _toggle_all(model_admin, request, queryset, enabled=False)

@@ -1,0 +1,238 @@
+"""The flag list: one project at a time, one column per environment with its on/off control.
+
+The toggle contract (a browser test depends on it):
+
+- a person who may change the environment gets ``data-testid="toggle-<flag>-<environment>"`` with
+  ``aria-pressed`` "true"/"false" and the text On/Off: in an unprotected environment a submit
+  button in its own POST form (CSRF token, hidden ``enabled`` = the new value), in a protected one
+  a link to the confirmation page;
+- anyone else gets ``<span data-testid="state-<flag>-<environment>">On|Off</span>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+from weakref import WeakKeyDictionary
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from .. import selectors
+from ..models import Environment, Flag, Project
+from .base import can_change_environment
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
+
+PROTECTED_MARK = format_html('<sup class="fs-protected" title="{}">protected</sup>', "protected")
+PROJECT_PARAM = "project"
+ENVIRONMENT_PARAM_PREFIX = "in_"
+
+
+@dataclass(frozen=True)
+class ListScope:
+    """The project whose flags are listed, and its environments (the columns), in order."""
+
+    project: Project | None
+    environments: list[Environment]
+
+
+_scopes: WeakKeyDictionary[HttpRequest, ListScope] = WeakKeyDictionary()
+
+
+def list_scope(request: HttpRequest) -> ListScope:
+    """The chosen project (the first by name when none is chosen), read once per request."""
+    scope = _scopes.get(request)
+    if scope is None:
+        project = selectors.project_get(request.GET.get(PROJECT_PARAM))
+        environments = selectors.environment_list(project) if project is not None else []
+        scope = ListScope(project=project, environments=environments)
+        _scopes[request] = scope
+    return scope
+
+
+class ProjectFilter(admin.SimpleListFilter):
+    """One project at a time (the columns are its environments); the first by name by default."""
+
+    title = "project"
+    parameter_name = PROJECT_PARAM
+
+    def __init__(
+        self, request: HttpRequest, params: dict[str, Any], model: type[Any], model_admin: Any
+    ) -> None:
+        self.scope = list_scope(request)
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """Every project."""
+        return [(project.key, project.name) for project in selectors.project_list()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The chosen project's flags."""
+        if self.scope.project is None:
+            return queryset
+        return queryset.filter(project=self.scope.project)
+
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
+        """No "All": columns only make sense within one project."""
+        chosen = self.scope.project.key if self.scope.project is not None else None
+        for key, title in self.lookup_choices:
+            yield {
+                "selected": key == chosen,
+                "query_string": changelist.get_query_string(
+                    {self.parameter_name: key}, [ENVIRONMENT_PARAM_PREFIX]
+                ),
+                "display": title,
+            }
+
+
+class ArchivedFilter(admin.SimpleListFilter):
+    """Live flags by default; archived ones on request."""
+
+    title = "archived"
+    parameter_name = "archived"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """Live, archived, or both."""
+        return [("no", "Live"), ("yes", "Archived"), ("all", "All")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Live unless asked otherwise."""
+        value = self.value()
+        if value == "all":
+            return queryset
+        return queryset.filter(archived=value == "yes")
+
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
+        """The "Live" choice is selected when nothing is chosen."""
+        chosen = self.value() or "no"
+        for key, title in self.lookup_choices:
+            yield {
+                "selected": key == chosen,
+                "query_string": changelist.get_query_string({self.parameter_name: key}),
+                "display": title,
+            }
+
+
+class TagFilter(admin.RelatedFieldListFilter):
+    """Tags, with flags that have none called "untagged" (not "-")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.empty_value_display = mark_safe("untagged")
+
+
+def environment_filter(environment: Environment) -> type[admin.SimpleListFilter]:
+    """A filter "in <environment>: On / Off" for one column."""
+
+    class EnvironmentStateFilter(admin.SimpleListFilter):
+        title = environment.name
+        parameter_name = f"{ENVIRONMENT_PARAM_PREFIX}{environment.key}"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [("on", "On"), ("off", "Off")]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+            value = self.value()
+            if value not in ("on", "off"):
+                return queryset
+            return queryset.filter(
+                states__environment_id=environment.pk, states__enabled=value == "on"
+            )
+
+    return EnvironmentStateFilter
+
+
+def environment_column(request: HttpRequest, environment: Environment) -> Callable[[Flag], str]:
+    """The list_display column of one environment, rendering each flag's control or badge."""
+    allowed = can_change_environment(request.user, environment)
+    token = get_token(request) if allowed else ""
+    filters = urlencode({"_changelist_filters": request.GET.urlencode()}) if request.GET else ""
+
+    def column(flag: Flag) -> SafeString:
+        state = next((s for s in flag.states.all() if s.environment_id == environment.pk), None)
+        if state is None:
+            return format_html("{}", "—")
+        return state_control(
+            flag=flag,
+            environment=environment,
+            enabled=state.enabled,
+            allowed=allowed,
+            csrf_token=token,
+            filters=filters,
+        )
+
+    column.__name__ = f"environment_{environment.pk}"
+    described = admin.display(
+        description=format_html(
+            '<i class="fs-dot" style="background:{}"></i>{}{}',
+            environment.color,
+            environment.name,
+            PROTECTED_MARK if environment.protected else "",
+        )
+    )(column)
+    return described
+
+
+def state_control(
+    *,
+    flag: Flag,
+    environment: Environment,
+    enabled: bool,
+    allowed: bool,
+    csrf_token: str,
+    filters: str,
+) -> SafeString:
+    """One cell of the toggle contract (see the module docstring)."""
+    label = "On" if enabled else "Off"
+    css = "fs-on" if enabled else "fs-off"
+    if not allowed:
+        return format_html(
+            '<span class="fs-state {}" data-testid="state-{}-{}">{}</span>',
+            css,
+            flag.key,
+            environment.key,
+            label,
+        )
+    url = reverse("admin:flags_flag_toggle", args=[flag.pk, environment.pk])
+    if filters:
+        url = f"{url}?{filters}"
+    pressed = "true" if enabled else "false"
+    title = f"Turn {flag.key} {'off' if enabled else 'on'} in {environment.name}"
+    if environment.protected:
+        return format_html(
+            '<a class="fs-toggle {}" href="{}" role="button" aria-pressed="{}" '
+            'data-testid="toggle-{}-{}" title="{} (asks for confirmation)">{}</a>',
+            css,
+            url,
+            pressed,
+            flag.key,
+            environment.key,
+            title,
+            label,
+        )
+    return format_html(
+        '<form class="fs-toggle-form" method="post" action="{}">'
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+        '<input type="hidden" name="enabled" value="{}">'
+        '<button type="submit" class="fs-toggle {}" aria-pressed="{}" data-testid="toggle-{}-{}" '
+        'title="{}">{}</button></form>',
+        url,
+        csrf_token,
+        "false" if enabled else "true",
+        css,
+        pressed,
+        flag.key,
+        environment.key,
+        title,
+        label,
+    )

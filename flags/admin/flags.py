@@ -1,0 +1,314 @@
+"""Flags: the list (see flag_list), the flag page with its variants, and the URLs hung on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from .. import selectors, services
+from ..forms import FlagActionForm, VariantForm
+from ..models import Flag, Variant
+from ..services import common
+from ..services.flags import UPDATABLE_FLAG_FIELDS
+from . import evaluate, toggle
+from .base import FlagShipAdmin, actor, adopt, row
+from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
+from .flag_list import (
+    ArchivedFilter,
+    ProjectFilter,
+    TagFilter,
+    environment_column,
+    environment_filter,
+    list_scope,
+)
+
+
+class VariantInline(admin.TabularInline[Variant, Flag]):
+    """A flag's variants; a boolean flag's on/off are fixed."""
+
+    model = Variant
+    form = VariantForm
+    fields = ("key", "name", "value")
+
+    def get_extra(self, request: HttpRequest, obj: Flag | None = None, **kwargs: Any) -> int:
+        """Empty rows for new variants (none for boolean flags)."""
+        if obj is None:
+            return 3
+        return 0 if obj.kind == Flag.Kind.BOOLEAN else 1
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
+        """The values of on and off never change."""
+        if obj is not None and obj.kind == Flag.Kind.BOOLEAN:
+            return ("key", "value")
+        return ()
+
+    def has_add_permission(self, request: HttpRequest, obj: Flag | None) -> bool:  # type: ignore[override]  # inlines take the parent (the stubs ignore it too)
+        """A boolean flag has exactly on and off."""
+        if obj is not None and obj.kind == Flag.Kind.BOOLEAN:
+            return False
+        return super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
+        """A boolean flag has exactly on and off."""
+        if obj is not None and obj.kind == Flag.Kind.BOOLEAN:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(Flag)
+class FlagAdmin(FlagShipAdmin[Flag]):
+    """Every flag of a project, and its state in every environment, at a glance."""
+
+    actions = [archive_flags, unarchive_flags, turn_on, turn_off]
+    action_form = FlagActionForm
+    inlines = [VariantInline]
+    filter_horizontal = ("tags",)
+    list_display_links = ("key",)
+    search_fields = ("key", "name", "description")
+    search_help_text = "Search by key, name or description."
+    ordering = ("key",)
+
+    # --- The list ---------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        """Flags with their states and tags prefetched (a constant number of queries)."""
+        return selectors.flag_list().order_by(*self.get_ordering(request))
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        """Key, name, one column per environment of the chosen project, tags and lifecycle."""
+        columns = [environment_column(request, env) for env in list_scope(request).environments]
+        return ["key", "name", *columns, "tag_badges", "lifecycle_short"]
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        """Project (one at a time), archived, lifecycle, tag, and on/off per environment."""
+        per_environment = [environment_filter(env) for env in list_scope(request).environments]
+        return [ProjectFilter, ArchivedFilter, "lifecycle", ("tags", TagFilter), *per_environment]
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Any:
+        """Page size from settings.FLAGSHIP["ADMIN_FLAGS_PER_PAGE"], read per request."""
+        per_page = int(settings.FLAGSHIP.get("ADMIN_FLAGS_PER_PAGE", per_page))
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+
+    def action_checkbox(self, obj: Flag) -> SafeString:
+        """The row checkbox, joined to the action form by id.
+
+        The table holds toggle forms and forms cannot nest, so the action form ends above it.
+        """
+        checkbox = forms.CheckboxInput(
+            {
+                "class": "action-select",
+                "form": "changelist-form",
+                "aria-label": f"Select {obj.key} for an action",
+            },
+            lambda value: False,
+        )
+        return checkbox.render(helpers.ACTION_CHECKBOX_NAME, str(obj.pk))
+
+    @admin.display(description="tags")
+    def tag_badges(self, obj: Flag) -> SafeString:
+        """The flag's tags as coloured badges."""
+        return format_html_join(
+            " ",
+            '<span class="fs-tag" style="border-color:{}">{}</span>',
+            ((tag.color, tag.name) for tag in obj.tags.all()),
+        )
+
+    @admin.display(description="lifecycle", ordering="lifecycle")
+    def lifecycle_short(self, obj: Flag) -> str:
+        """The lifecycle's name without its explanation."""
+        return str(Flag.Lifecycle(obj.lifecycle).label).split(" (", 1)[0]
+
+    def has_toggle_permission(self, request: HttpRequest) -> bool:
+        """Whether the person may turn flags on and off at all (used by the bulk actions)."""
+        return bool(request.user.has_perm("flags.change_flagstate"))
+
+    # --- The flag page ----------------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: Flag | None = None) -> Any:
+        """What the flag is, who owns it, how it is rolled out, and (once it exists) its states."""
+        about = ["project", "key", "name", "kind", "description"]
+        advanced = ["client_visible", "salt"]
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": about}),
+            ("Ownership", {"fields": ["tags", "owner", "lifecycle"]}),
+        ]
+        if obj is not None:
+            advanced.append("archived")
+            fieldsets.append(("Environments", {"fields": ["states_overview"]}))
+        fieldsets.append(("Advanced", {"fields": advanced, "classes": ["collapse"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
+        """Project, key and kind are the contract with the code: fixed once created."""
+        if obj is None:
+            return ()
+        return ("project", "key", "kind", "states_overview")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
+        """Only archived flags may be deleted: SDKs no longer receive them."""
+        if obj is not None and not obj.archived:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="state per environment")
+    def states_overview(self, obj: Flag) -> SafeString:
+        """On/off, default serve, number of rules, and a link to each environment's page."""
+        rows = format_html_join(
+            "",
+            '<tr><th><i class="fs-dot" style="background:{}"></i>{}</th>'
+            '<td><span class="fs-state {}">{}</span></td><td>{}</td><td>{}</td>'
+            '<td><a href="{}" data-testid="state-link-{}">{}</a></td></tr>',
+            (
+                (
+                    state.environment.color,
+                    state.environment.name,
+                    "fs-on" if state.enabled else "fs-off",
+                    "On" if state.enabled else "Off",
+                    state.default_serve_display(),
+                    _rules(int(getattr(state, "rule_count", 0))),
+                    reverse("admin:flags_flagstate_change", args=[state.pk]),
+                    state.environment.key,
+                    "Targeting →",
+                )
+                for state in selectors.flag_states(obj)
+            ),
+        )
+        return format_html(
+            '<table class="fs-states"><thead><tr><th>environment</th><th>state</th>'
+            "<th>default serve</th><th>rules</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Flag, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        """Variant rows read their values according to the flag's kind."""
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        kwargs["form_kwargs"] = {"flag": obj}
+        return kwargs
+
+    def save_model(self, request: HttpRequest, obj: Flag, form: Any, change: bool) -> None:
+        """Update through services; a new flag is created with its variants in save_related."""
+        if not change:
+            return
+        # The service compares with what is stored (a new salt moves the ruleset version), so it
+        # gets the stored flag and the form's (or the reverted version's) values.
+        current = Flag.objects.get(pk=obj.pk)
+        changes = {name: getattr(obj, name) for name in UPDATABLE_FLAG_FIELDS}
+        tags = form.cleaned_data.get("tags")
+        services.flag_update(flag=current, actor=actor(request), tags=tags, **changes)
+        if obj.archived and not current.archived:
+            services.flag_archive(flag=current, actor=actor(request))
+        elif current.archived and not obj.archived:
+            services.flag_unarchive(flag=current, actor=actor(request))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Variants through services (tags were saved by flag_create / flag_update)."""
+        variants = next((fs for fs in formsets if fs.model is Variant), None)
+        if variants is not None:
+            variants.save(commit=False)  # the objects to create, change and delete
+        if not change:
+            self._create(request, form.instance, form.cleaned_data, variants)
+        elif variants is not None:
+            self._save_variants(request, form.instance, variants)
+
+    def _create(self, request: HttpRequest, obj: Flag, data: dict[str, Any], variants: Any) -> None:
+        new = list(variants.new_objects) if variants is not None else []
+        if obj.kind == Flag.Kind.BOOLEAN and new:
+            raise ValidationError(
+                "A boolean flag always has exactly on (true) and off (false): leave the variant "
+                "rows empty.",
+                code="invalid_variant",
+            )
+        flag = services.flag_create(
+            project=obj.project,
+            key=obj.key,
+            name=obj.name,
+            kind=obj.kind,
+            variants=[(variant.key, variant.value) for variant in new] or None,
+            description=obj.description,
+            tags=data.get("tags") or (),
+            owner=obj.owner,
+            lifecycle=obj.lifecycle,
+            client_visible=obj.client_visible,
+            salt=obj.salt,
+            actor=actor(request),
+        )
+        for variant in new:
+            if variant.name:
+                services.variant_update(
+                    variant=flag.variants.get(key=variant.key),
+                    name=variant.name,
+                    actor=actor(request),
+                )
+        adopt(obj, flag)
+
+    def _save_variants(self, request: HttpRequest, flag: Flag, variants: Any) -> None:
+        for variant in variants.new_objects:
+            with row(f"Variant {variant.key}"):
+                services.variant_create(
+                    flag=flag,
+                    key=variant.key,
+                    value=variant.value,
+                    name=variant.name,
+                    actor=actor(request),
+                )
+        for variant, changed in variants.changed_objects:
+            with row(f"Variant {variant.key}"):
+                services.variant_update(
+                    variant=variant,
+                    actor=actor(request),
+                    value=variant.value if "value" in changed else None,
+                    name=variant.name if "name" in changed else None,
+                )
+        for variant in variants.deleted_objects:
+            with row(f"Variant {variant.key}"):
+                services.variant_delete(variant=variant, actor=actor(request))
+
+    def delete_model(self, request: HttpRequest, obj: Flag) -> None:
+        """Delete an archived flag with the actor recorded (there is no flag_delete service)."""
+        common.delete(obj, actor(request))
+
+    # --- URLs -------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        """The toggle and "Evaluate as" views, before the catch-all object URLs."""
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:flag_id>/toggle/<int:environment_id>/",
+                wrap(self.toggle_view),
+                name="flags_flag_toggle",
+            ),
+            path("evaluate/", wrap(self.evaluate_view), name="flags_flag_evaluate"),
+            *super().get_urls(),
+        ]
+
+    def toggle_view(self, request: HttpRequest, flag_id: int, environment_id: int) -> HttpResponse:
+        """Turn a flag on or off in one environment (see flags.admin.toggle)."""
+        return toggle.toggle_view(self, request, flag_id, environment_id)
+
+    def evaluate_view(self, request: HttpRequest) -> HttpResponse:
+        """What does a user with this context get? (see flags.admin.evaluate)."""
+        return evaluate.evaluate_view(self, request)
+
+
+def _rules(count: int) -> str:
+    return "no rules" if count == 0 else f"{count} rule{'s' if count != 1 else ''}"
