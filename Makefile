@@ -1,4 +1,5 @@
-# FlagShip developer commands. `make test` is the one CI runs (through .ci/run).
+# FlagShip developer commands. `make run` starts it with demo data; `make test` is what CI runs
+# (through .ci/run).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -10,10 +11,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install lint format typecheck test test-only bench-engine mutants clean
+# Where `make run` serves; loopback only (this is the development server).
+ADDRESS ?= 127.0.0.1:8000
+
+.PHONY: help install run lint format typecheck migrations-check test test-only bench-engine mutants clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "FlagShip needs Python 3.12 or newer; none found" >&2; exit 1; }
@@ -30,6 +34,16 @@ $(STAMP): | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install everything from the project's files
 
+run: install ## Start FlagShip with demo data on http://127.0.0.1:8000 (SQLite unless DATABASE_URL)
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "FlagShip: sign in at http://$(ADDRESS)/admin/ as admin (superuser), administrator,"
+	@echo "release-manager, editor or viewer. Passwords: printed above when just generated, else"
+	@echo "FLAGSHIP_DEMO_PASSWORD or the ones you kept (reset: $(BIN)/python manage.py changepassword admin)."
+	@echo
+	$(BIN)/python manage.py runserver $(ADDRESS)
+
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -41,10 +55,16 @@ format: install ## Apply ruff's fixes and formatting
 typecheck: install ## mypy --strict over the whole repository
 	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench flagship flags accounts manage.py
 
-test-only: install ## Run the test suite without lint and types
-	DJANGO_ENV=test $(BIN)/pytest
+migrations-check: install ## Fail when a model change has no migration
+	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint typecheck test-only ## Lint, type-check and run every test
+# .ci/with-services provides PostgreSQL and Redis: DATABASE_URL/REDIS_URL when set, else throwaway
+# instances when the servers are installed, else SQLite and the local-memory cache (skipping,
+# and listing, the tests that need them). PYTEST_ARGS passes options, e.g. PYTEST_ARGS="-k seed".
+test-only: install ## Run the test suite without lint and types
+	DJANGO_ENV=test .ci/with-services $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck migrations-check test-only ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run
@@ -52,5 +72,5 @@ bench-engine: install ## The engine benchmark: W1-W4 against a hand-written base
 mutants: install ## Check that the engine's tests kill deliberate bugs (about a minute)
 	$(BIN)/python sdk/python/tools/mutants.py
 
-clean: ## Remove caches and the virtualenv
+clean: ## Remove caches and the virtualenv (the SQLite database db.sqlite3 stays)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
