@@ -1,0 +1,61 @@
+"""Admin forms and widgets: people pick variants and type percentages; nobody types JSON.
+
+Values are converted here (a percentage to thousandths, lines of text to a list, text to a
+variant value of the flag's kind); what they mean is checked by the models' ``clean()`` and by the
+services, with the engine's own words.
+"""
+
+from .actions import (
+    AttributeForm,
+    AttributeFormSet,
+    EnvironmentChoiceField,
+    EvaluateForm,
+    FlagActionForm,
+)
+from .base import ExplainedModelForm
+from .serve import (
+    MAX_DECIMALS,
+    THOUSANDTHS,
+    PercentField,
+    ServeField,
+    ServeWidget,
+    format_percentage,
+    parse_percentage,
+)
+from .targeting import ConditionForm, PrerequisiteForm, RuleForm, ValuesField
+from .variants import (
+    FlagStateForm,
+    VariantChoiceField,
+    VariantForm,
+    format_variant_value,
+    parse_variant_value,
+    variant_choices,
+    variant_label,
+)
+
+__all__ = [
+    "MAX_DECIMALS",
+    "THOUSANDTHS",
+    "AttributeForm",
+    "AttributeFormSet",
+    "ConditionForm",
+    "EnvironmentChoiceField",
+    "EvaluateForm",
+    "ExplainedModelForm",
+    "FlagActionForm",
+    "FlagStateForm",
+    "PercentField",
+    "PrerequisiteForm",
+    "RuleForm",
+    "ServeField",
+    "ServeWidget",
+    "ValuesField",
+    "VariantChoiceField",
+    "VariantForm",
+    "format_percentage",
+    "format_variant_value",
+    "parse_percentage",
+    "parse_variant_value",
+    "variant_choices",
+    "variant_label",
+]

@@ -1,0 +1,33 @@
+"""The base of FlagShip's admin model forms."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class ExplainedModelForm(forms.ModelForm[_M]):
+    """A model form in which a field that failed its own cleaning keeps that one explanation.
+
+    The model's ``clean()`` runs even for fields the form could not read, and then judges the
+    value the instance still holds (none on a new variant; the old one on a revert): its second
+    opinion on the same field only confuses.
+    """
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        """Add an error, leaving out the model's opinion on fields that already failed."""
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            failed = {
+                name for name in error.error_dict if name in self.fields and name in self.errors
+            }
+            if failed:
+                kept = {name: e for name, e in error.error_dict.items() if name not in failed}
+                if not kept:
+                    return
+                error = ValidationError(kept)
+        super().add_error(field, error)

@@ -1,0 +1,133 @@
+"""Variant values typed by the flag's kind, variant choices, and the flag-state form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from ..models import Flag, FlagState, Variant
+from .base import ExplainedModelForm
+from .serve import ServeField
+
+
+def variant_choices(variants: Sequence[Variant]) -> list[tuple[str, str]]:
+    """(key, label) pairs for a serve widget: "sale — Winter sale!"."""
+    return [(variant.key, variant_label(variant)) for variant in variants]
+
+
+def variant_label(variant: Variant) -> str:
+    """A variant as people read it: its key, its name and its value."""
+    value = json.dumps(variant.value, ensure_ascii=False)
+    name = f" ({variant.name})" if variant.name and variant.name != variant.key else ""
+    return f"{variant.key}{name} = {value}"
+
+
+# --- Flags and variants ------------------------------------------------------------------------
+
+
+def parse_variant_value(kind: str, text: str) -> Any:
+    """Turn what a person typed into a value of the flag's kind (JSON only for JSON flags)."""
+    if kind == Flag.Kind.STRING:
+        return text
+    if kind == Flag.Kind.NUMBER:
+        try:
+            number = Decimal(text.strip())
+        except InvalidOperation:
+            raise ValidationError("Enter a number, such as 3 or 2.5.", code="invalid") from None
+        if not number.is_finite():
+            raise ValidationError("Enter a finite number.", code="invalid")
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == Flag.Kind.JSON:
+        try:
+            return json.loads(text)
+        except ValueError as error:
+            raise ValidationError(f"Enter valid JSON: {error}.", code="invalid") from None
+    raise ValidationError("A boolean flag's variants are on and off.", code="invalid_variant")
+
+
+def format_variant_value(kind: str, value: Any) -> str:
+    """The text a person edits for a stored value."""
+    if kind == Flag.Kind.STRING and isinstance(value, str):
+        return value
+    if kind == Flag.Kind.NUMBER and isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class VariantForm(ExplainedModelForm[Variant]):
+    """A variant row: the value is typed as text and read according to the flag's kind."""
+
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        help_text="Text for a string flag, a number for a number flag, JSON for a JSON flag.",
+        widget=forms.TextInput(attrs={"size": 40}),
+    )
+
+    class Meta:
+        model = Variant
+        fields = ("key", "name", "value")
+
+    def __init__(self, *args: Any, flag: Flag | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The flag's kind is read when cleaning: on the add page it is known only once the flag's
+        # own form has been cleaned, after this form was built.
+        self.flag = flag
+        if self.instance.pk is not None:
+            if "key" in self.fields:
+                self.fields["key"].disabled = True  # a variant's key is part of the contract
+            if self.flag is not None and self.flag.kind == Flag.Kind.BOOLEAN:
+                self.fields.pop("value", None)  # on is true and off is false, for ever
+            elif self.flag is not None:
+                self.initial["value"] = format_variant_value(self.flag.kind, self.instance.value)
+
+    def clean_value(self) -> Any:
+        """Read the text according to the flag's kind."""
+        text: str = self.cleaned_data.get("value") or ""
+        kind = self.flag.kind if self.flag is not None else Flag.Kind.STRING
+        return parse_variant_value(kind, text)
+
+
+# --- Flag states, rules, conditions and prerequisites ------------------------------------------
+
+
+class VariantChoiceField(forms.ModelChoiceField[Variant]):
+    """Variants labelled with their value."""
+
+    def label_from_instance(self, obj: Variant) -> str:
+        """Key, name and value."""
+        return variant_label(obj)
+
+
+class FlagStateForm(ExplainedModelForm[FlagState]):
+    """A flag in one environment: on/off, the off variant and the default serve."""
+
+    off_variant = VariantChoiceField(
+        queryset=Variant.objects.none(),
+        help_text=FlagState._meta.get_field("off_variant").help_text,
+    )
+    default_serve = ServeField(
+        label="Default serve",
+        help_text="Served when no rule matches: one variant, or percentages adding up to 100 %.",
+    )
+
+    class Meta:
+        model = FlagState
+        fields = ("enabled", "off_variant", "default_serve", "version")
+        widgets = {"version": forms.HiddenInput}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance.flag_id:
+            return
+        variants = list(self.instance.flag.variants.order_by("order", "id"))
+        if "off_variant" in self.fields:
+            field = cast(VariantChoiceField, self.fields["off_variant"])
+            field.queryset = Variant.objects.filter(flag_id=self.instance.flag_id)
+        if "default_serve" in self.fields:
+            cast(ServeField, self.fields["default_serve"]).set_variants(variant_choices(variants))
