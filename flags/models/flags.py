@@ -11,12 +11,15 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from ..validation import validate_serve, validate_variant_value
-from .keys import duplicate_next_to_field, key_format_check, key_validator
+from .keys import KeyedModel, key_format_check, key_validator
 from .projects import Environment, Project, Tag
 
 
-class Flag(models.Model):
+class Flag(KeyedModel):
     """A feature flag of a project. Its key, kind and variants are the contract with the code."""
+
+    duplicate_fields = ("project", "key")
+    duplicate_message = "This project already has a flag %(value)s."
 
     class Kind(models.TextChoices):
         BOOLEAN = "boolean", "Boolean (on/off)"
@@ -101,27 +104,17 @@ class Flag(models.Model):
     def __str__(self) -> str:
         return self.key
 
-    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
-        """A key taken in the project is reported next to the key."""
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as error:
-            raise duplicate_next_to_field(
-                error,
-                ("project", "key"),
-                "key",
-                "This project already has a flag %(value)s.",
-                self.key,
-            ) from None
-
     @property
     def effective_salt(self) -> str:
         """The salt rollouts hash with: the key unless one is set."""
         return self.salt or self.key
 
 
-class Variant(models.Model):
+class Variant(KeyedModel):
     """One value a flag can serve. A boolean flag has exactly ``on`` (true) and ``off`` (false)."""
+
+    duplicate_fields = ("flag", "key")
+    duplicate_message = "This flag already has a variant %(value)s."
 
     flag = models.ForeignKey(
         Flag, on_delete=models.CASCADE, related_name="variants", help_text="Owning flag."
@@ -148,19 +141,6 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return self.key
-
-    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
-        """A key taken in the flag is reported next to the key."""
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as error:
-            raise duplicate_next_to_field(
-                error,
-                ("flag", "key"),
-                "key",
-                "This flag already has a variant %(value)s.",
-                self.key,
-            ) from None
 
     def clean_fields(self, exclude: Collection[str] | None = None) -> None:
         """Django's field checks, and no null value ("", [] and {} are fine: blank=True)."""
@@ -245,8 +225,12 @@ class FlagState(models.Model):
         return describe_serve(self.default_serve)
 
 
-class Prerequisite(models.Model):
+class Prerequisite(KeyedModel):
     """Another flag that must serve one of some variants (or just be on) for this one to target."""
+
+    duplicate_fields = ("state", "flag")
+    duplicate_field = "flag"
+    duplicate_message = "%(value)s is already a prerequisite of this flag."
 
     state = models.ForeignKey(
         FlagState,
@@ -278,22 +262,13 @@ class Prerequisite(models.Model):
             models.UniqueConstraint(fields=["state", "flag"], name="prerequisite_unique_parent"),
         ]
 
+    def duplicate_value(self) -> object:
+        """The parent flag's key, named in the message."""
+        return self.flag.key if self.flag_id else ""
+
     def __str__(self) -> str:
         wanted = ", ".join(self.variants) if self.variants else "on"
         return f"{self.flag.key} is {wanted}"
-
-    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
-        """A parent named twice is reported next to the parent flag."""
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as error:
-            raise duplicate_next_to_field(
-                error,
-                ("state", "flag"),
-                "flag",
-                "%(value)s is already a prerequisite of this flag.",
-                self.flag.key if self.flag_id else "",
-            ) from None
 
 
 def describe_serve(serve: Any) -> str:

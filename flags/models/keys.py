@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import ClassVar
+
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -50,3 +53,34 @@ def duplicate_next_to_field(
     if general:
         errors[NON_FIELD_ERRORS] = general
     return ValidationError(errors)
+
+
+class KeyedModel(models.Model):
+    """A model whose multi-field unique key is reported next to the field a person typed.
+
+    Subclasses name the unique fields, the field that takes the message, and the message.
+    """
+
+    duplicate_fields: ClassVar[tuple[str, ...]]
+    duplicate_field: ClassVar[str] = "key"
+    duplicate_message: ClassVar[str]
+
+    class Meta:
+        abstract = True
+
+    def duplicate_value(self) -> object:
+        """The value named in the message."""
+        return getattr(self, self.duplicate_field)
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """Run Django's checks, moving a duplicate key's message next to its field."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            raise duplicate_next_to_field(
+                error,
+                self.duplicate_fields,
+                self.duplicate_field,
+                self.duplicate_message,
+                self.duplicate_value(),
+            ) from None

@@ -9,7 +9,12 @@ from django.db import models
 from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
-from .keys import color_validator, duplicate_next_to_field, key_format_check, key_validator
+from .keys import (
+    KeyedModel,
+    color_validator,
+    key_format_check,
+    key_validator,
+)
 
 
 class Project(models.Model):
@@ -50,8 +55,11 @@ class Project(models.Model):
         return super().unique_error_message(model_class, unique_check)
 
 
-class Environment(models.Model):
+class Environment(KeyedModel):
     """A deployment stage of a project (development, staging, production) with its flag states."""
+
+    duplicate_fields = ("project", "key")
+    duplicate_message = "This project already has an environment %(value)s."
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="environments", help_text="Owning project."
@@ -101,19 +109,6 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.key}/{self.key}" if self.project_id else self.key
-
-    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
-        """A key taken in the project is reported next to the key."""
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as error:
-            raise duplicate_next_to_field(
-                error,
-                ("project", "key"),
-                "key",
-                "This project already has an environment %(value)s.",
-                self.key,
-            ) from None
 
 
 class Tag(models.Model):

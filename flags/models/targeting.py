@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
-from django.core.exceptions import ValidationError
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -12,7 +9,7 @@ from flagship_sdk.engine import OPERATORS
 
 from ..validation import validate_condition, validate_serve
 from .flags import FlagState, describe_serve
-from .keys import duplicate_next_to_field, key_format_check, key_validator
+from .keys import KeyedModel, key_format_check, key_validator
 from .projects import Project
 
 OPERATOR_LABELS = {
@@ -41,8 +38,11 @@ OPERATOR_LABELS = {
 assert set(OPERATOR_LABELS) == OPERATORS  # noqa: S101  # every engine operator has a label
 
 
-class Segment(models.Model):
+class Segment(KeyedModel):
     """A reusable, named group of users defined by conditions (e.g. beta-testers)."""
+
+    duplicate_fields = ("project", "key")
+    duplicate_message = "This project already has a segment %(value)s."
 
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="segments", help_text="Owning project."
@@ -70,19 +70,6 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
-        """A key taken in the project is reported next to the key."""
-        try:
-            super().validate_constraints(exclude=exclude)
-        except ValidationError as error:
-            raise duplicate_next_to_field(
-                error,
-                ("project", "key"),
-                "key",
-                "This project already has a segment %(value)s.",
-                self.key,
-            ) from None
 
 
 class Rule(models.Model):
