@@ -1,8 +1,10 @@
-"""FlagShip's user model: custom from the first migration, so it can grow without a swap."""
+"""People (a custom user model from the first migration) and the API keys machines use."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class User(AbstractUser):
@@ -15,3 +17,78 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+
+class ApiKey(models.Model):
+    """A secret for machines: environment keys for SDKs, admin tokens for automation.
+
+    The secret is shown once, when issued; only its SHA-256 is stored, with a short public
+    ``lookup`` part to find the row. Secrets are 190 bits of randomness, so a fast hash is safe.
+    """
+
+    class Kind(models.TextChoices):
+        SERVER = "server", "Server key (may download the ruleset)"
+        CLIENT = "client", "Client key (evaluated values of client-visible flags only)"
+        ADMIN = "admin", "Admin token (acts with its owner's permissions)"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices, help_text="What the key may do.")
+    name = models.CharField(
+        max_length=100, help_text="What the key is for, e.g. 'checkout-service'."
+    )
+    lookup = models.CharField(
+        max_length=16, unique=True, editable=False, help_text="Public part used to find the key."
+    )
+    secret_hash = models.CharField(
+        max_length=64, editable=False, help_text="SHA-256 of the secret."
+    )
+    environment = models.ForeignKey(
+        "flags.Environment",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+        help_text="The environment a server or client key evaluates in.",
+    )
+    user = models.ForeignKey(
+        User,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+        help_text="The owner an admin token acts as.",
+    )
+    created_by = models.ForeignKey(
+        User,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who issued the key.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="Set when revoked.")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last successful use (updated at most once a minute)."
+    )
+
+    history = HistoricalRecords(excluded_fields=["last_used_at"])
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="admin", user__isnull=False, environment__isnull=True)
+                    | models.Q(
+                        kind__in=["server", "client"], environment__isnull=False, user__isnull=True
+                    )
+                ),
+                name="api_key_scope_matches_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.lookup}…)"

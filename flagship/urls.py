@@ -1,8 +1,9 @@
-"""FlagShip's URLs: the admin is the product manager's workplace."""
+"""FlagShip's URLs: the admin (people), the versioned API and OFREP (machines)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 admin.site.site_header = "FlagShip"
 admin.site.site_title = "FlagShip"
@@ -11,4 +12,10 @@ admin.site.index_title = "Feature flags"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/<version>/", include("accounts.api.urls")),
+    path("api/<version>/", include("flags.api.urls")),
+    path("api/<version>/", include("flags.evaluation.urls")),
+    path("ofrep/v1/", include("flags.ofrep.urls")),
 ]

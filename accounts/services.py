@@ -1,0 +1,63 @@
+"""Writes to API keys: issue (the secret is returned once) and revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from flags.models import Environment
+
+from . import keys
+from .models import ApiKey, User
+
+
+@transaction.atomic
+def api_key_issue(
+    *,
+    kind: str,
+    name: str,
+    environment: Environment | None = None,
+    user: User | None = None,
+    expires_at: datetime | None = None,
+    actor: Any | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key; return it and its secret, which is never stored or shown again."""
+    if kind not in keys.PREFIXES:
+        raise ValidationError({"kind": "Choose server, client or admin."}, code="invalid_kind")
+    if kind == ApiKey.Kind.ADMIN and (user is None or environment is not None):
+        raise ValidationError("An admin token belongs to a user, not an environment.")
+    if kind != ApiKey.Kind.ADMIN and (environment is None or user is not None):
+        raise ValidationError({"environment": "A server or client key belongs to an environment."})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "Choose a time in the future."})
+    secret, lookup, secret_hash = keys.new_secret(kind)
+    key = ApiKey(
+        kind=kind,
+        name=name,
+        lookup=lookup,
+        secret_hash=secret_hash,
+        environment=environment,
+        user=user,
+        expires_at=expires_at,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    key.full_clean()
+    if getattr(actor, "is_authenticated", False):
+        key._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
+    key.save()
+    return key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: Any | None = None) -> ApiKey:
+    """Revoke a key at once (idempotent)."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        if getattr(actor, "is_authenticated", False):
+            key._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
+        key.save(update_fields=["revoked_at"])
+    return key
