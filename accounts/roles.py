@@ -47,9 +47,11 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
         for model in STRUCTURAL_MODELS
         for action in ("add", "change", "delete")
     }
-    accounts = {
-        ("accounts", f"{action}_user") for action in ("add", "change", "delete", "view")
-    } | {("auth", f"{action}_group") for action in ("add", "change", "delete", "view")}
+    accounts = (
+        {("accounts", f"{action}_user") for action in ("add", "change", "delete", "view")}
+        | {("accounts", f"{action}_apikey") for action in ("add", "change", "delete", "view")}
+        | {("auth", f"{action}_group") for action in ("add", "change", "delete", "view")}
+    )
     viewer = everything_viewable
     editor = viewer | editing
     release_manager = editor | {("flags", PROTECTED_PERMISSION)}
@@ -62,10 +64,12 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
     }
 
 
-def sync_roles(group_model: Any, permission_model: Any) -> None:
+def sync_roles(group_model: Any, permission_model: Any, *, skip_missing: bool = False) -> None:
     """Create the four groups and give each exactly its permissions (idempotent).
 
-    Takes the models as arguments so a migration can pass its historical models.
+    Takes the models as arguments so a migration can pass its historical models. An early
+    migration passes ``skip_missing`` for permissions of models that a later migration creates
+    (and re-syncs); otherwise a missing permission is an error.
     """
     for role, wanted in role_permissions().items():
         group, _ = group_model.objects.get_or_create(name=role)
@@ -75,6 +79,8 @@ def sync_roles(group_model: Any, permission_model: Any) -> None:
                 content_type__app_label=app_label, codename=codename
             ).first()
             if permission is None:
+                if skip_missing:
+                    continue
                 raise LookupError(f"permission {app_label}.{codename} does not exist")
             permissions.append(permission)
         group.permissions.set(permissions)

@@ -14,7 +14,10 @@ def create_roles(apps: Any, schema_editor: Any) -> None:
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    # Models created by later migrations (API keys) have no permissions yet: 0004 adds them.
+    sync_roles(
+        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), skip_missing=True
+    )
 
 
 def remove_roles(apps: Any, schema_editor: Any) -> None:

@@ -97,13 +97,14 @@ def test_release_manager__permissions__editor_plus_protected_environments(db: No
 def test_administrator__permissions__release_manager_plus_structure_and_people(db: None) -> None:
     # Given the Administrator group
     # When its permissions are compared with the Release manager's
-    # Then it adds projects, environments, users and groups
+    # Then it adds projects, environments, users, API keys and groups
     assert _held(roles.ADMINISTRATOR) - _held(roles.RELEASE_MANAGER) == {
         f"{app}.{action}_{model}"
         for app, model in (
             ("flags", "project"),
             ("flags", "environment"),
             ("accounts", "user"),
+            ("accounts", "apikey"),
             ("auth", "group"),
         )
         for action in ("add", "change", "delete", "view")
