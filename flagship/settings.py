@@ -88,8 +88,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response and log line carries the request id.
+    "flagship.middleware.RequestIdMiddleware",
+    # Problem details for any error under /api/, and the API-Version header.
+    "flagship.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    # 413 for oversized declared bodies on /api/ and /ofrep/, before a view reads them.
+    "flagship.middleware.BodySizeLimitMiddleware",
+    "flagship.middleware.AdminLoginRateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -205,10 +212,19 @@ LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "flagship.middleware.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -235,6 +251,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "flagship.errors.exception_handler",
+    # Per-user limit on management calls (FLAGSHIP_MANAGEMENT_RATE); evaluation is exempt.
+    "DEFAULT_THROTTLE_CLASSES": ["flagship.ratelimits.ManagementRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {
@@ -255,6 +273,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several serializers have a "kind" or "reason" choice field: name each enum once.
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyKindEnum": "accounts.models.ApiKey.Kind",
+        "FlagKindEnum": "flags.models.Flag.Kind",
+        "EvaluationReasonEnum": [
+            "STATIC",
+            "DEFAULT",
+            "TARGETING_MATCH",
+            "SPLIT",
+            "DISABLED",
+            "PREREQUISITE_FAILED",
+        ],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Problem-details responses on every /api/ operation.
+        "flagship.schema.add_problem_responses",
+    ],
 }
 # CORS only for what browsers call with client keys: evaluation and OFREP.
 CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream)"
@@ -264,6 +300,23 @@ CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "if-none-match"
 CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID"]
 # Request bodies larger than this are refused with 413 (JSON APIs need little).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1_048_576)
+# Rate limits ("<count>/<period>", period s, m, h or d; empty turns a limit off), counted in the
+# default cache by django-ratelimit. Exceeded: 429 with Retry-After. Off by default in the test
+# suite, whose many logins from one address would trip them; their tests set them.
+_RATES_ON = ENVIRONMENT != "test"
+FLAGSHIP_AUTH_RATE = env.str(  # per client address
+    "FLAGSHIP_AUTH_RATE", default="10/m" if _RATES_ON else ""
+)
+FLAGSHIP_ADMIN_LOGIN_RATE = env.str(  # per client address
+    "FLAGSHIP_ADMIN_LOGIN_RATE", default="10/m" if _RATES_ON else ""
+)
+FLAGSHIP_MANAGEMENT_RATE = env.str(  # per user
+    "FLAGSHIP_MANAGEMENT_RATE", default="600/m" if _RATES_ON else ""
+)
+FLAGSHIP_EVALUATION_RATE = env.str(  # per environment key, evaluation API and OFREP together
+    "FLAGSHIP_EVALUATION_RATE", default="6000/m" if _RATES_ON else ""
+)
+RATELIMIT_USE_CACHE = "default"
 
 # --- FlagShip --------------------------------------------------------------------------------
 FLAGSHIP = {

@@ -19,3 +19,7 @@ urlpatterns = [
     path("api/<version>/", include("flags.evaluation.urls")),
     path("ofrep/v1/", include("flags.ofrep.urls")),
 ]
+
+# Errors outside DRF views: problem details under /api/, Django's own pages elsewhere.
+handler404 = "flagship.errors.api_not_found"
+handler500 = "flagship.errors.api_server_error"
