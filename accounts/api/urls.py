@@ -1,5 +1,39 @@
-"""URL patterns (filled in by this package's views)."""
+"""Account routes (under ``api/<version>/``): me, my tokens, environment keys, and auth."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, include, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from .keys import EnvironmentKeyViewSet
+from .views import MeView, TokenViewSet
+
+ENVIRONMENT = "projects/<str:project>/environments/<str:environment>/"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("auth/", include("accounts.api.auth_urls")),
+    path("me/", MeView.as_view(), name="me"),
+    path("me/tokens/", TokenViewSet.as_view({"get": "list", "post": "create"}), name="token-list"),
+    path(
+        "me/tokens/<str:token>/",
+        TokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="token-detail",
+    ),
+    path(
+        "me/tokens/<str:token>/revoke/",
+        TokenViewSet.as_view({"post": "revoke"}),
+        name="token-revoke",
+    ),
+    path(
+        ENVIRONMENT + "keys/",
+        EnvironmentKeyViewSet.as_view({"get": "list", "post": "create"}),
+        name="environment-key-list",
+    ),
+    path(
+        ENVIRONMENT + "keys/<str:key>/",
+        EnvironmentKeyViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="environment-key-detail",
+    ),
+    path(
+        ENVIRONMENT + "keys/<str:key>/revoke/",
+        EnvironmentKeyViewSet.as_view({"post": "revoke"}),
+        name="environment-key-revoke",
+    ),
+]

@@ -1,0 +1,1 @@
+"""Input (validate) and output (render) serializers of the management API."""

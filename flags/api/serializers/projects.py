@@ -1,0 +1,73 @@
+"""Projects, environments and tags."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ...models import Environment, Project, Tag
+from .base import StrictBooleanField, StrictInputSerializer
+
+
+class ProjectOutputSerializer(serializers.ModelSerializer[Project]):
+    """A project as the API shows it."""
+
+    class Meta:
+        model = Project
+        fields = ("key", "name", "description", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+class ProjectCreateInputSerializer(StrictInputSerializer):
+    """What creating a project takes (its environments are created with it)."""
+
+    key = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class ProjectUpdateInputSerializer(StrictInputSerializer):
+    """What may change on a project (never its key)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class EnvironmentOutputSerializer(serializers.ModelSerializer[Environment]):
+    """An environment as the API shows it."""
+
+    class Meta:
+        model = Environment
+        fields = ("key", "name", "color", "order", "protected", "ruleset_version")
+        read_only_fields = fields
+
+
+class EnvironmentUpdateInputSerializer(StrictInputSerializer):
+    """What may change on an environment (never its key)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    color = serializers.CharField(max_length=7, required=False)
+    order = serializers.IntegerField(min_value=0, max_value=32767, required=False)
+    protected = StrictBooleanField(required=False)
+
+
+class EnvironmentCreateInputSerializer(EnvironmentUpdateInputSerializer):
+    """What creating an environment takes."""
+
+    key = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=100)
+
+
+class TagOutputSerializer(serializers.ModelSerializer[Tag]):
+    """A tag."""
+
+    class Meta:
+        model = Tag
+        fields = ("name", "color")
+        read_only_fields = fields
+
+
+class TagInputSerializer(StrictInputSerializer):
+    """What creating a tag takes."""
+
+    name = serializers.CharField(max_length=50)
+    color = serializers.CharField(max_length=7, required=False)

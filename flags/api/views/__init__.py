@@ -1,0 +1,1 @@
+"""Management API views, by domain."""
