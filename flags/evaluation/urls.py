@@ -1,5 +1,11 @@
-"""URL patterns (filled in by this package's views)."""
+"""Evaluation API URLs, under ``/api/<version>/`` (no trailing slashes, like OFREP)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from . import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("evaluate", views.EvaluateFlagsView.as_view(), name="evaluate-flags"),
+    path("evaluate/<path:flag_key>", views.EvaluateFlagView.as_view(), name="evaluate-flag"),
+    path("ruleset", views.RulesetView.as_view(), name="ruleset"),
+]

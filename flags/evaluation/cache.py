@@ -1,0 +1,107 @@
+"""Compiled rulesets, kept per process and keyed by (environment id, ruleset version).
+
+Evaluation must be a few dictionary lookups, not a database build: each process compiles an
+environment's ruleset once per version and keeps the last few in a small LRU. The version to use
+comes from the environment row that authentication already loaded (``ApiKey.environment``), so a
+warm evaluation makes no query of its own. A newer version misses and is built and compiled once.
+
+Redis and change streaming arrive later (issue 5); they plug in behind ``current_ruleset``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from flags.models import Environment
+from flags.snapshot import environment_ruleset
+from flagship_sdk.engine import Ruleset
+
+MAX_ENTRIES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRuleset:
+    """One environment's ruleset at one version: the document, its JSON and the compiled engine."""
+
+    environment_id: int
+    version: int
+    document: dict[str, Any]
+    ruleset: Ruleset
+    body: bytes = field(repr=False)
+
+    @property
+    def etag(self) -> str:
+        """The strong entity tag of the ruleset document: its quoted version."""
+        return f'"{self.version}"'
+
+
+_entries: OrderedDict[tuple[int, int], CompiledRuleset] = OrderedDict()
+_lock = threading.Lock()
+# One build per environment at a time: concurrent misses wait for the first instead of all building.
+_build_locks: dict[int, threading.Lock] = {}
+
+
+def _cached(key: tuple[int, int]) -> CompiledRuleset | None:
+    with _lock:
+        entry = _entries.get(key)
+        if entry is not None:
+            _entries.move_to_end(key)
+        return entry
+
+
+def _store(entry: CompiledRuleset, *keys: tuple[int, int]) -> None:
+    with _lock:
+        for key in keys:
+            _entries[key] = entry
+            _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+
+
+def _build_lock(environment_id: int) -> threading.Lock:
+    with _lock:
+        return _build_locks.setdefault(environment_id, threading.Lock())
+
+
+def compiled_ruleset(environment: Environment) -> CompiledRuleset:
+    """The environment's compiled ruleset at ``environment.ruleset_version`` (or newer).
+
+    The document is built from the database only on a miss. It re-reads the version, so when a
+    change committed in between, the entry is stored under both the version asked for and the
+    version it holds (content never lags behind the version it is stored under).
+    """
+    key = (environment.pk, environment.ruleset_version)
+    entry = _cached(key)
+    if entry is not None:
+        return entry
+    with _build_lock(environment.pk):
+        entry = _cached(key)  # another thread may have built it while this one waited
+        if entry is not None:
+            return entry
+        document = environment_ruleset(environment)
+        ruleset = Ruleset.from_dict(document)
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        entry = CompiledRuleset(
+            environment_id=environment.pk,
+            version=ruleset.version,
+            document=document,
+            ruleset=ruleset,
+            body=body,
+        )
+        _store(entry, key, (environment.pk, entry.version))
+        return entry
+
+
+def current_ruleset(environment: Environment) -> Ruleset:
+    """The compiled ruleset to evaluate ``environment`` with."""
+    return compiled_ruleset(environment).ruleset
+
+
+def clear() -> None:
+    """Forget every compiled ruleset (tests; a later issue calls it on cache invalidation)."""
+    with _lock:
+        _entries.clear()

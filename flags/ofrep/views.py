@@ -1,0 +1,358 @@
+"""The OpenFeature Remote Evaluation Protocol (OFREP) v1, exactly as its OpenAPI defines it.
+
+``POST /ofrep/v1/evaluate/flags/{key}`` and ``POST /ofrep/v1/evaluate/flags``, authenticated with
+``X-API-Key`` or ``Authorization: Bearer``. Every error is answered here, in OFREP's shapes
+(``errorCode``/``errorDetails``, never problem details), so the global exception handler never sees
+these views' errors. Reasons are OpenFeature's standard names: ``PREREQUISITE_FAILED`` is reported
+as ``DEFAULT`` with the failing parent in ``metadata.prerequisite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey
+from accounts.permissions import EnvironmentKeyRequired, environment_key
+from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
+from flags.evaluation.throttling import EvaluationRateThrottle
+from flags.evaluation.views import etag_matches
+from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
+
+from .serializers import (
+    OfrepBulkFailureSerializer,
+    OfrepBulkSuccessSerializer,
+    OfrepFailureSerializer,
+    OfrepGeneralErrorSerializer,
+    OfrepRequestSerializer,
+    OfrepSuccessSerializer,
+)
+
+logger = logging.getLogger(__name__)
+
+TAG = "OFREP"
+PARSE_ERROR = "PARSE_ERROR"
+INVALID_CONTEXT = "INVALID_CONTEXT"
+GENERAL = "GENERAL"
+FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+# FlagShip's own reason, reported under OpenFeature's standard name for "no targeting applied".
+STANDARD_REASON = {Reason.PREREQUISITE_FAILED: Reason.DEFAULT}
+
+
+class OfrepError(Exception):
+    """An OFREP error answer: HTTP status, ``errorCode`` and ``errorDetails``."""
+
+    def __init__(self, status: int, code: str, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.code = code
+        self.details = details
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def request_context(request: Request) -> dict[str, Any]:
+    """The request's ``context``: ``{}`` when the body or the context is absent.
+
+    The body is read as JSON whatever its content type (browsers may send ``text/plain`` to avoid
+    a preflight). Malformed JSON is ``PARSE_ERROR``; a context that is not an object is
+    ``INVALID_CONTEXT``.
+    """
+    try:
+        raw = request._request.body  # the raw body, not DRF's parsed data
+    except RequestDataTooBig as error:
+        raise OfrepError(413, GENERAL, "The request body is too large.") from error
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise OfrepError(400, PARSE_ERROR, f"The request body is not valid JSON: {error}") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise OfrepError(400, PARSE_ERROR, "The request body must be a JSON object.")
+    context = body.get("context")
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
+    return context
+
+
+def success_document(result: EvaluationResult) -> dict[str, Any]:
+    """``evaluationSuccess`` for a result that is not an error."""
+    metadata: dict[str, Any] = {}
+    if result.rule is not None:
+        metadata["rule"] = result.rule
+    if result.prerequisite is not None:
+        metadata["prerequisite"] = result.prerequisite
+    return {
+        "key": result.key,
+        "value": result.value,
+        "reason": STANDARD_REASON.get(result.reason, result.reason),
+        "variant": str(result.variant),
+        "metadata": metadata,
+    }
+
+
+def failure_document(result: EvaluationResult) -> dict[str, Any]:
+    """``evaluationFailure`` for an error result (bulk items)."""
+    return {
+        "key": result.key,
+        "errorCode": result.error_code or GENERAL,
+        "errorDetails": "The flag could not be evaluated.",
+    }
+
+
+def context_etag(compiled: CompiledRuleset, key: ApiKey, context: dict[str, Any]) -> str:
+    """The bulk ETag: the ruleset version and a hash of the context (and what the key may see)."""
+    canonical = json.dumps(
+        [compiled.environment_id, key.kind, context],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f'"{compiled.version}-{digest}"'
+
+
+def key_ruleset(request: Request) -> tuple[ApiKey, CompiledRuleset]:
+    """The environment key (checked by the permission) and its environment's compiled ruleset."""
+    key = environment_key(request)
+    if key is None or key.environment is None:  # pragma: no cover - the permission refused it
+        raise exceptions.PermissionDenied()
+    return key, compiled_ruleset(key.environment)
+
+
+GENERAL_ERROR = OpenApiResponse(OfrepGeneralErrorSerializer, description="`errorDetails` says why.")
+AUTH_RESPONSES = {
+    401: OpenApiResponse(
+        OfrepGeneralErrorSerializer, description="No API key, or an invalid or revoked one."
+    ),
+    403: OpenApiResponse(
+        OfrepGeneralErrorSerializer, description="Not an environment key (server or client)."
+    ),
+    429: OpenApiResponse(
+        OfrepGeneralErrorSerializer,
+        description="Rate limit reached: `Retry-After` gives the seconds to wait.",
+    ),
+    500: GENERAL_ERROR,
+}
+REQUEST_EXAMPLE = OpenApiExample(
+    "Context",
+    value={"context": {"targetingKey": "user-1", "email": "ada@example.com"}},
+    request_only=True,
+)
+
+
+class OfrepView(APIView):
+    """Shared OFREP behaviour: environment keys, per-key rate limit, OFREP error bodies."""
+
+    permission_classes = [EnvironmentKeyRequired]
+    throttle_classes = [EvaluationRateThrottle]
+    versioning_class = None
+
+    def error_key(self) -> str | None:
+        """The flag key error bodies carry (single-flag evaluation), else ``None``."""
+        return None
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """Answer every error in OFREP's shape; the global handler never sees these views'."""
+        key = self.error_key()
+        headers: dict[str, str] = {}
+        if isinstance(exc, OfrepError):
+            body: dict[str, Any] = {"errorCode": exc.code, "errorDetails": exc.details}
+            return Response({"key": key, **body} if key is not None else body, status=exc.status)
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            header = self.get_authenticate_header(self.request)
+            if header:
+                headers["WWW-Authenticate"] = header
+            return Response({"errorDetails": _details(exc)}, status=401, headers=headers)
+        if isinstance(exc, exceptions.Throttled):
+            headers["Retry-After"] = str(max(1, int(getattr(exc, "wait", None) or 1)))
+            return Response(
+                {"errorDetails": "Rate limit reached; retry after the Retry-After seconds."},
+                status=429,
+                headers=headers,
+            )
+        if isinstance(exc, Http404):
+            exc = exceptions.NotFound()
+        elif isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied()
+        if isinstance(exc, exceptions.APIException):
+            if isinstance(exc, exceptions.MethodNotAllowed):
+                headers["Allow"] = ", ".join(self.allowed_methods)
+            return Response(
+                {"errorDetails": _details(exc)}, status=exc.status_code, headers=headers
+            )
+        logger.exception("ofrep.internal_error")
+        body = {"errorDetails": "An internal error occurred."}
+        if key is not None:
+            body = {"key": key, "errorCode": GENERAL, **body}
+        return Response(body, status=500)
+
+
+def _details(exc: exceptions.APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, list | dict):
+        return json.dumps(detail, default=str)
+    return str(detail)
+
+
+class OfrepFlagView(OfrepView):
+    """``POST /ofrep/v1/evaluate/flags/{key}``: evaluate one flag."""
+
+    def error_key(self) -> str | None:
+        """The flag key from the URL."""
+        return str(self.kwargs.get("key", ""))
+
+    @extend_schema(
+        operation_id="ofrep_evaluate_flag",
+        tags=[TAG],
+        summary="OFREP single flag evaluation",
+        description="OpenFeature Remote Evaluation Protocol: evaluate one flag for the context. "
+        "Client keys may evaluate client-visible flags only; any other flag is FLAG_NOT_FOUND.",
+        request=OfrepRequestSerializer,
+        responses={
+            200: OfrepSuccessSerializer,
+            400: OpenApiResponse(
+                OfrepFailureSerializer, description="PARSE_ERROR or INVALID_CONTEXT."
+            ),
+            404: OpenApiResponse(OfrepFailureSerializer, description="FLAG_NOT_FOUND."),
+            **AUTH_RESPONSES,
+        },
+        examples=[
+            REQUEST_EXAMPLE,
+            OpenApiExample(
+                "Targeting match",
+                value={
+                    "key": "new-checkout",
+                    "value": True,
+                    "reason": "TARGETING_MATCH",
+                    "variant": "on",
+                    "metadata": {"rule": "12"},
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "Flag not found",
+                value={
+                    "key": "no-such-flag",
+                    "errorCode": "FLAG_NOT_FOUND",
+                    "errorDetails": "There is no flag 'no-such-flag'.",
+                },
+                response_only=True,
+                status_codes=["404"],
+            ),
+        ],
+    )
+    def post(self, request: Request, key: str) -> Response:
+        """Evaluate the flag ``key``."""
+        context = request_context(request)
+        api_key, compiled = key_ruleset(request)
+        ruleset = compiled.ruleset
+        not_found = OfrepError(404, FLAG_NOT_FOUND, f"There is no flag {key!r}.")
+        if api_key.kind == ApiKey.Kind.CLIENT and not ruleset.client_visible(key):
+            raise not_found
+        result = ruleset.evaluate(key, context)
+        if result.error_code == ErrorCode.FLAG_NOT_FOUND:
+            raise not_found
+        if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked above
+            raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
+        if result.error_code is not None:
+            raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
+        return Response(success_document(result))
+
+
+class OfrepFlagsView(OfrepView):
+    """``POST /ofrep/v1/evaluate/flags``: evaluate every flag the key may see."""
+
+    @extend_schema(
+        operation_id="ofrep_evaluate_flags",
+        tags=[TAG],
+        summary="OFREP bulk flag evaluation",
+        description="OpenFeature Remote Evaluation Protocol: evaluate every flag for the context "
+        "(client keys: client-visible flags only). `ETag` changes with the ruleset version and "
+        "the context; send it back in `If-None-Match` to get 304 while both are unchanged.",
+        request=OfrepRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="The ETag of an earlier bulk evaluation.",
+            )
+        ],
+        responses={
+            200: OfrepBulkSuccessSerializer,
+            304: OpenApiResponse(description="Bulk evaluation is not modified."),
+            400: OpenApiResponse(
+                OfrepBulkFailureSerializer, description="PARSE_ERROR or INVALID_CONTEXT."
+            ),
+            **AUTH_RESPONSES,
+        },
+        examples=[
+            REQUEST_EXAMPLE,
+            OpenApiExample(
+                "Flags",
+                value={
+                    "flags": [
+                        {
+                            "key": "discount",
+                            "value": 0.5,
+                            "reason": "STATIC",
+                            "variant": "half",
+                            "metadata": {},
+                        },
+                        {
+                            "key": "new-checkout",
+                            "value": False,
+                            "reason": "DISABLED",
+                            "variant": "off",
+                            "metadata": {},
+                        },
+                    ]
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response | HttpResponse:
+        """Evaluate every visible flag, or 304 when the ETag still matches."""
+        context = request_context(request)
+        api_key, compiled = key_ruleset(request)
+        etag = context_etag(compiled, api_key, context)
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            response: Response | HttpResponse = HttpResponse(status=304)
+        else:
+            results = compiled.ruleset.evaluate_all(
+                context, client_visible_only=api_key.kind == ApiKey.Kind.CLIENT
+            )
+            response = Response(
+                {
+                    "flags": [
+                        failure_document(result) if result.is_error else success_document(result)
+                        for result in results.values()
+                    ]
+                }
+            )
+        response["ETag"] = etag
+        return response
