@@ -1,4 +1,4 @@
-"""Who may do what on the management API: every endpoint family by every kind of caller.
+"""Who may do what on the API (management, evaluation, OFREP): every family by every caller.
 
 Each family has one read and one write; the table gives the exact status for each caller, in the
 order of ``CALLERS``: anonymous, Viewer, Editor, Release manager, Administrator, an
@@ -117,3 +117,53 @@ def test_management_api__caller_reads_or_writes__gets_exact_status(
     # Then
     assert response.status_code == expected, response.content
     assert response["API-Version"] == "v1"
+
+
+# Evaluation families: only environment keys evaluate. A client key sees only client-visible
+# flags (new-checkout is not one, so asking for it is a 404 that reveals nothing), and never the
+# ruleset. People and admin tokens are not environment keys.
+EVALUATION: dict[str, tuple[Request, tuple[int, ...]]] = {
+    "evaluate all": (
+        ("post", "/api/v1/evaluate", {"context": {"targetingKey": "u"}}),
+        (401, 403, 403, 403, 403, 403, 200, 200, 401, 401),
+    ),
+    "evaluate one": (
+        ("post", "/api/v1/evaluate/new-checkout", {"context": {"targetingKey": "u"}}),
+        (401, 403, 403, 403, 403, 403, 200, 404, 401, 401),
+    ),
+    "ruleset": (
+        ("get", "/api/v1/ruleset", None),
+        (401, 403, 403, 403, 403, 403, 200, 403, 401, 401),
+    ),
+    "ofrep one": (
+        ("post", "/ofrep/v1/evaluate/flags/new-checkout", {"context": {"targetingKey": "u"}}),
+        (401, 403, 403, 403, 403, 403, 200, 404, 401, 401),
+    ),
+    "ofrep bulk": (
+        ("post", "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "u"}}),
+        (401, 403, 403, 403, 403, 403, 200, 200, 401, 401),
+    ),
+}
+
+EVALUATION_CASES = [
+    pytest.param((family, caller, index), id=f"{family}-{caller}")
+    for family in EVALUATION
+    for index, caller in enumerate(CALLERS)
+]
+
+
+@pytest.mark.parametrize("case", EVALUATION_CASES)
+def test_evaluation_api__caller_evaluates__gets_exact_status(
+    case: tuple[str, str, int], staging: Environment, boolean_flag: Flag
+) -> None:
+    """Given a project with a flag, when a caller evaluates, then the exact status."""
+    # Given
+    family, caller, index = case
+    (method, path, body), statuses = EVALUATION[family]
+    client = client_for(caller, staging)
+
+    # When
+    response = getattr(client, method)(path, body, format="json")
+
+    # Then
+    assert response.status_code == statuses[index], response.content
