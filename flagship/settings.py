@@ -182,6 +182,46 @@ else:
         }
     }
 
+# --- Change stream (docs/streaming.md) -------------------------------------------------------
+# Seconds between SSE heartbeat comments on idle streams.
+FLAGSHIP_STREAM_HEARTBEAT = env.float("FLAGSHIP_STREAM_HEARTBEAT", default=15.0)
+# Seconds after which a stream is closed so the client reconnects and its key is checked again.
+FLAGSHIP_STREAM_MAX_AGE = env.float("FLAGSHIP_STREAM_MAX_AGE", default=3600.0)
+# Where the ASGI stream server answers, advertised in OFREP bulk responses; empty: not advertised.
+FLAGSHIP_STREAM_URL = env.str("FLAGSHIP_STREAM_URL", default="")
+
+# --- Cache and degradation --------------------------------------------------------------------
+# How long cached API key essentials are trusted: the bound on how late a revocation can take
+# effect in another process (docs/operations.md). The current ruleset version of an environment
+# is set on commit of every change; its TTL only bounds a lost update (Redis down during a write,
+# or several processes each with their own in-process cache). Ruleset documents are keyed by
+# version, so their TTL only reclaims memory. 0 turns a cache off. The test suite turns all three
+# off (commit hooks never run inside a test's transaction); the cache tests turn them on.
+_SHARED_CACHES_ON = ENVIRONMENT != "test"
+FLAGSHIP_KEY_CACHE_SECONDS = env.int(
+    "FLAGSHIP_KEY_CACHE_SECONDS", default=30 if _SHARED_CACHES_ON else 0
+)
+FLAGSHIP_VERSION_CACHE_SECONDS = env.int(
+    "FLAGSHIP_VERSION_CACHE_SECONDS", default=30 if _SHARED_CACHES_ON else 0
+)
+FLAGSHIP_RULESET_CACHE_SECONDS = env.int(
+    "FLAGSHIP_RULESET_CACHE_SECONDS", default=86_400 if _SHARED_CACHES_ON else 0
+)
+# After a cache failure, the evaluation path skips the cache for this many seconds (then retries).
+FLAGSHIP_CACHE_RETRY_SECONDS = env.float("FLAGSHIP_CACHE_RETRY_SECONDS", default=5.0)
+# The stores (flags.rulesets) use their own alias, which raises errors so they can back off; the
+# default alias (rate limits) swallows Redis errors instead of failing requests.
+FLAGSHIP_CACHE_ALIAS = "flagship"
+CACHES["flagship"] = {**CACHES["default"], "OPTIONS": dict(CACHES["default"].get("OPTIONS", {}))}
+if REDIS_URL:
+    CACHES["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = True
+    CACHES["flagship"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = False
+else:
+    # Another LocMemCache LOCATION is another store: share the default's.
+    CACHES["flagship"]["LOCATION"] = CACHES["default"]["LOCATION"]
+# Health probes are plain http from the orchestrator: never redirect them to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
 # --- Passwords, i18n, static files -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

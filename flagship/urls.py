@@ -17,7 +17,9 @@ urlpatterns = [
     path("api/<version>/", include("accounts.api.urls")),
     path("api/<version>/", include("flags.api.urls")),
     path("api/<version>/", include("flags.evaluation.urls")),
+    path("api/<version>/", include("flags.stream.urls")),
     path("ofrep/v1/", include("flags.ofrep.urls")),
+    path("", include("flagship.health")),  # /healthz and /readyz
 ]
 
 # Errors outside DRF views: problem details under /api/, Django's own pages elsewhere.

@@ -5,7 +5,13 @@ environment's ruleset once per version and keeps the last few in a small LRU. Th
 comes from the environment row that authentication already loaded (``ApiKey.environment``), so a
 warm evaluation makes no query of its own. A newer version misses and is built and compiled once.
 
-Redis and change streaming arrive later (issue 5); they plug in behind ``current_ruleset``.
+A miss looks in the shared cache next (``flags.rulesets``: the document rebuilt on commit of every
+change, used only when its version is exactly the one asked for), and only then builds from the
+database (storing the document for the other processes). When the database is down, the last
+compiled ruleset of the environment is served (``last_compiled``), so evaluation keeps answering.
+
+``current_version`` gives an environment's current version without a query when the shared cache
+has it (set on commit), else from the database; when both fail, the last version this process saw.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError
+
+from flags import rulesets
 from flags.models import Environment
 from flags.snapshot import environment_ruleset
 from flagship_sdk.engine import Ruleset
@@ -43,6 +52,10 @@ _entries: OrderedDict[tuple[int, int], CompiledRuleset] = OrderedDict()
 _lock = threading.Lock()
 # One build per environment at a time: concurrent misses wait for the first instead of all building.
 _build_locks: dict[int, threading.Lock] = {}
+# The newest compiled ruleset per environment and the newest version seen: served when the
+# database cannot be reached (stale-if-error), never otherwise.
+_latest: dict[int, CompiledRuleset] = {}
+_versions: dict[int, int] = {}
 
 
 def _cached(key: tuple[int, int]) -> CompiledRuleset | None:
@@ -60,6 +73,9 @@ def _store(entry: CompiledRuleset, *keys: tuple[int, int]) -> None:
             _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
+        latest = _latest.get(entry.environment_id)
+        if latest is None or latest.version <= entry.version:
+            _latest[entry.environment_id] = entry
 
 
 def _build_lock(environment_id: int) -> threading.Lock:
@@ -82,7 +98,16 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
         entry = _cached(key)  # another thread may have built it while this one waited
         if entry is not None:
             return entry
-        document = environment_ruleset(environment)
+        document = rulesets.get_document(environment.pk, environment.ruleset_version)
+        if document is None:
+            try:
+                document = environment_ruleset(environment)
+            except DatabaseError:
+                stale = last_compiled(environment.pk)
+                if stale is None:
+                    raise
+                return stale
+            rulesets.put_document(environment.pk, document)
         ruleset = Ruleset.from_dict(document)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         entry = CompiledRuleset(
@@ -96,6 +121,48 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
         return entry
 
 
+def last_compiled(environment_id: int) -> CompiledRuleset | None:
+    """The newest ruleset this process compiled for an environment (for when the database fails)."""
+    with _lock:
+        return _latest.get(environment_id)
+
+
+def current_version(environment_id: int) -> int:
+    """The environment's current ruleset version: shared cache, else database, else last seen.
+
+    Raises ``Environment.DoesNotExist`` for an unknown environment and the database's error when
+    neither the cache nor this process knows a version.
+    """
+    version = rulesets.get_version(environment_id)
+    if version is not None:
+        if version > _versions.get(environment_id, 0):
+            _versions[environment_id] = version  # one atomic store; a lost race is harmless
+        return version
+    try:
+        version = (
+            Environment.objects.filter(pk=environment_id)
+            .order_by()
+            .values_list("ruleset_version", flat=True)
+            .first()
+        )
+    except DatabaseError:
+        known = _versions.get(environment_id)
+        if known is None:
+            raise
+        return known
+    if version is None:
+        raise Environment.DoesNotExist(environment_id)
+    note_version(environment_id, version)
+    return version
+
+
+def note_version(environment_id: int, version: int) -> None:
+    """Remember a version read from the database (shared cache, unless newer; and this process)."""
+    rulesets.remember_version(environment_id, version)
+    with _lock:
+        _versions[environment_id] = max(version, _versions.get(environment_id, 0))
+
+
 def current_ruleset(environment: Environment) -> Ruleset:
     """The compiled ruleset to evaluate ``environment`` with."""
     return compiled_ruleset(environment).ruleset
@@ -105,3 +172,5 @@ def clear() -> None:
     """Forget every compiled ruleset (tests; a later issue calls it on cache invalidation)."""
     with _lock:
         _entries.clear()
+        _latest.clear()
+        _versions.clear()

@@ -77,8 +77,37 @@ def bump(environment_ids: Iterable[int]) -> None:
 
 
 def _announce(environment_ids: list[int]) -> None:
-    # The cache and the change stream hook in here (issue 5); for now the change is logged.
+    # After commit: rebuild each environment's ruleset document into the shared cache, record its
+    # version there (the hot path reads it), then tell the change stream. A failure (Redis or the
+    # database) is logged, never raised: the write has committed, and readers fall back to the
+    # database (flags.evaluation.cache, flags.rulesets).
+    import importlib  # noqa: PLC0415  # only this hook needs it
+
+    from .. import rulesets  # noqa: PLC0415  # keeps this module's import graph as it was
+
+    events: Any = None
+    try:
+        events = importlib.import_module("flags.events")  # the change stream, when installed
+    except ImportError:
+        events = None
     logger.info("ruleset.changed", extra={"environments": environment_ids})
+    for environment_id in environment_ids:
+        try:
+            environment = Environment.objects.get(pk=environment_id)
+            version = environment.ruleset_version
+            if rulesets.ruleset_ttl() > 0:
+                document = snapshot.environment_ruleset(environment)
+                rulesets.put_document(environment_id, document)
+                version = int(document["version"])
+            rulesets.announce_version(environment_id, version)
+        except Exception:
+            logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
+            continue
+        if events is not None:
+            try:
+                events.publish_ruleset_changed(environment_id, version)
+            except Exception:
+                logger.exception("ruleset.not_published", extra={"environment": environment_id})
 
 
 def validate_states(states: Iterable[FlagState]) -> None:

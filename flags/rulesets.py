@@ -1,0 +1,185 @@
+"""The shared (Redis) side of evaluation: ruleset documents, current versions, API key essentials.
+
+Everything here goes through Django's cache API on the ``FLAGSHIP_CACHE_ALIAS`` cache (Redis when
+``REDIS_URL`` is set, an in-process cache otherwise), and every call is guarded: a cache that
+fails is logged and treated as a miss, never raised into a request or a write. After a failure
+the cache is not tried again for ``FLAGSHIP_CACHE_RETRY_SECONDS`` (a small circuit breaker), so a
+Redis that hangs costs one socket timeout per process per window, not one per request; when the
+window ends the next call tries again, so recovery is automatic.
+
+Keys (under the cache's ``KEY_PREFIX``):
+
+- ``ruleset:<environment id>``: ``{"version": v, "document": {...}}``, rebuilt on commit of every
+  change (``flags.services.common._announce``); only used when its version is the one asked for.
+- ``ruleset-version:<environment id>``: the environment's current ``ruleset_version``, set on
+  commit; the database is the fallback when it is missing.
+- ``api-key:<lookup>``: the essentials of a server or client key (``accounts.authentication``).
+- ``api-key-used:<id>``: present while the key's ``last_used_at`` was written less than a minute
+  ago.
+
+Time-to-live of each is a setting (``FLAGSHIP_RULESET_CACHE_SECONDS``,
+``FLAGSHIP_VERSION_CACHE_SECONDS``, ``FLAGSHIP_KEY_CACHE_SECONDS``); 0 turns that cache off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ALIAS = "default"
+DEFAULT_RETRY_SECONDS = 5.0
+
+_state_lock = threading.Lock()
+_down_until = 0.0
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def ruleset_ttl() -> int:
+    """Seconds a ruleset document stays in the cache (0: documents are not cached)."""
+    return int(_setting("FLAGSHIP_RULESET_CACHE_SECONDS", 86_400))
+
+
+def version_ttl() -> int:
+    """Seconds a cached current version is trusted (0: always read from the database)."""
+    return int(_setting("FLAGSHIP_VERSION_CACHE_SECONDS", 30))
+
+
+def key_ttl() -> int:
+    """Seconds API key essentials are cached: the bound on revocation delay (0: no cache)."""
+    return int(_setting("FLAGSHIP_KEY_CACHE_SECONDS", 30))
+
+
+def shared_cache() -> BaseCache:
+    """The cache the stores use (``FLAGSHIP_CACHE_ALIAS``, default ``default``)."""
+    return caches[str(getattr(settings, "FLAGSHIP_CACHE_ALIAS", DEFAULT_ALIAS))]
+
+
+def available() -> bool:
+    """Whether the cache may be tried now (not inside a back-off window after a failure)."""
+    return time.monotonic() >= _down_until
+
+
+def _failed(operation: str, error: Exception) -> None:
+    global _down_until  # noqa: PLW0603  # one breaker per process, guarded by the lock
+    retry = _setting("FLAGSHIP_CACHE_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
+    with _state_lock:
+        first = time.monotonic() >= _down_until
+        _down_until = time.monotonic() + retry
+    if first:
+        logger.warning(
+            "cache.unavailable",
+            extra={"operation": operation, "error": repr(error), "retry_seconds": retry},
+        )
+
+
+def reset() -> None:
+    """Close the back-off window (tests, and after a configuration change)."""
+    global _down_until  # noqa: PLW0603  # see _failed
+    with _state_lock:
+        _down_until = 0.0
+
+
+def get(key: str) -> Any:
+    """The cached value of ``key``; ``None`` when missing or when the cache fails."""
+    if not available():
+        return None
+    try:
+        return shared_cache().get(key)
+    except Exception as error:  # any cache failure is a miss, never an error
+        _failed("get", error)
+        return None
+
+
+def set(key: str, value: Any, timeout: float) -> bool:  # mirrors the cache API
+    """Store ``value``; ``False`` when the cache failed (logged)."""
+    if timeout <= 0 or not available():
+        return False
+    try:
+        shared_cache().set(key, value, timeout)
+    except Exception as error:  # see get
+        _failed("set", error)
+        return False
+    return True
+
+
+def add(key: str, value: Any, timeout: float) -> bool | None:
+    """Store ``value`` only if ``key`` is absent: whether stored; ``None`` if the cache failed."""
+    if timeout <= 0 or not available():
+        return None
+    try:
+        return bool(shared_cache().add(key, value, timeout))
+    except Exception as error:  # see get
+        _failed("add", error)
+        return None
+
+
+def delete(key: str) -> None:
+    """Forget ``key`` (a failure is logged)."""
+    if not available():
+        return
+    try:
+        shared_cache().delete(key)
+    except Exception as error:  # see get
+        _failed("delete", error)
+
+
+# --- Ruleset documents and versions ----------------------------------------------------------
+def document_key(environment_id: int) -> str:
+    """Cache key of an environment's ruleset document."""
+    return f"ruleset:{environment_id}"
+
+
+def version_key(environment_id: int) -> str:
+    """Cache key of an environment's current ruleset version."""
+    return f"ruleset-version:{environment_id}"
+
+
+def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
+    """The cached ruleset document of an environment if it is exactly at ``version``."""
+    if ruleset_ttl() <= 0:
+        return None
+    entry = get(document_key(environment_id))
+    if not isinstance(entry, dict) or entry.get("version") != version:
+        return None
+    document = entry.get("document")
+    return document if isinstance(document, dict) else None
+
+
+def put_document(environment_id: int, document: dict[str, Any]) -> bool:
+    """Store a ruleset document under its own version."""
+    entry = {"version": document["version"], "document": document}
+    return set(document_key(environment_id), entry, ruleset_ttl())
+
+
+def get_version(environment_id: int) -> int | None:
+    """The cached current version of an environment, if any."""
+    if version_ttl() <= 0:
+        return None
+    value = get(version_key(environment_id))
+    return value if isinstance(value, int) else None
+
+
+def announce_version(environment_id: int, version: int) -> None:
+    """Record a committed version (never moving the cached one backwards)."""
+    if version_ttl() <= 0:
+        return
+    current = get(version_key(environment_id))
+    if isinstance(current, int) and current > version:
+        return
+    set(version_key(environment_id), version, version_ttl())
+
+
+def remember_version(environment_id: int, version: int) -> None:
+    """Cache a version read from the database, unless a commit announced one meanwhile."""
+    if version_ttl() > 0:
+        add(version_key(environment_id), version, version_ttl())

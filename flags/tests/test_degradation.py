@@ -1,0 +1,207 @@
+"""Degradation, proven by really cutting Redis or PostgreSQL with a loopback proxy.
+
+Each test points FlagShip at a ``FaultProxy`` in front of the real service, warms up, severs the
+proxy (connections closed, new ones refused), checks what still answers, restores it and checks
+the recovery.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connections
+from django.test import Client
+from pytest_django import DjangoAssertNumQueries
+
+from accounts.models import ApiKey, User
+from flags import rulesets, services
+from flags.evaluation import cache
+from flags.models import Environment, Flag, Project
+from flagship.faults import FaultProxy
+
+from .test_cache_support import ENDPOINTS, EVALUATE, caching, call, forget_process_state, redis_url
+from .test_evaluation_data import build_flags, issue, issue_admin
+
+FLAGS_API = "/api/v1/projects/demo/flags/"
+
+
+def _through(proxy: FaultProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{proxy.host}:{proxy.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# --- Redis -------------------------------------------------------------------------------------
+@pytest.fixture
+def redis_proxy() -> Iterator[FaultProxy]:
+    parts = urlsplit(redis_url())
+    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        yield proxy
+
+
+@pytest.mark.requires_redis
+def test_redis_down__evaluations_answer_and_recover(
+    client: Client,
+    project: Project,
+    staging: Environment,
+    redis_proxy: FaultProxy,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    build_flags(project, staging)
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    # Rate limiting on too: its counter lives in the same Redis and must not fail requests.
+    with caching(_through(redis_proxy, redis_url()), FLAGSHIP_EVALUATION_RATE="1000/m"):
+        expected = {url: call(client, method, url, secret).json() for method, url in ENDPOINTS}
+        with django_assert_num_queries(0):
+            call(client, "post", EVALUATE, secret)
+        redis_proxy.sever()
+        for method, url in ENDPOINTS:  # process cache, then the database
+            response = call(client, method, url, secret)
+            assert response.status_code == 200, (url, response.content)
+            assert response.json() == expected[url]
+        forget_process_state()  # a process that never compiled it: built from the database
+        for method, url in ENDPOINTS:
+            response = call(client, method, url, secret)
+            assert response.status_code == 200, (url, response.content)
+            assert response.json() == expected[url]
+        redis_proxy.restore()
+        time.sleep(0.3)  # the back-off window (FLAGSHIP_CACHE_RETRY_SECONDS=0.2) ends
+        call(client, "post", EVALUATE, secret)  # fills the cache again
+        with django_assert_num_queries(0):  # recovered: warm and query-free again
+            assert call(client, "post", EVALUATE, secret).status_code == 200
+
+
+@pytest.mark.requires_redis
+def test_redis_down__readyz_degraded_healthz_alive(
+    client: Client, db: None, redis_proxy: FaultProxy
+) -> None:
+    with caching(_through(redis_proxy, redis_url())):
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"database": "ok", "migrations": "ok", "redis": "ok"},
+        }
+        redis_proxy.sever()
+        degraded = client.get("/readyz")
+        assert degraded.status_code == 503
+        assert degraded.json()["status"] == "degraded"
+        assert degraded.json()["checks"]["redis"].startswith("unavailable")
+        assert degraded.json()["checks"]["database"] == "ok"
+        assert client.get("/healthz").status_code == 200
+        redis_proxy.restore()
+        assert client.get("/readyz").status_code == 200
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+@pytest.fixture
+def database_proxy(transactional_db: None) -> Iterator[FaultProxy]:
+    """Re-point the default connection at a proxy in front of the test database."""
+    connection = connections["default"]
+    original = connection.settings_dict.copy()
+    original_options = dict(original.get("OPTIONS", {}))
+    connection.close()
+    if original_options.get("pool"):
+        connection.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's
+    with FaultProxy(
+        original.get("HOST") or "127.0.0.1", int(original.get("PORT") or 5432)
+    ) as proxy:
+        connection.settings_dict["HOST"] = proxy.host
+        connection.settings_dict["PORT"] = str(proxy.port)
+        # Plain connections, so a refused connection fails at once instead of waiting on a pool.
+        connection.settings_dict["OPTIONS"] = {
+            key: value for key, value in original_options.items() if key != "pool"
+        }
+        try:
+            yield proxy
+        finally:
+            proxy.restore()
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(original)
+            connection.settings_dict["OPTIONS"] = original_options
+
+
+@pytest.mark.requires_postgres
+def test_postgres_down__evaluations_answer_writes_503_and_recover(
+    client: Client, database_proxy: FaultProxy
+) -> None:
+    # A superuser, not a role: an earlier transactional test may have flushed the role groups.
+    administrator = User.objects.create_superuser("root", "root@example.com", "x-not-used-x")
+    project = services.project_create(key="demo", name="Demo")
+    staging = project.environments.get(key="staging")
+    build_flags(project, staging)
+    server = issue(staging, ApiKey.Kind.SERVER)
+    admin = issue_admin(administrator)
+    with caching():
+        expected = {url: call(client, method, url, server).json() for method, url in ENDPOINTS}
+        assert database_proxy.accepted > 0  # the requests did go through the proxy
+        version = Environment.objects.get(pk=staging.pk).ruleset_version
+        flag_count = Flag.objects.count()
+
+        database_proxy.sever()
+        for method, url in ENDPOINTS:  # from the key and version caches and the compiled ruleset
+            response = call(client, method, url, server)
+            assert response.status_code == 200, (url, response.content)
+            assert response.json() == expected[url]
+        # Even with the shared cache emptied, this process serves its last known ruleset.
+        rulesets.shared_cache().clear()
+        response = call(client, "post", EVALUATE, server)
+        assert response.status_code == 200
+        assert response.json() == expected[EVALUATE]
+
+        written = client.post(
+            FLAGS_API,
+            data=json.dumps({"key": "during-outage", "name": "During outage"}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert written.status_code == 503
+        assert written["Content-Type"] == "application/problem+json"
+        assert written.json()["code"] == "database_unavailable"
+        assert written["Retry-After"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("unavailable")
+        assert client.get("/healthz").status_code == 200
+
+        database_proxy.restore()
+        connections["default"].close()
+        # Nothing half-written, and everything answers again.
+        assert Flag.objects.count() == flag_count
+        assert Environment.objects.get(pk=staging.pk).ruleset_version == version
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.json()
+        created = client.post(
+            FLAGS_API,
+            data=json.dumps({"key": "after-outage", "name": "After outage"}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert created.status_code == 201, created.content
+        response = call(client, "post", EVALUATE, server)
+        assert response.status_code == 200
+        assert "after-outage" in response.json()["flags"]
+
+
+@pytest.mark.requires_postgres
+def test_postgres_down__cold_process_without_cache_answers_503_not_500(
+    client: Client, database_proxy: FaultProxy
+) -> None:
+    project = services.project_create(key="demo", name="Demo")
+    staging = project.environments.get(key="staging")
+    build_flags(project, staging)
+    server = issue(staging, ApiKey.Kind.SERVER)
+    with caching():
+        database_proxy.sever()
+        forget_process_state()
+        response = call(client, "post", EVALUATE, server)
+        assert response.status_code == 503
+        assert response.json()["code"] == "database_unavailable"
+    cache.clear()

@@ -1,0 +1,67 @@
+"""Gunicorn settings for FlagShip's WSGI workers (``gunicorn -c gunicorn.conf.py flagship.wsgi``).
+
+Every value can be overridden from the environment (``GUNICORN_*``). The Server-Sent Events stream
+is not served here: idle streams must not hold a synchronous worker, so it runs on the ASGI
+application (``flagship.asgi``) beside these workers (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+# Loopback by default: a reverse proxy (TLS, buffering of slow clients) sits in front.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# gthread: each worker process serves several requests at once with threads. Evaluation is short
+# and mostly CPU (dictionary lookups, hashing) with small waits on Redis and, when cold, on
+# PostgreSQL; threads cover those waits without the memory of more processes, and unlike the
+# sync worker a keep-alive connection does not pin a whole process. (gevent/eventlet would need
+# monkey-patching of psycopg and redis for no gain on this CPU-bound path.)
+worker_class = "gthread"
+
+# The classic 2 x cores + 1, capped: past a dozen processes each one mostly adds memory and
+# database connections (each process has its own pool, DATABASE_POOL_MAX_SIZE) while the GIL-bound
+# work is already spread over the cores.
+workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
+
+# Threads per worker: enough to overlap cache and database round trips; more would contend for
+# the GIL and for the pool's connections (keep threads <= DATABASE_POOL_MAX_SIZE).
+threads = _int("GUNICORN_THREADS", 4)
+
+# A request that runs this long is stuck (evaluation takes milliseconds; the slowest management
+# call a few hundred): kill and replace the worker rather than let it hold a slot. The database
+# pool timeout (10 s) and Redis socket timeouts (1 s) stay well below it.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+# Time for in-flight requests to finish on restart/deploy (SIGTERM) before workers are killed.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+
+# SDKs poll and evaluate over persistent connections: keeping them open saves a TCP (and, behind
+# the proxy, upstream) handshake per call. A few seconds, longer than the proxy's idle reuse is
+# pointless and only holds threads.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+
+# Recycle workers now and then to bound slow leaks (fragmentation of compiled rulesets); the
+# jitter spreads restarts so all workers never restart (and recompile) at the same moment.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 10_000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1_000)
+
+# Import the application once in the master, then fork: faster start-up and shared memory pages.
+# Safe: database and Redis connections are opened lazily, in each worker, after the fork.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+
+# Logs to stdout/stderr for the process supervisor. The access log carries the request id
+# (X-Request-ID, set by flagship.middleware.RequestIdMiddleware on every response) so a line can be
+# joined with the application's log lines; %(D)s is the duration in microseconds.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s ua="%(a)s"'
+
+# Headers from the reverse proxy are trusted only from loopback (the proxy's address).
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
