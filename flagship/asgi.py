@@ -1,4 +1,8 @@
-"""ASGI entry point (long-lived streams are served from here)."""
+"""ASGI entry point: serves the change stream (``/api/v1/stream``) without a thread per stream.
+
+The API and the admin run under gunicorn's WSGI workers (``flagship.wsgi``); the proxy routes
+``/api/v1/stream`` to an ASGI server running this application (docs/streaming.md).
+"""
 
 import os
 

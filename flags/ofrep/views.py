@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -24,11 +25,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, environment_key
 from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import etag_matches
+from flags.stream.views import advertised_stream_url
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
 from .serializers import (
@@ -138,6 +141,26 @@ def key_ruleset(request: Request) -> tuple[ApiKey, CompiledRuleset]:
     if key is None or key.environment is None:  # pragma: no cover - the permission refused it
         raise exceptions.PermissionDenied()
     return key, compiled_ruleset(key.environment)
+
+
+def event_streams(request: Request, key: ApiKey) -> list[dict[str, Any]] | None:
+    """``eventStreams``: the change stream in OFREP's format (SSE, notify-only), when deployed.
+
+    Advertised only when ``FLAGSHIP_STREAM_URL`` says where the ASGI stream server answers (a WSGI
+    worker cannot know the proxy routes it). Browsers' ``EventSource`` cannot send headers, so a
+    client key's URL carries the key (client keys are public by design); never a server key.
+    """
+    base = advertised_stream_url()
+    if not base:
+        return None
+    query = {"format": "ofrep"}
+    if key.kind == ApiKey.Kind.CLIENT:
+        secret = presented_secret(request)
+        if secret is not None:
+            query["key"] = secret
+    separator = "&" if "?" in base else "?"
+    url = f"{request.build_absolute_uri(base)}{separator}{urlencode(query)}"
+    return [{"type": "sse", "url": url}]
 
 
 GENERAL_ERROR = OpenApiResponse(OfrepGeneralErrorSerializer, description="`errorDetails` says why.")
@@ -346,13 +369,15 @@ class OfrepFlagsView(OfrepView):
             results = compiled.ruleset.evaluate_all(
                 context, client_visible_only=api_key.kind == ApiKey.Kind.CLIENT
             )
-            response = Response(
-                {
-                    "flags": [
-                        failure_document(result) if result.is_error else success_document(result)
-                        for result in results.values()
-                    ]
-                }
-            )
+            body: dict[str, Any] = {
+                "flags": [
+                    failure_document(result) if result.is_error else success_document(result)
+                    for result in results.values()
+                ]
+            }
+            streams = event_streams(request, api_key)
+            if streams is not None:
+                body["eventStreams"] = streams
+            response = Response(body)
         response["ETag"] = etag
         return response

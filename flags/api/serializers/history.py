@@ -36,3 +36,12 @@ class AuditFilterSerializer(StrictInputSerializer):
     user = serializers.CharField(required=False)
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+class ChangePageSerializer(serializers.Serializer[Any]):
+    """One page of changes (history endpoints always paginate, whatever their view does)."""
+
+    count = serializers.IntegerField(help_text="Changes in all pages.")
+    next = serializers.URLField(allow_null=True, help_text="The next page, if any.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, if any.")
+    results = ChangeOutputSerializer(many=True)

@@ -20,7 +20,7 @@ from ...models import Condition, Flag, FlagState, Prerequisite, Rule, Segment
 from .. import history
 from ..mixins import HistoryMixin, PreconditionFailed, PreconditionRequired, ProjectScopedMixin
 from ..permissions import ModelPermissions
-from ..serializers.history import ChangeOutputSerializer
+from ..serializers.history import ChangePageSerializer
 from ..serializers.targeting import (
     FlagStateInputSerializer,
     FlagStateOutputSerializer,
@@ -259,7 +259,7 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
     @extend_schema(
         operation_id="flag_states_history",
         summary="Changes to a flag's state, rules and prerequisites in one environment",
-        responses={200: ChangeOutputSerializer(many=True)},
+        responses={200: ChangePageSerializer},
     )
     def history(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The state's history merged with its rules', conditions' and prerequisites'."""

@@ -1,0 +1,244 @@
+r"""``GET /api/v1/stream``: Server-Sent Events announcing each ruleset version of an environment.
+
+Notify-only: on an event, SDKs download the ruleset (server keys) or re-evaluate (client keys).
+
+An async view: an idle stream is a coroutine waiting on its subscription, not a worker thread.
+Authentication and the version look-ups run in a thread (``sync_to_async``) so the event loop is
+never blocked by the database. Server and client keys are accepted in ``X-API-Key`` or
+``Authorization: Bearer``; browsers' ``EventSource`` cannot set headers, so client keys (and only
+they) may also come as ``?key=<secret>``.
+
+Events (``format=flagship``, the default)::
+
+    event: ruleset
+    id: 42
+    data: {"version": 42, "etag": "\\"42\\""}
+
+``format=ofrep`` sends OFREP's shape instead (``event: message``,
+``data: {"type": "refetchEvaluation", "etag": ..., "version": ...}``); the OFREP bulk response
+advertises that URL in ``eventStreams``. Heartbeats are SSE comments (``: ping``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from accounts import keys
+from accounts.authentication import ApiKeyAuthentication, presented_secret
+from accounts.models import ApiKey
+from accounts.permissions import environment_key
+from flags import events
+from flags.models import Environment
+from flagship.errors import problem_response
+
+FORMATS = ("flagship", "ofrep")
+DEFAULT_HEARTBEAT = 15.0
+DEFAULT_MAX_AGE = 3600.0
+RETRY_MILLISECONDS = 3000
+WSGI_RETRY_MILLISECONDS = 30_000
+
+
+def _setting(name: str, default: float) -> float:
+    """A stream setting: ``settings.NAME``, else the environment variable ``NAME``, else default."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name) or default
+    return float(value)
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between heartbeats (``FLAGSHIP_STREAM_HEARTBEAT``, default 15)."""
+    return _setting("FLAGSHIP_STREAM_HEARTBEAT", DEFAULT_HEARTBEAT)
+
+
+def max_age_seconds() -> float:
+    """Seconds after which a stream is closed (``FLAGSHIP_STREAM_MAX_AGE``, default 3600).
+
+    The client reconnects (with ``Last-Event-ID``) and its key is checked again, so a revocation
+    reaches open streams within this time.
+    """
+    return _setting("FLAGSHIP_STREAM_MAX_AGE", DEFAULT_MAX_AGE)
+
+
+def advertised_stream_url() -> str:
+    """Where clients reach the stream, or ``""`` when it is not deployed (so not advertised).
+
+    ``FLAGSHIP_STREAM_URL``: an absolute URL, or a path on the host of the request.
+    """
+    value = getattr(settings, "FLAGSHIP_STREAM_URL", None)
+    if value is None:
+        value = os.environ.get("FLAGSHIP_STREAM_URL", "")
+    return str(value).strip()
+
+
+def _refusal(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="flagship"'} if status == 401 else None
+    return problem_response(request, status=status, code=code, detail=detail, headers=headers)
+
+
+def _authenticate(request: HttpRequest) -> ApiKey | HttpResponse:
+    """The environment key of the request, or the 401/403 problem response (runs in a thread)."""
+    drf_request = Request(request, authenticators=[cls() for cls in APIView.authentication_classes])
+    query_secret = request.GET.get("key", "").strip()
+    has_header = presented_secret(drf_request) is not None or "Authorization" in request.headers
+    if query_secret and not has_header:
+        parsed = keys.parse(query_secret)
+        if parsed is None:
+            return _refusal(request, 401, "invalid_api_key", "This API key is not valid.")
+        if parsed[0] != ApiKey.Kind.CLIENT:
+            return _refusal(
+                request,
+                403,
+                "client_key_required",
+                "Only client keys may be sent in the URL (?key=); send server keys in X-API-Key.",
+            )
+        try:
+            return ApiKeyAuthentication().key_for(query_secret)
+        except exceptions.AuthenticationFailed as error:
+            return _refusal(request, 401, _code(error), str(error.detail))
+    try:
+        key = environment_key(drf_request)
+    except exceptions.APIException as error:
+        status = 401 if error.status_code in (401, 403) else error.status_code
+        return _refusal(request, status, _code(error), str(error.detail))
+    if key is not None:
+        return key
+    if drf_request.user.is_authenticated or drf_request.auth is not None:
+        return _refusal(
+            request,
+            403,
+            "environment_key_required",
+            "This endpoint needs an environment API key (server or client).",
+        )
+    return _refusal(
+        request, 401, "not_authenticated", "Authentication credentials were not provided."
+    )
+
+
+def _code(error: exceptions.APIException) -> str:
+    codes = error.get_codes()
+    return codes if isinstance(codes, str) else "authentication_failed"
+
+
+def _current_version(environment_id: int) -> int | None:
+    """The environment's ruleset version now, or ``None`` when it no longer exists."""
+    return (
+        Environment.objects.filter(pk=environment_id)
+        .values_list("ruleset_version", flat=True)
+        .first()
+    )
+
+
+def _last_event_id(request: HttpRequest) -> int | None:
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def render(version: int, fmt: str) -> str:
+    """One SSE event announcing ``version``."""
+    etag = f'"{version}"'
+    if fmt == "ofrep":
+        data = {"type": "refetchEvaluation", "etag": etag, "version": version}
+        return f"id: {version}\nevent: message\ndata: {json.dumps(data)}\n\n"
+    data = {"version": version, "etag": etag}
+    return f"id: {version}\nevent: ruleset\ndata: {json.dumps(data)}\n\n"
+
+
+def _snapshot(environment_id: int, last_event_id: int | None, fmt: str) -> str:
+    """The whole answer outside ASGI: the current version when newer than ``last_event_id``."""
+    current = _current_version(environment_id)
+    text = f"retry: {WSGI_RETRY_MILLISECONDS}\n\n"
+    if current is not None and (last_event_id is None or last_event_id < current):
+        text += render(current, fmt)
+    return text
+
+
+async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> AsyncIterator[str]:
+    heartbeat = heartbeat_seconds()
+    deadline = time.monotonic() + max_age_seconds()
+    current_version = sync_to_async(_current_version)
+    async with events.subscribe(environment_id) as subscription:
+        # Subscribed before reading, so a change committed in between is not missed.
+        current = await current_version(environment_id)
+        if current is None:
+            return
+        prefix = f"retry: {RETRY_MILLISECONDS}\n\n"
+        if last_event_id is None or last_event_id < current:
+            yield prefix + render(current, fmt)
+        else:
+            yield prefix
+        sent = max(current, last_event_id or 0)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                notice = await asyncio.wait_for(subscription.wait(), min(heartbeat, remaining))
+            except TimeoutError:
+                yield ": ping\n\n"
+                continue
+            version = notice
+            if version is events.RESYNC:
+                version = await current_version(environment_id)
+                if version is None:
+                    return
+            if version is not None and version > sent:
+                sent = version
+                yield render(version, fmt)
+
+
+async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
+    """Stream the ruleset versions of the key's environment as Server-Sent Events."""
+    if version not in (api_settings.ALLOWED_VERSIONS or ()):
+        return problem_response(
+            request, status=404, code="not_found", detail=f"Unknown API version {version!r}."
+        )
+    if request.method != "GET":
+        return problem_response(
+            request,
+            status=405,
+            code="method_not_allowed",
+            detail=f'Method "{request.method}" not allowed.',
+            headers={"Allow": "GET"},
+        )
+    fmt = request.GET.get("format", "flagship")
+    if fmt not in FORMATS:
+        return problem_response(
+            request,
+            status=400,
+            code="invalid_format",
+            detail=f"format must be one of {', '.join(FORMATS)}.",
+        )
+    key = await sync_to_async(_authenticate)(request)
+    if isinstance(key, HttpResponse):
+        return key
+    if key.environment_id is None:  # pragma: no cover - environment keys always have one
+        return _refusal(request, 403, "environment_key_required", "Not an environment key.")
+    last_event_id = _last_event_id(request)
+    if isinstance(request, ASGIRequest):
+        content: Iterable[str] | AsyncIterator[str] = _events(
+            key.environment_id, last_event_id, fmt
+        )
+    else:
+        # Served by a WSGI worker (the proxy does not route the stream to the ASGI server): a
+        # stream would hold the worker's thread, so answer the current state once and end; the
+        # client reconnects after ``retry``, which degrades to polling.
+        content = [await sync_to_async(_snapshot)(key.environment_id, last_event_id, fmt)]
+    response = StreamingHttpResponse(content, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
