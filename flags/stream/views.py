@@ -25,11 +25,13 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from functools import wraps
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework import exceptions
@@ -167,10 +169,28 @@ def _snapshot(environment_id: int, last_event_id: int | None, fmt: str) -> str:
     return text
 
 
+def _released[**P, R](function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function``, then give its thread's database connection back (to the pool).
+
+    Under ASGI a request's thread keeps its connection until the request ends, and a stream lasts
+    hours: without this every open stream would hold one of the pool's few connections, and the
+    pool's size would cap the number of subscribers (found by bench/server).
+    """
+
+    @wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return call
+
+
 async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> AsyncIterator[str]:
     heartbeat = heartbeat_seconds()
     deadline = time.monotonic() + max_age_seconds()
-    current_version = sync_to_async(_current_version)
+    current_version = sync_to_async(_released(_current_version))
     async with events.subscribe(environment_id) as subscription:
         # Subscribed before reading, so a change committed in between is not missed.
         current = await current_version(environment_id)
@@ -223,7 +243,10 @@ async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
             code="invalid_format",
             detail=f"format must be one of {', '.join(FORMATS)}.",
         )
-    key = await sync_to_async(_authenticate)(request)
+    # Only the ASGI path hands its connection back: a WSGI request (and a test's transaction)
+    # keeps using its own.
+    authenticate = _released(_authenticate) if isinstance(request, ASGIRequest) else _authenticate
+    key = await sync_to_async(authenticate)(request)
     if isinstance(key, HttpResponse):
         return key
     if key.environment_id is None:  # pragma: no cover - environment keys always have one

@@ -1,0 +1,1 @@
+"""Server benchmark: FlagShip under gunicorn and uvicorn with PostgreSQL and Redis (issue 5)."""
