@@ -84,3 +84,21 @@ def sync_roles(group_model: Any, permission_model: Any, *, skip_missing: bool = 
                 raise LookupError(f"permission {app_label}.{codename} does not exist")
             permissions.append(permission)
         group.permissions.set(permissions)
+
+
+def sync_roles_in_migration(apps: Any, *, skip_missing: bool = False) -> None:
+    """Create permissions now (Django normally does it after all migrations) and sync the roles.
+
+    For data migrations: ``apps`` is the migration's app registry.
+    """
+    from django.contrib.auth.management import create_permissions  # noqa: PLC0415  # needs apps
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    sync_roles(
+        apps.get_model("auth", "Group"),
+        apps.get_model("auth", "Permission"),
+        skip_missing=skip_missing,
+    )

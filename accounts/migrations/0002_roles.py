@@ -2,22 +2,14 @@
 
 from typing import Any
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.roles import sync_roles
+from accounts.roles import sync_roles_in_migration
 
 
 def create_roles(apps: Any, schema_editor: Any) -> None:
-    # Permissions are normally created after all migrations ran; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
     # Models created by later migrations (API keys) have no permissions yet: 0004 adds them.
-    sync_roles(
-        apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), skip_missing=True
-    )
+    sync_roles_in_migration(apps, skip_missing=True)
 
 
 def remove_roles(apps: Any, schema_editor: Any) -> None:

@@ -2,19 +2,13 @@
 
 from typing import Any
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.roles import sync_roles
+from accounts.roles import sync_roles_in_migration
 
 
 def resync_roles(apps: Any, schema_editor: Any) -> None:
-    # The API key permissions are created after migrations; the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    sync_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    sync_roles_in_migration(apps)
 
 
 class Migration(migrations.Migration):
