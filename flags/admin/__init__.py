@@ -6,9 +6,10 @@
 - ``targeting``: rules and segments with their conditions;
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
+- ``evaluations``: evaluation counts reported by SDKs (read-only);
 - ``base``: history, reverts and service refusals shared by every model admin.
 """
 
-from . import flags, projects, states, targeting
+from . import evaluations, flags, projects, states, targeting
 
-__all__ = ["flags", "projects", "states", "targeting"]
+__all__ = ["evaluations", "flags", "projects", "states", "targeting"]

@@ -1,5 +1,6 @@
 """FlagShip's domain model (DESIGN section 4), split by domain."""
 
+from .evaluations import FlagEvaluationCount
 from .flags import Flag, FlagState, Prerequisite, Variant
 from .projects import Environment, Project, Tag
 from .targeting import Condition, Rule, Segment
@@ -8,6 +9,7 @@ __all__ = [
     "Condition",
     "Environment",
     "Flag",
+    "FlagEvaluationCount",
     "FlagState",
     "Prerequisite",
     "Project",

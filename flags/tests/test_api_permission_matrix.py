@@ -135,6 +135,15 @@ EVALUATION: dict[str, tuple[Request, tuple[int, ...]]] = {
         ("get", "/api/v1/ruleset", None),
         (401, 403, 403, 403, 403, 403, 200, 403, 401, 401),
     ),
+    # Counts of a flag a client key may not see are accepted and ignored (202, nothing stored).
+    "sdk evaluation counts": (
+        (
+            "post",
+            "/api/v1/sdk/evaluations",
+            {"counts": [{"flag": "new-checkout", "hour": "2026-11-26T12:00:00Z", "count": 1}]},
+        ),
+        (401, 403, 403, 403, 403, 403, 202, 202, 401, 401),
+    ),
     "ofrep one": (
         ("post", "/ofrep/v1/evaluate/flags/new-checkout", {"context": {"targetingKey": "u"}}),
         (401, 403, 403, 403, 403, 403, 200, 404, 401, 401),

@@ -37,7 +37,7 @@ API_CHECKS = [
     response_schema_conformance,
 ]
 # Routes an environment key (not a person) calls.
-KEYED_PREFIXES = ("/api/v1/evaluate", "/api/v1/ruleset", "/ofrep/")
+KEYED_PREFIXES = ("/api/v1/evaluate", "/api/v1/ruleset", "/api/v1/sdk/", "/ofrep/")
 
 
 def test_schema__served_as_openapi_3(client: Client) -> None:
