@@ -24,13 +24,15 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from flags import rulesets
-from flags.evaluation.cache import current_version, note_version
+from flags.evaluation import local
+from flags.evaluation.cache import known_version, note_version
 from flags.models import Environment
 
 from . import keys
@@ -98,11 +100,23 @@ def clear() -> None:
 
 
 def forget_key(lookup: str) -> None:
-    """Drop a key's cached essentials (now and again after commit)."""
+    """Drop a key's cached essentials, here and in every process (now and again after commit)."""
     rulesets.delete(key_cache_key(lookup))
+    local.forget_key(lookup)
     with _lock:
         _last_known.pop(lookup, None)
-    transaction.on_commit(lambda: rulesets.delete(key_cache_key(lookup)))
+
+    def again() -> None:
+        rulesets.delete(key_cache_key(lookup))
+        local.forget_key(lookup)
+
+    transaction.on_commit(again)
+
+
+def recently_recorded(key_id: int) -> bool:
+    """Whether this process wrote (or saw written) the key's ``last_used_at`` within a minute."""
+    written = _last_written.get(key_id)
+    return written is not None and time.monotonic() - written < LAST_USED_RESOLUTION.total_seconds()
 
 
 def _key_changed(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
@@ -114,12 +128,13 @@ post_save.connect(_key_changed, sender=ApiKey, dispatch_uid="flagship.api_key_ca
 post_delete.connect(_key_changed, sender=ApiKey, dispatch_uid="flagship.api_key_cache.delete")
 
 
-def presented_secret(request: Request) -> str | None:
-    """The API key secret a request carries, if any."""
-    header = request.headers.get("X-API-Key")
+def presented_secret(request: HttpRequest | Request) -> str | None:
+    """The API key secret a request carries, if any (read from ``META``: no header parsing)."""
+    meta = request.META
+    header = meta.get("HTTP_X_API_KEY")
     if header:
-        return header.strip()
-    authorization = request.headers.get("Authorization", "")
+        return str(header).strip()
+    authorization = str(meta.get("HTTP_AUTHORIZATION", ""))
     scheme, _, value = authorization.partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value[:4] in keys.KIND_OF_PREFIX:
@@ -169,11 +184,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         """An environment key from the cache, with its environment's current version."""
         if kind not in ENVIRONMENT_KINDS or rulesets.key_ttl() <= 0:
             return None
-        data = rulesets.get(key_cache_key(lookup))
-        if not isinstance(data, dict) or data.get("kind") != kind:
+        data = local.key(lookup)
+        if data is None:
+            data = rulesets.get(key_cache_key(lookup))
+            if not isinstance(data, dict):
+                return None
+            local.remember_key(lookup, data)
+        if data.get("kind") != kind:
             return None
         try:
-            version = current_version(data["environment_id"])
+            version = known_version(data["environment_id"])
         except Environment.DoesNotExist:
             return None  # deleted meanwhile: the database decides
         return from_essentials(data, version)
@@ -191,7 +211,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 data = _last_known.get(lookup)
             if data is None or data.get("kind") != kind:
                 raise
-            return from_essentials(data, current_version(data["environment_id"]))
+            return from_essentials(data, known_version(data["environment_id"]))
         if key is None or key.kind not in ENVIRONMENT_KINDS:
             return key
         data = essentials(key)
@@ -202,6 +222,8 @@ class ApiKeyAuthentication(BaseAuthentication):
                 _last_known.pop(next(iter(_last_known)))
             _last_known[lookup] = data
         rulesets.set(key_cache_key(lookup), data, rulesets.key_ttl())
+        if rulesets.key_ttl() > 0:
+            local.remember_key(lookup, data)
         if key.last_used_at is not None:
             self._mark_used(key.pk, key.last_used_at)
         return key
@@ -226,7 +248,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             if written is not None and time.monotonic() - written < resolution:
                 return
             if rulesets.add(used_cache_key(key.pk), True, resolution) is False:
-                return  # another process wrote it less than a minute ago
+                # Another process wrote it less than a minute ago: ask again in a minute at most.
+                with _lock:
+                    _last_written[key.pk] = time.monotonic()
+                return
             with _lock:
                 _last_written[key.pk] = time.monotonic()
         try:

@@ -29,7 +29,14 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "flagship:ruleset-changed"
+CHANNEL = "flagship:ruleset-changed"  # with the default FLAGSHIP_CHANNEL_PREFIX
+
+
+def channel() -> str:
+    """The pub/sub channel of ruleset notices: ``<FLAGSHIP_CHANNEL_PREFIX>:ruleset-changed``."""
+    return f"{getattr(settings, 'FLAGSHIP_CHANNEL_PREFIX', 'flagship')}:ruleset-changed"
+
+
 # How long a new stream waits for the process's Redis subscription before going on without it.
 READY_TIMEOUT = 2.0
 RECONNECT_MAX_DELAY = 5.0
@@ -89,7 +96,7 @@ def publish_ruleset_changed(environment_id: int, version: int) -> None:
     url = redis_url()
     if url:
         try:
-            _publisher(url).publish(CHANNEL, change.encode())
+            _publisher(url).publish(channel(), change.encode())
         except redis.RedisError:
             logger.warning("events.publish_failed", exc_info=True)
         else:
@@ -168,7 +175,7 @@ class _Listener:
             )
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(channel())
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None:

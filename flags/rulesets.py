@@ -123,6 +123,19 @@ def add(key: str, value: Any, timeout: float) -> bool | None:
         return None
 
 
+def incr(key: str, amount: int) -> int | None:
+    """Add ``amount`` to the integer at ``key``; the new value, ``None`` if missing or failed."""
+    if not available():
+        return None
+    try:
+        return int(shared_cache().incr(key, amount))
+    except ValueError:
+        return None  # expired between add() and incr(): the next report starts it again
+    except Exception as error:  # see get
+        _failed("incr", error)
+        return None
+
+
 def delete(key: str) -> None:
     """Forget ``key`` (a failure is logged)."""
     if not available():

@@ -189,6 +189,12 @@ FLAGSHIP_STREAM_HEARTBEAT = env.float("FLAGSHIP_STREAM_HEARTBEAT", default=15.0)
 FLAGSHIP_STREAM_MAX_AGE = env.float("FLAGSHIP_STREAM_MAX_AGE", default=3600.0)
 # Where the ASGI stream server answers, advertised in OFREP bulk responses; empty: not advertised.
 FLAGSHIP_STREAM_URL = env.str("FLAGSHIP_STREAM_URL", default="")
+# Prefix of the Redis pub/sub channels (<prefix>:ruleset-changed, <prefix>:api-key-changed):
+# deployments sharing one Redis keep their notices apart with different prefixes.
+FLAGSHIP_CHANNEL_PREFIX = env.str("FLAGSHIP_CHANNEL_PREFIX", default="flagship")
+# Seconds a process trusts an environment key's essentials without asking Redis (revocations
+# through FlagShip reach every process at once through pub/sub; this bounds the rest).
+FLAGSHIP_KEY_LOCAL_CACHE_SECONDS = env.float("FLAGSHIP_KEY_LOCAL_CACHE_SECONDS", default=5.0)
 
 # --- Cache and degradation --------------------------------------------------------------------
 # How long cached API key essentials are trusted: the bound on how late a revocation can take
@@ -333,7 +339,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 # CORS only for what browsers call with client keys: evaluation and OFREP.
-CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream)"
+CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream|api/v1/sdk/evaluations)"
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "if-none-match", "x-api-key"]

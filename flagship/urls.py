@@ -9,16 +9,18 @@ admin.site.site_header = "FlagShip"
 admin.site.site_title = "FlagShip"
 admin.site.index_title = "Feature flags"
 
+# The evaluation routes come first: Django tries patterns in order, and the management API's
+# dozens of routes would otherwise be matched against every SDK request.
 urlpatterns = [
+    path("ofrep/v1/", include("flags.ofrep.urls")),
+    path("api/<version>/", include("flags.evaluation.urls")),
+    path("api/<version>/", include("flags.stream.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/<version>/", include("accounts.api.urls")),
     path("api/<version>/", include("flags.api.urls")),
-    path("api/<version>/", include("flags.evaluation.urls")),
-    path("api/<version>/", include("flags.stream.urls")),
-    path("ofrep/v1/", include("flags.ofrep.urls")),
     path("", include("flagship.health")),  # /healthz and /readyz
 ]
 

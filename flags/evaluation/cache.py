@@ -29,6 +29,8 @@ from flags.models import Environment
 from flags.snapshot import environment_ruleset
 from flagship_sdk.engine import Ruleset
 
+from . import local
+
 MAX_ENTRIES = 64
 
 
@@ -41,6 +43,10 @@ class CompiledRuleset:
     document: dict[str, Any]
     ruleset: Ruleset
     body: bytes = field(repr=False)
+    # JSON fragments of results, filled by the fast path (flags.evaluation.fast.fragment).
+    fragments: dict[tuple[str, int], tuple[object, bytes]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def etag(self) -> str:
@@ -81,6 +87,16 @@ def _store(entry: CompiledRuleset, *keys: tuple[int, int]) -> None:
 def _build_lock(environment_id: int) -> threading.Lock:
     with _lock:
         return _build_locks.setdefault(environment_id, threading.Lock())
+
+
+def compiled_for(environment_id: int, project_id: int, version: int) -> CompiledRuleset:
+    """:func:`compiled_ruleset` from ids: a cached entry without building an ``Environment``."""
+    entry = _cached((environment_id, version))
+    if entry is not None:
+        return entry
+    return compiled_ruleset(
+        Environment(pk=environment_id, project_id=project_id, ruleset_version=version)
+    )
 
 
 def compiled_ruleset(environment: Environment) -> CompiledRuleset:
@@ -153,6 +169,22 @@ def current_version(environment_id: int) -> int:
     if version is None:
         raise Environment.DoesNotExist(environment_id)
     note_version(environment_id, version)
+    return version
+
+
+def known_version(environment_id: int) -> int:
+    """:func:`current_version`, from this process's memory while changes are pushed to it.
+
+    ``flags.evaluation.local`` holds the versions its Redis subscription announced; an environment
+    it has not heard of yet is read once (as :func:`current_version` does) and remembered.
+    """
+    version = local.version(environment_id)
+    if version is not None:
+        return version
+    since = local.generation()
+    version = current_version(environment_id)
+    if since >= 0:
+        local.record_version(environment_id, version, since)
     return version
 
 

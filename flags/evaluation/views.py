@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,8 +21,9 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, ServerKeyRequired, environment_key
-from flagship_sdk.engine import ErrorCode
+from flagship_sdk.engine import ErrorCode, EvaluationResult
 
+from . import fast
 from .cache import CompiledRuleset, compiled_ruleset
 from .serializers import (
     EvaluationRequestSerializer,
@@ -65,7 +66,33 @@ def request_context(request: Request) -> dict[str, Any]:
     return dict(context) if context else {}
 
 
-class EnvironmentKeyView(APIView):
+class FastPathMixin:
+    """Answer warm requests through ``flags.evaluation.fast``; DRF's ``dispatch`` otherwise."""
+
+    fast_kinds: tuple[str, ...] = (fast.SERVER, fast.CLIENT)
+    fast_method = "POST"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Try the fast path, then the full one."""
+        if request.method == self.fast_method and kwargs.get("version", "v1") == "v1":
+            try:
+                admitted = fast.admitted(request, self.fast_kinds)
+                response = self.fast(request, *admitted, **kwargs) if admitted else None
+            except Exception:  # the full path meets the same trouble and answers it properly
+                response = None
+            if response is not None:
+                response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+                return response
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """The answer from memory, or ``None`` for the full path."""
+        raise NotImplementedError
+
+
+class EnvironmentKeyView(FastPathMixin, APIView):
     """Base of the evaluation views: environment keys only, rate limited per key."""
 
     permission_classes = [EnvironmentKeyRequired]
@@ -74,6 +101,22 @@ class EnvironmentKeyView(APIView):
 
 class EvaluateFlagsView(EnvironmentKeyView):
     """Evaluate every flag the key may see."""
+
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """``post`` from memory, with each result's JSON built once per ruleset version."""
+        context = fast.plain_context(request)
+        if context is None:
+            return None
+        results = compiled.ruleset.evaluate_all(
+            context, client_visible_only=api_key.kind == fast.CLIENT
+        )
+        parts = [
+            fast.fragment(compiled, "api", result, api_fragment) for result in results.values()
+        ]
+        body = b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version)
+        return fast.json_response(body)
 
     @extend_schema(
         operation_id="evaluate_flags",
@@ -118,8 +161,30 @@ class EvaluateFlagsView(EnvironmentKeyView):
         )
 
 
+def api_fragment(result: EvaluationResult) -> bytes:
+    """``"key":{...}``: one member of the ``flags`` object of ``POST /api/v1/evaluate``."""
+    return fast.render({result.key: result_document(result)})[1:-1]
+
+
 class EvaluateFlagView(EnvironmentKeyView):
     """Evaluate one flag."""
+
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """``post`` from memory (errors go to the full path)."""
+        context = fast.plain_context(request)
+        flag_key = kwargs.get("flag_key")
+        if context is None or not isinstance(flag_key, str):
+            return None
+        ruleset = compiled.ruleset
+        if api_key.kind == fast.CLIENT and not ruleset.client_visible(flag_key):
+            return None
+        result = ruleset.evaluate(flag_key, context)
+        if result.error_code is not None:
+            return None
+        document = {"key": flag_key, **result_document(result), "version": compiled.version}
+        return fast.json_response(fast.render(document))
 
     @extend_schema(
         operation_id="evaluate_flag",
@@ -168,6 +233,14 @@ class RulesetView(EnvironmentKeyView):
     """Download the environment's ruleset (server keys only)."""
 
     permission_classes = [ServerKeyRequired]
+    fast_kinds = (fast.SERVER,)
+    fast_method = "GET"
+
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """``get`` from memory."""
+        return ruleset_response(request.META.get("HTTP_IF_NONE_MATCH"), compiled)
 
     @extend_schema(
         operation_id="ruleset_retrieve",
@@ -219,14 +292,19 @@ class RulesetView(EnvironmentKeyView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         """The ruleset document, or 304."""
         _key, compiled = key_ruleset(request)
-        etag = compiled.etag
-        if etag_matches(request.headers.get("If-None-Match"), etag):
-            response = HttpResponse(status=304)
-        else:
-            response = HttpResponse(compiled.body, content_type="application/json")
-        response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"
-        return response
+        return ruleset_response(request.headers.get("If-None-Match"), compiled)
+
+
+def ruleset_response(if_none_match: str | None, compiled: CompiledRuleset) -> HttpResponse:
+    """The ruleset document, or 304 when ``If-None-Match`` names its version."""
+    etag = compiled.etag
+    if if_none_match == etag or etag_matches(if_none_match, etag):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(compiled.body, content_type="application/json")
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -28,9 +28,10 @@ from rest_framework.views import APIView
 from accounts.authentication import presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, environment_key
+from flags.evaluation import fast
 from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
 from flags.evaluation.throttling import EvaluationRateThrottle
-from flags.evaluation.views import etag_matches
+from flags.evaluation.views import FastPathMixin, etag_matches
 from flags.stream.views import advertised_stream_url
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
@@ -122,10 +123,15 @@ def failure_document(result: EvaluationResult) -> dict[str, Any]:
     }
 
 
-def context_etag(compiled: CompiledRuleset, key: ApiKey, context: dict[str, Any]) -> str:
+def ofrep_fragment(result: EvaluationResult) -> bytes:
+    """One item of the bulk response's ``flags`` array."""
+    return fast.render(failure_document(result) if result.is_error else success_document(result))
+
+
+def bulk_etag(compiled: CompiledRuleset, kind: str, context: dict[str, Any]) -> str:
     """The bulk ETag: the ruleset version and a hash of the context (and what the key may see)."""
     canonical = json.dumps(
-        [compiled.environment_id, key.kind, context],
+        [compiled.environment_id, kind, context],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -143,7 +149,7 @@ def key_ruleset(request: Request) -> tuple[ApiKey, CompiledRuleset]:
     return key, compiled_ruleset(key.environment)
 
 
-def event_streams(request: Request, key: ApiKey) -> list[dict[str, Any]] | None:
+def event_streams(request: HttpRequest, kind: str) -> list[dict[str, Any]] | None:
     """``eventStreams``: the change stream in OFREP's format (SSE, notify-only), when deployed.
 
     Advertised only when ``FLAGSHIP_STREAM_URL`` says where the ASGI stream server answers (a WSGI
@@ -154,7 +160,7 @@ def event_streams(request: Request, key: ApiKey) -> list[dict[str, Any]] | None:
     if not base:
         return None
     query = {"format": "ofrep"}
-    if key.kind == ApiKey.Kind.CLIENT:
+    if kind == ApiKey.Kind.CLIENT:
         secret = presented_secret(request)
         if secret is not None:
             query["key"] = secret
@@ -184,7 +190,7 @@ REQUEST_EXAMPLE = OpenApiExample(
 )
 
 
-class OfrepView(APIView):
+class OfrepView(FastPathMixin, APIView):
     """Shared OFREP behaviour: environment keys, per-key rate limit, OFREP error bodies."""
 
     permission_classes = [EnvironmentKeyRequired]
@@ -244,6 +250,22 @@ class OfrepFlagView(OfrepView):
     def error_key(self) -> str | None:
         """The flag key from the URL."""
         return str(self.kwargs.get("key", ""))
+
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """``post`` from memory (errors go to the full path)."""
+        context = fast.plain_context(request, any_content_type=True)
+        flag_key = kwargs.get("key")
+        if context is None or not isinstance(flag_key, str):
+            return None
+        ruleset = compiled.ruleset
+        if api_key.kind == fast.CLIENT and not ruleset.client_visible(flag_key):
+            return None
+        result = ruleset.evaluate(flag_key, context)
+        if result.error_code is not None:
+            return None
+        return fast.json_response(fast.render(success_document(result)))
 
     @extend_schema(
         operation_id="ofrep_evaluate_flag",
@@ -307,6 +329,32 @@ class OfrepFlagView(OfrepView):
 class OfrepFlagsView(OfrepView):
     """``POST /ofrep/v1/evaluate/flags``: evaluate every flag the key may see."""
 
+    def fast(
+        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+    ) -> HttpResponse | None:
+        """``post`` from memory, with each result's JSON built once per ruleset version."""
+        context = fast.plain_context(request, any_content_type=True)
+        if context is None:
+            return None
+        etag = bulk_etag(compiled, api_key.kind, context)
+        if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+            response = HttpResponse(status=304)
+        else:
+            results = compiled.ruleset.evaluate_all(
+                context, client_visible_only=api_key.kind == fast.CLIENT
+            )
+            parts = [
+                fast.fragment(compiled, "ofrep", result, ofrep_fragment)
+                for result in results.values()
+            ]
+            body = b'{"flags":[%s]' % b",".join(parts)
+            streams = event_streams(request, api_key.kind)
+            if streams is not None:
+                body += b',"eventStreams":' + fast.render(streams)
+            response = fast.json_response(body + b"}")
+        response["ETag"] = etag
+        return response
+
     @extend_schema(
         operation_id="ofrep_evaluate_flags",
         tags=[TAG],
@@ -362,7 +410,7 @@ class OfrepFlagsView(OfrepView):
         """Evaluate every visible flag, or 304 when the ETag still matches."""
         context = request_context(request)
         api_key, compiled = key_ruleset(request)
-        etag = context_etag(compiled, api_key, context)
+        etag = bulk_etag(compiled, api_key.kind, context)
         if etag_matches(request.headers.get("If-None-Match"), etag):
             response: Response | HttpResponse = HttpResponse(status=304)
         else:
@@ -375,7 +423,7 @@ class OfrepFlagsView(OfrepView):
                     for result in results.values()
                 ]
             }
-            streams = event_streams(request, api_key)
+            streams = event_streams(request, api_key.kind)
             if streams is not None:
                 body["eventStreams"] = streams
             response = Response(body)

@@ -77,10 +77,13 @@ def bump(environment_ids: Iterable[int]) -> None:
 
 
 def _announce(environment_ids: list[int]) -> None:
-    # After commit: rebuild each environment's ruleset document into the shared cache, record its
-    # version there (the hot path reads it), then tell the change stream. A failure (Redis or the
-    # database) is logged, never raised: the write has committed, and readers fall back to the
-    # database (flags.evaluation.cache, flags.rulesets).
+    # After commit: record each environment's new version in the shared cache (the hot path reads
+    # it) and tell every process and change stream at once, then rebuild the ruleset document
+    # into the shared cache. Announcing first keeps the document build (tens of milliseconds on a
+    # large environment) out of the propagation time; a process asked for the new version before
+    # the document is stored builds it from the database itself (flags.evaluation.cache). A
+    # failure (Redis or the database) is logged, never raised: the write has committed, and
+    # readers fall back to the database.
     import importlib  # noqa: PLC0415  # only this hook needs it
 
     from .. import rulesets  # noqa: PLC0415  # keeps this module's import graph as it was
@@ -91,23 +94,28 @@ def _announce(environment_ids: list[int]) -> None:
     except ImportError:
         events = None
     logger.info("ruleset.changed", extra={"environments": environment_ids})
+    local = importlib.import_module("flags.evaluation.local")
     for environment_id in environment_ids:
         try:
             environment = Environment.objects.get(pk=environment_id)
             version = environment.ruleset_version
-            if rulesets.ruleset_ttl() > 0:
-                document = snapshot.environment_ruleset(environment)
-                rulesets.put_document(environment_id, document)
-                version = int(document["version"])
             rulesets.announce_version(environment_id, version)
         except Exception:
-            logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
+            logger.exception("ruleset.version_not_announced", extra={"environment": environment_id})
             continue
+        local.heard(environment_id, version)  # this process answers with it from now on
         if events is not None:
             try:
                 events.publish_ruleset_changed(environment_id, version)
             except Exception:
                 logger.exception("ruleset.not_published", extra={"environment": environment_id})
+        if rulesets.ruleset_ttl() > 0:
+            try:
+                document = snapshot.environment_ruleset(environment)
+                if int(document["version"]) >= version:
+                    rulesets.put_document(environment_id, document)
+            except Exception:
+                logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
 
 
 def validate_states(states: Iterable[FlagState]) -> None:

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from functools import wraps
+from functools import lru_cache, wraps
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -150,8 +150,9 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
+@lru_cache(maxsize=256)
 def render(version: int, fmt: str) -> str:
-    """One SSE event announcing ``version``."""
+    """One SSE event announcing ``version`` (built once for all the streams that send it)."""
     etag = f'"{version}"'
     if fmt == "ofrep":
         data = {"type": "refetchEvaluation", "etag": etag, "version": version}

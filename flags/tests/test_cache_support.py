@@ -14,7 +14,7 @@ from django.test.utils import override_settings
 
 from accounts import authentication
 from flags import rulesets
-from flags.evaluation import cache
+from flags.evaluation import cache, local, throttling
 
 EVALUATE = "/api/v1/evaluate"
 RULESET = "/api/v1/ruleset"
@@ -50,7 +50,10 @@ def cache_config(redis_location: str | None = None) -> dict[str, Any]:
 
 def forget_process_state() -> None:
     """What a fresh process knows: nothing compiled, no last-known keys, no open breaker."""
+    local.stop_listener()
     cache.clear()
+    local.clear()
+    throttling.limiter.clear()
     authentication.clear()
     rulesets.reset()
 
@@ -64,6 +67,8 @@ def caching(redis_location: str | None = None, **extra: Any) -> Iterator[None]:
         "FLAGSHIP_VERSION_CACHE_SECONDS": 30,
         "FLAGSHIP_RULESET_CACHE_SECONDS": 3600,
         "FLAGSHIP_CACHE_RETRY_SECONDS": 0.2,
+        # Notices of other tests (and of other test runs sharing the Redis) never arrive here.
+        "FLAGSHIP_CHANNEL_PREFIX": f"flagship-test-{uuid.uuid4().hex[:12]}",
     }
     if redis_location is not None:
         values["REDIS_URL"] = redis_location

@@ -59,3 +59,16 @@ def test_cors__management_api__never_cross_origin(
     response = client_for("administrator", staging).get("/api/v1/projects/", HTTP_ORIGIN=SHOP)
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_cors__preflight_to_evaluation_counts__allowed(staging: Environment) -> None:
+    # Given a browser SDK with a client key, when it preflights a report of evaluation counts
+    response = client_for("anonymous", staging).options(
+        "/api/v1/sdk/evaluations",
+        HTTP_ORIGIN=SHOP,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-api-key, content-type",
+    )
+    # Then it is allowed from the configured origin
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == SHOP

@@ -103,8 +103,8 @@ def test_delivery_through_redis(redis_url: str) -> None:
             await asyncio.to_thread(events.publish_ruleset_changed, 1, 8)
             received = [await one.wait(), await same.wait()]
             # From another process, and something that is not a notice (ignored).
-            other_process.publish(events.CHANNEL, b"garbage")
-            other_process.publish(events.CHANNEL, events.RulesetChanged(1, 9).encode())
+            other_process.publish(events.channel(), b"garbage")
+            other_process.publish(events.channel(), events.RulesetChanged(1, 9).encode())
             received.append(await one.wait())
             return received
 

@@ -425,7 +425,7 @@ REPORTS_PER_THREAD = 5
 
 
 @pytest.mark.requires_postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_reports__of_the_same_keys__add_up_exactly(
     staging: Environment, boolean_flag: Flag, string_flag: Flag
 ) -> None:
@@ -467,7 +467,7 @@ def test_concurrent_reports__of_the_same_keys__add_up_exactly(
 
 
 @pytest.mark.requires_postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_first_inserts__of_a_new_key__never_conflict(
     staging: Environment, boolean_flag: Flag
 ) -> None:

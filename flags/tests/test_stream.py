@@ -346,7 +346,7 @@ def test_fan_out_through_redis(
             ]
             assert len(ours) == 1
             notice = json.dumps({"environment": staging.pk, "version": current + 5})
-            other_process.publish(events.CHANNEL, notice)
+            other_process.publish(events.channel(), notice)
             assert first.next_event(PROPAGATION)["data"]["version"] == current + 5
             assert second.next_event(PROPAGATION)["data"]["version"] == current + 5
     finally:
