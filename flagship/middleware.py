@@ -10,12 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.template import loader
+from django.utils.html import escape
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # ships no types
 
 # LOGGING imports this module (RequestIdFilter) while Django configures logging, before apps are
@@ -32,6 +39,9 @@ _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _LIMITED_PREFIXES = ("/api/", "/ofrep/")
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
+# What Django raises (wrapping psycopg's, and psycopg_pool's PoolTimeout) when the database
+# cannot be reached: refused, dropped or timed-out connections.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 def current_request_id() -> str:
@@ -199,3 +209,141 @@ class AdminLoginRateLimitMiddleware:
                     headers={"Retry-After": wait},
                 )
         return self.get_response(request)
+
+
+# --- HTML pages (the admin) while the database is down --------------------------------------
+DATABASE_UNAVAILABLE_TEMPLATE = "503_database.html"
+# Seconds a browser (or a person) should wait before trying again.
+DATABASE_UNAVAILABLE_RETRY_AFTER = 30
+# Database errors closer together than this belong to one outage window, logged once.
+OUTAGE_LOG_WINDOW_SECONDS = 60.0
+_NOT_HTML_PREFIXES = ("/api/", "/ofrep/")  # problem details, and OFREP's own error shape
+_DATABASE_ERROR = "_flagship_database_error"  # set on a request by _remember_database_error
+
+
+class OutageLog:
+    """Says whether a database error opens a new outage window (a warning) or extends the open one.
+
+    A window is a run of database errors less than ``window`` seconds apart; thread-safe.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._last_error: float | None = None
+
+    def opens_window(self, now: float | None = None) -> bool:
+        """Record an error at ``now`` (monotonic); ``True`` when it starts a new window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            opens = self._last_error is None or now - self._last_error > self.window
+            self._last_error = now
+        return opens
+
+    def reset(self) -> None:
+        """Forget the open window (tests)."""
+        with self._lock:
+            self._last_error = None
+
+
+OUTAGE_LOG = OutageLog(OUTAGE_LOG_WINDOW_SECONDS)
+
+
+class DatabaseUnavailableMiddleware:
+    """A 503 page instead of a 500 when the database cannot be reached, on every HTML page.
+
+    /api/ (``ApiErrorMiddleware``: problem details) and /ofrep/ are left alone. Only
+    ``OperationalError`` and ``InterfaceError`` count (what psycopg raises, wrapped by Django,
+    when the server refuses, drops or times out a connection, and what the pool raises when it
+    has no connection to give); every other exception goes on to Django's 500 handling.
+
+    It sits just before ``SessionMiddleware`` in MIDDLEWARE, so it wraps the session, CSRF,
+    authentication and message layers: in the admin the database is first needed inside the
+    view (the lazy ``request.user`` loads the session), caught by ``process_exception``; when a
+    layer inside it fails instead (``SessionMiddleware`` saving the session on the way out),
+    Django has already turned the exception into a 500 before it gets here, so the exception is
+    noted from ``got_request_exception`` and the 500 replaced. The page is rendered without
+    the request: no context processors, no session or user, nothing that needs the database.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        got_request_exception.connect(
+            _remember_database_error, dispatch_uid="flagship.database_unavailable"
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        """Replace a 500 caused by a database error in an inner layer with the 503 page."""
+        response = self.get_response(request)
+        error = getattr(request, _DATABASE_ERROR, None)
+        if error is not None and response.status_code >= 500 and _is_html_path(request.path):
+            return database_unavailable_response(request, error)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer a database error escaping a view with the 503 page."""
+        if isinstance(exception, DATABASE_ERRORS) and _is_html_path(request.path):
+            return database_unavailable_response(request, exception)
+        return None
+
+
+def _is_html_path(path: str) -> bool:
+    return not path.startswith(_NOT_HTML_PREFIXES)
+
+
+def _remember_database_error(
+    sender: object, request: HttpRequest | None = None, **kwargs: object
+) -> None:
+    """``got_request_exception`` receiver: note a database error on the request it broke.
+
+    Django sends the signal from inside its ``except`` block, so the exception is current.
+    """
+    error = sys.exc_info()[1]
+    if request is not None and isinstance(error, DATABASE_ERRORS):
+        setattr(request, _DATABASE_ERROR, error)
+
+
+def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """The 503 page for ``request``, logging the outage once per window."""
+    request_id = getattr(request, "request_id", None) or current_request_id()
+    if OUTAGE_LOG.opens_window():
+        first_line = (str(exception).strip().splitlines() or [""])[0]
+        logger.warning(
+            "database.unavailable: pages answer 503 until it is back (%s: %s) on %s %s",
+            type(exception).__name__,
+            first_line,
+            request.method,
+            request.path,
+            extra={"request_id": request_id},
+        )
+    else:
+        logger.debug("database.unavailable: %s %s answered 503", request.method, request.path)
+    context = {"request_id": request_id, "retry_after": DATABASE_UNAVAILABLE_RETRY_AFTER}
+    try:
+        body = loader.get_template(DATABASE_UNAVAILABLE_TEMPLATE).render(context)
+    except Exception:  # e.g. a missing static manifest entry: log it, and still answer 503
+        logger.exception("database.unavailable_page_failed", extra={"request_id": request_id})
+        body = _PLAIN_PAGE.format(request_id=escape(request_id))
+    response = HttpResponse(
+        body,
+        status=503,
+        content_type="text/html; charset=utf-8",
+        headers={
+            "Retry-After": str(DATABASE_UNAVAILABLE_RETRY_AFTER),
+            "Cache-Control": "no-store",
+        },
+    )
+    # Logged above, once per outage window: keep django.request from logging every 503 as an
+    # error (its log_response skips responses marked so).
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+_PLAIN_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Database unavailable | FlagShip</title></head><body>"
+    "<h1>Database unavailable</h1>"
+    "<p>FlagShip cannot reach its database. Flag evaluation keeps working from the last known "
+    "rulesets; changes cannot be saved right now. This page will work again as soon as the "
+    "database is back.</p><p>Request id: <code>{request_id}</code></p></body></html>"
+)

@@ -97,6 +97,9 @@ MIDDLEWARE = [
     # 413 for oversized declared bodies on /api/ and /ofrep/, before a view reads them.
     "flagship.middleware.BodySizeLimitMiddleware",
     "flagship.middleware.AdminLoginRateLimitMiddleware",
+    # Database down: the admin (every non-API page) answers a 503 page, not a 500. Before
+    # SessionMiddleware, so it also covers the session, CSRF, auth and message layers.
+    "flagship.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
