@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sd
 # Where `make run` serves; loopback only (this is the development server).
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help install run lint format typecheck migrations-check test test-only bench-engine mutants clean
+.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 typecheck: install ## mypy --strict over the whole repository
-	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools bench flagship flags accounts manage.py
+	$(BIN)/mypy sdk/python/src sdk/python/tests sdk/python/tools sdk/python/live_tests examples bench flagship flags accounts manage.py
 
 migrations-check: install ## Fail when a model change has no migration
 	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
@@ -64,7 +64,20 @@ migrations-check: install ## Fail when a model change has no migration
 test-only: install ## Run the test suite without lint and types
 	DJANGO_ENV=test .ci/with-services $(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck migrations-check test-only ## Lint, type-check and run every test
+# The SDK as its users get it: `pip install ./sdk/python[test]` into a fresh virtualenv without
+# Django (checked), then the SDK's own suite with its own configuration (sdk/python/pyproject.toml).
+SDK_VENV ?= .venv-sdk
+sdk-standalone: ## Install the SDK alone in a clean virtualenv and run its own test suite
+	@test -n "$(PYTHON)" || { echo "needs Python 3.12 or newer" >&2; exit 1; }
+	rm -rf $(SDK_VENV)
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "./sdk/python[test]"
+	@if $(SDK_VENV)/bin/python -c 'import django' 2>/dev/null; then \
+		echo "sdk-standalone: Django is installed in $(SDK_VENV); the SDK must not need it" >&2; exit 1; fi
+	cd sdk/python && ../../$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	rm -rf $(SDK_VENV) sdk/python/build sdk/python/src/flagship_sdk.egg-info
+
+test: lint typecheck migrations-check test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run
@@ -73,4 +86,4 @@ mutants: install ## Check that the engine's tests kill deliberate bugs (about a 
 	$(BIN)/python sdk/python/tools/mutants.py
 
 clean: ## Remove caches and the virtualenv (the SQLite database db.sqlite3 stays)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -7,6 +7,12 @@ Run from the repository root, either way::
 
 First checks that the engine and the baseline give the same answer for every context of every
 workload (exit status 1 if not), then times both, interleaved, and prints a Markdown table.
+
+The same workloads are also timed through the SDK client (``flagship_sdk.FlagShipClient`` in
+local mode, its evaluation counting on): ``is_enabled`` for W1 and W2, ``get_string`` for W3,
+``evaluate_all`` for W4. That column shows what the client adds on top of the engine; its target
+is 4x the baseline (issue 6). The client gets its ruleset from a bootstrap document and is pointed
+at a closed loopback port, so no network is involved while timing.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ if __package__ in (None, ""):
 import argparse
 import gc
 import importlib.metadata
+import logging
 import os
 import platform
+import socket
 import statistics
 import time
 from collections import Counter
@@ -46,9 +54,11 @@ from bench.engine.workloads import (
 )
 
 if TYPE_CHECKING:
+    from flagship_sdk import FlagShipClient
     from flagship_sdk.engine import EvaluationResult, Ruleset
 
 TARGET_RATIO = 3.0
+SDK_TARGET_RATIO = 4.0
 # Spelled as an escape: ruff flags the literal sign as confusable with the letter x.
 TIMES = "\u00d7"
 MAX_REPORTED_MISMATCHES = 10
@@ -180,6 +190,63 @@ def _time_engine(
         gc.enable()
 
 
+def sdk_client(document: dict[str, object]) -> FlagShipClient:
+    """A local-mode client holding ``document``, counting on, with no server to talk to.
+
+    The base URL is a loopback port nothing listens on: the client's background sync fails at once
+    (and backs off), the bootstrap document stays its data, and counts stay in memory.
+    """
+    from flagship_sdk import FlagShipClient  # noqa: PLC0415  # see main: a clear error if missing
+
+    quiet = logging.getLogger("bench.engine.sdk")
+    quiet.setLevel(logging.CRITICAL)
+    quiet.propagate = False
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return FlagShipClient(
+        f"http://127.0.0.1:{port}",
+        "fss_benchmark",
+        bootstrap=document,
+        stream=False,
+        poll_interval=3600,
+        counts_interval=3600,
+        max_backoff=3600,
+        timeout=0.5,
+        logger=quiet,
+    )
+
+
+def verify_sdk(
+    singles: Ruleset,
+    many: Ruleset,
+    single_client: FlagShipClient,
+    mixed_client: FlagShipClient,
+    contexts: Sequence[Context],
+) -> list[str]:
+    """Differences between the SDK client's answers and the engine's, on every context."""
+    problems: list[str] = []
+    for index, ctx in enumerate(contexts):
+        pairs = [
+            ("W1", single_client.is_enabled(W1_KEY, ctx), singles.evaluate(W1_KEY, ctx).value),
+            ("W2", single_client.is_enabled(W2_KEY, ctx), singles.evaluate(W2_KEY, ctx).value),
+            (
+                "W3",
+                single_client.get_string(W3_KEY, "", ctx),
+                singles.evaluate(W3_KEY, ctx).value,
+            ),
+        ]
+        expected_all = {key: result.value for key, result in many.evaluate_all(ctx).items()}
+        served_all = {key: d.value for key, d in mixed_client.evaluate_all(ctx).items()}
+        pairs.append(("W4", served_all, expected_all))
+        problems.extend(
+            f"{name}, context #{index}: SDK {served!r}, engine {expected!r}"
+            for name, served, expected in pairs
+            if served != expected
+        )
+    return problems
+
+
 def _time_function(fn: Callable[[Context], object], contexts: list[Context], rounds: int) -> int:
     gc.collect()
     gc.disable()
@@ -202,6 +269,7 @@ class Timing:
     evaluations_per_run: int
     engine_ns: list[float] = field(default_factory=list)
     baseline_ns: list[float] = field(default_factory=list)
+    sdk_ns: list[float] = field(default_factory=list)
 
     @property
     def engine_median(self) -> float:
@@ -217,6 +285,16 @@ class Timing:
     def ratio(self) -> float:
         """How many times slower the engine is than the baseline (median against median)."""
         return self.engine_median / self.baseline_median
+
+    @property
+    def sdk_median(self) -> float:
+        """Median over runs of the SDK client's nanoseconds per evaluation (0: not timed)."""
+        return statistics.median(self.sdk_ns) if self.sdk_ns else 0.0
+
+    @property
+    def sdk_ratio(self) -> float:
+        """How many times slower the SDK client is than the baseline."""
+        return self.sdk_median / self.baseline_median
 
 
 def _spread(samples: list[float]) -> float:
@@ -234,6 +312,7 @@ class _Case:
     baseline: Callable[[list[Context], int], int]
     # Evaluations per context: 1, or the number of flags for evaluate_all.
     per_call: int
+    sdk: Callable[[list[Context], int], int] | None = None
 
 
 def _calibrate(run: Callable[[list[Context], int], int], contexts: list[Context]) -> float:
@@ -275,6 +354,8 @@ def time_cases(cases: list[_Case], contexts: list[Context], settings: Settings) 
                 engine_ns = case.engine(chunk, rounds)
             timing.engine_ns.append(engine_ns / timing.evaluations_per_run)
             timing.baseline_ns.append(baseline_ns / timing.evaluations_per_run)
+            if case.sdk is not None:
+                timing.sdk_ns.append(case.sdk(chunk, rounds) / timing.evaluations_per_run)
     return [timing for _, timing, _, _ in plans]
 
 
@@ -319,8 +400,8 @@ def table_lines(timings: list[Timing], flags_in_w4: int) -> list[str]:
     """The results table: µs per evaluation, engine and baseline, and their ratio."""
     lines = [
         "| Workload | Evaluations per run | Engine µs | Baseline µs | Engine / baseline "
-        "| Run spread (engine / baseline) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| SDK µs | SDK / baseline | Run spread (engine / baseline / SDK) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for timing in timings:
         rows = [(timing.description, 1)]
@@ -332,11 +413,15 @@ def table_lines(timings: list[Timing], flags_in_w4: int) -> list[str]:
             ]
         for label, scale in rows:
             mark = "" if timing.ratio <= TARGET_RATIO else " ⚠"
+            sdk_mark = "" if timing.sdk_ratio <= SDK_TARGET_RATIO else " ⚠"
+            sdk_spread = f" / {_spread(timing.sdk_ns):.0%}" if timing.sdk_ns else ""
             lines.append(
                 f"| {timing.name}: {label} | {timing.evaluations_per_run:,} "
                 f"| {_us(timing.engine_median * scale)} | {_us(timing.baseline_median * scale)} "
                 f"| {timing.ratio:.2f}{TIMES}{mark} "
-                f"| {_spread(timing.engine_ns):.0%} / {_spread(timing.baseline_ns):.0%} |"
+                f"| {_us(timing.sdk_median * scale)} | {timing.sdk_ratio:.2f}{TIMES}{sdk_mark} "
+                f"| {_spread(timing.engine_ns):.0%} / {_spread(timing.baseline_ns):.0%}"
+                f"{sdk_spread} |"
             )
     return lines
 
@@ -412,26 +497,62 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     evaluate, evaluate_all = singles.evaluate, many.evaluate_all
+    single_client = sdk_client(single_flag_ruleset())
+    mixed_client = sdk_client(mixed.document)
+    sdk_problems = verify_sdk(singles, many, single_client, mixed_client, contexts)
+    if sdk_problems:
+        print("VERIFICATION FAILED: the SDK client and the engine disagree.", file=sys.stderr)
+        print("\n".join(sdk_problems[:MAX_REPORTED_MISMATCHES]), file=sys.stderr)
+        return 1
 
     def engine_single(key: str) -> Callable[[list[Context], int], int]:
         return lambda ctxs, rounds: _time_engine(evaluate, key, ctxs, rounds)
+
+    def sdk_single(getter: Callable[..., object], key: str) -> Callable[[list[Context], int], int]:
+        return lambda ctxs, rounds: _time_engine(getter, key, ctxs, rounds)
 
     def function(fn: Callable[[Context], object]) -> Callable[[list[Context], int], int]:
         return lambda ctxs, rounds: _time_function(fn, ctxs, rounds)
 
     cases = [
-        _Case("W1", "static boolean", engine_single(W1_KEY), function(baseline_w1), 1),
-        _Case("W2", "25 % rollout", engine_single(W2_KEY), function(baseline_w2), 1),
-        _Case("W3", "3 rules + 50/50 split", engine_single(W3_KEY), function(baseline_w3), 1),
+        _Case(
+            "W1",
+            "static boolean",
+            engine_single(W1_KEY),
+            function(baseline_w1),
+            1,
+            sdk_single(single_client.is_enabled, W1_KEY),
+        ),
+        _Case(
+            "W2",
+            "25 % rollout",
+            engine_single(W2_KEY),
+            function(baseline_w2),
+            1,
+            sdk_single(single_client.is_enabled, W2_KEY),
+        ),
+        _Case(
+            "W3",
+            "3 rules + 50/50 split",
+            engine_single(W3_KEY),
+            function(baseline_w3),
+            1,
+            sdk_single(lambda key, ctx: single_client.get_string(key, "", ctx), W3_KEY),
+        ),
         _Case(
             "W4",
             f"evaluate_all, {flag_count} mixed flags",
             function(evaluate_all),
             function(mixed.evaluate_all),
             flag_count,
+            function(mixed_client.evaluate_all),
         ),
     ]
-    timings = time_cases(cases, contexts, settings)
+    try:
+        timings = time_cases(cases, contexts, settings)
+    finally:
+        single_client.close()
+        mixed_client.close()
 
     mix = ", ".join(f"{count} {name}" for name, count in mixed.mix.items())
     report_lines = [
@@ -442,7 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         *table_lines(timings, flag_count),
         "",
         f"µs per evaluation (W4: also per evaluate_all call), median of {settings.repeats} runs; "
-        f"ratio = engine median / baseline median; target ≤ {TARGET_RATIO:g}{TIMES} (⚠ = above).",
+        f"ratio = engine median / baseline median; target ≤ {TARGET_RATIO:g}{TIMES} (⚠ = above). "
+        f"SDK: the same workload through `FlagShipClient` (local mode, counting on; "
+        f"`is_enabled`, `get_string`, `evaluate_all`), target ≤ {SDK_TARGET_RATIO:g}{TIMES} "
+        "the baseline.",
         f"W4 flags: {mix}.",
         "",
         "Verification (engine and baseline agree on value, variant, reason, rule, prerequisite):",

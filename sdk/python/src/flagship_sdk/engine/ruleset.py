@@ -82,6 +82,15 @@ class Ruleset:
         flag = self._flags.get(flag_key)
         return flag is not None and flag.client_visible
 
+    def static_results(self) -> dict[str, EvaluationResult]:
+        """The flags whose result never depends on the context, with that result.
+
+        A flag is static when nothing in it reads the context: disabled, or enabled with no
+        rules, prerequisites or split. SDKs serve these without evaluating (for a context that is
+        not an object, :meth:`evaluate` still answers ``INVALID_CONTEXT``).
+        """
+        return {key: flag.static for key, flag in self._flags.items() if flag.static is not None}
+
     def evaluate(self, flag_key: str, context: Mapping[str, Any] | None = None) -> EvaluationResult:
         """Evaluate one flag for a context. Never raises."""
         if type(context) is not dict:
