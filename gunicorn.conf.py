@@ -18,21 +18,32 @@ def _int(name: str, default: int) -> int:
 # Loopback by default: a reverse proxy (TLS, buffering of slow clients) sits in front.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
+# Workers and threads were chosen by measurement: bench/RESULTS.md, "Server (issue 5)", "gunicorn
+# sweep" (``python -m bench.server.run --sweep``): OFREP single-flag and bulk evaluation at 32
+# connections for gthread cores x 1, (cores + 1) x 2, (2 x cores + 1) x 4, 2 x cores x 8 and sync
+# 2 x cores + 1, on 2 cores. (cores + 1) x 2 threads scored best in both full measurements
+# (geometric mean of the two req/s; 3-20 % ahead of the others, not far above the noise of a
+# shared machine) with a p99 at 32 connections among the lowest, and holds about a third less
+# memory and far fewer database connections (6, not 20) than the former (2 x cores + 1) x 4.
+# Re-run the sweep on other core counts before trusting the rule there.
+#
 # gthread: each worker process serves several requests at once with threads. Evaluation is short
 # and mostly CPU (dictionary lookups, hashing) with small waits on Redis and, when cold, on
 # PostgreSQL; threads cover those waits without the memory of more processes, and unlike the
-# sync worker a keep-alive connection does not pin a whole process. (gevent/eventlet would need
-# monkey-patching of psycopg and redis for no gain on this CPU-bound path.)
-worker_class = "gthread"
+# sync worker a keep-alive connection does not pin a whole process (sync measured as fast, with a
+# lower tail, but only because the load generator reconnects for every request: no keep-alive).
+# gevent/eventlet would need monkey-patching of psycopg and redis for no gain on this CPU path.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 
-# The classic 2 x cores + 1, capped: past a dozen processes each one mostly adds memory and
-# database connections (each process has its own pool, DATABASE_POOL_MAX_SIZE) while the GIL-bound
-# work is already spread over the cores.
-workers = _int("GUNICORN_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 12))
+# One process per core (each runs Python under its own GIL) plus one to cover a worker's waits and
+# recycling; capped, since past a dozen processes each one mostly adds memory and database
+# connections (each process has its own pool, DATABASE_POOL_MAX_SIZE).
+workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count() + 1, 12))
 
-# Threads per worker: enough to overlap cache and database round trips; more would contend for
-# the GIL and for the pool's connections (keep threads <= DATABASE_POOL_MAX_SIZE).
-threads = _int("GUNICORN_THREADS", 4)
+# Threads per worker: two overlap a request's Redis and database round trips with another's
+# Python work; more only queue on the GIL (8 per worker measured worse, with a higher tail). Keep
+# threads <= DATABASE_POOL_MAX_SIZE.
+threads = _int("GUNICORN_THREADS", 2)
 
 # A request that runs this long is stuck (evaluation takes milliseconds; the slowest management
 # call a few hundred): kill and replace the worker rather than let it hold a slot. The database

@@ -2,20 +2,28 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.server.run [--quick] [--markdown PATH]
+    .venv/bin/python -m bench.server.run [--quick] [--no-sweep] [--scale-flags N ...]
+                                         [--markdown PATH]
 
 One run, on loopback only:
 
 1. drops and recreates the PostgreSQL database ``flagship_bench`` (``--postgres``), migrates it,
-   seeds 200 flags (``bench.server.fixture``) and issues a server and a client key;
+   and imports (``bench.server.fixture``, ``flags.services.importing``) the engine benchmark's W4
+   mix of 200 flags into one project and, repeated with distinct keys, 10 000 flags into another
+   (``--scale-flags``; 2 000 with ``--quick``), each with a server and a client key;
 2. starts FlagShip (``flagship.wsgi``) and the ceiling (``bench.server.ceiling``: a trivial Django
    view returning constant bytes) under gunicorn with the repository's ``gunicorn.conf.py``, and
    the change stream (``flagship.asgi``) under uvicorn, each on a free port;
-3. measures each endpoint with ``wrk``: requests/s at 32 connections, p50/p99 at 1 connection;
-4. opens 1 and then 1 000 Server-Sent Events subscribers and times, for each of K changes made
+3. measures each endpoint with ``wrk``: requests/s at 32 connections, p50/p99 at 1 connection, on
+   the 200-flag environment;
+4. scale: the bulk and single-flag evaluations again on the larger environment(s), with the
+   per-flag cost and the ratio to 200 flags;
+5. opens 1 and then 1 000 Server-Sent Events subscribers and times, for each of K changes made
    through ``flags.services.flag_toggle`` (``bench.server.changer``), the delay from the commit to
    each subscriber receiving the new version;
-5. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
+6. gunicorn sweep (unless ``--no-sweep``): FlagShip restarted with a few (worker class, workers,
+   threads) combinations, OFREP single and bulk evaluation at 32 connections on each;
+7. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
    started and drops the database.
 
 Needs ``wrk`` (``apt-get install -y wrk``), PostgreSQL and Redis.
@@ -37,6 +45,7 @@ import os
 import platform
 import re
 import resource
+import runpy
 import shutil
 import signal
 import socket
@@ -46,7 +55,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import psycopg
 import redis
@@ -54,7 +64,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 DATABASE = "flagship_bench"
-FLAG_COUNT = 200
+FLAG_COUNT = 200  # the W4 mix: every measurement but the scale section
 CONTEXT = {
     "targetingKey": "user-42",
     "email": "ada@example.com",
@@ -64,7 +74,6 @@ CONTEXT = {
     "beta": True,
     "app_version": "2.4.1",
 }
-SINGLE_FLAG = "new-checkout"
 SECRET = "bench-" + "k3y-n0t-f0r-pr0duct10n-" * 3  # production settings want >= 50 characters
 
 
@@ -78,10 +87,52 @@ class Options:
     subscribers: tuple[int, ...]
     changes: int
     interval: float
+    scale_flags: tuple[int, ...]
+    sweep_seconds: int
+    sweep_runs: int
+    sweep_rounds: int = 1
 
 
-DEFAULT = Options(5, 3, 5, (1, 1000), 20, 0.25)
-QUICK = Options(2, 1, 1, (1, 50), 5, 0.2)
+DEFAULT = Options(5, 3, 5, (1, 1000), 20, 0.25, (10_000,), 5, 2)
+QUICK = Options(2, 1, 1, (1, 50), 5, 0.2, (2_000,), 2, 1)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One gunicorn configuration of the sweep."""
+
+    worker_class: str
+    workers: int
+    threads: int
+    rule: str  # the same configuration as a rule of the number of cores
+
+    @property
+    def label(self) -> str:
+        """``gthread 5x4`` or ``sync 5``."""
+        if self.worker_class == "sync":
+            return f"sync {self.workers}"
+        return f"{self.worker_class} {self.workers}x{self.threads}"
+
+
+def sweep_configs(cores: int) -> tuple[Config, ...]:
+    """The combinations measured, as rules of the core count (2 cores: 2x1 3x2 5x4 4x8 sync 5)."""
+    return (
+        Config("gthread", cores, 1, "cores x 1 thread"),
+        Config("gthread", cores + 1, 2, "(cores + 1) x 2 threads"),
+        Config("gthread", 2 * cores + 1, 4, "(2 x cores + 1) x 4 threads"),
+        Config("gthread", 2 * cores, 8, "2 x cores x 8 threads"),
+        Config("sync", 2 * cores + 1, 1, "sync, 2 x cores + 1"),
+    )
+
+
+@dataclass
+class SweepResult:
+    """One configuration's figures."""
+
+    config: Config
+    measured: dict[str, Measured] = field(default_factory=dict)
+    rss_mb: float = 0.0
+    failure: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +146,7 @@ class Endpoint:
     body: str = ""
     status: int = 200
     ceiling: bool = False
+    name: str = ""  # what it is, whatever the flag count: "bulk", "ofrep-bulk", "single", ...
 
 
 @dataclass
@@ -107,6 +159,8 @@ class Measured:
     errors: int = 0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    p99_at_32_ms: float = 0.0
+    p99_runs: list[float] = field(default_factory=list)
     response_bytes: int = 0
 
 
@@ -170,6 +224,37 @@ class Processes:
                     os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
         self.children.clear()
+
+    def stop_one(self, name: str) -> None:
+        """Stop one child's process group (SIGTERM, then SIGKILL after 10 s)."""
+        for entry in list(self.children):
+            child_name, child = entry
+            if child_name != name:
+                continue
+            if child.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            self.children.remove(entry)
+
+    def rss_mb(self, name: str) -> float:
+        """Resident memory of a child and its descendants (Linux ``/proc``), in MB."""
+        pids = [child.pid for child_name, child in self.children if child_name == name]
+        total_kb = 0
+        while pids:
+            pid = pids.pop()
+            with suppress(OSError, ValueError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pids.extend(int(p) for p in (task / "children").read_text().split())
+        return total_kb / 1024
 
     def tail(self, name: str, lines: int = 30) -> str:
         """The end of a child's log, for error messages."""
@@ -289,9 +374,18 @@ def wrk(
 
 
 def measure(
-    wrk_path: str, port: int, endpoint: Endpoint, options: Options, scripts: Path
+    wrk_path: str,
+    port: int,
+    endpoint: Endpoint,
+    options: Options,
+    scripts: Path,
+    *,
+    runs: int | None = None,
+    seconds: int | None = None,
+    latency: bool = True,
 ) -> Measured:
-    """requests/s at 32 connections, then p50/p99 at 1 connection."""
+    """requests/s at 32 connections (median of ``runs``), then p50/p99 at 1 connection."""
+    print(f"Measuring {endpoint.label} ...", file=sys.stderr)
     result = Measured(endpoint, response_bytes=check_response(port, endpoint))
     script = lua_script(endpoint, scripts)
     url = f"http://127.0.0.1:{port}{endpoint.path}"
@@ -299,14 +393,25 @@ def measure(
         wrk_path, url, script, connections=32, threads=2, seconds=1
     )  # warm-up: every worker compiles and caches
     errors = 0
-    for _ in range(options.throughput_runs):
+    tails = []
+    for _ in range(runs or options.throughput_runs):
         # New connections each run: gunicorn's workers split them afresh (see README).
-        rps, run_errors, _ = wrk(
-            wrk_path, url, script, connections=32, threads=2, seconds=options.throughput_seconds
+        rps, run_errors, loaded = wrk(
+            wrk_path,
+            url,
+            script,
+            connections=32,
+            threads=2,
+            seconds=seconds or options.throughput_seconds,
         )
         result.rps_runs.append(rps)
+        tails.append(loaded.get("99", 0.0))
         errors += run_errors
     result.rps = statistics.median(result.rps_runs)
+    result.p99_at_32_ms = statistics.median(tails)
+    if not latency:
+        result.errors = errors
+        return result
     _, latency_errors, percentiles = wrk(
         wrk_path, url, script, connections=1, threads=1, seconds=options.latency_seconds
     )
@@ -374,9 +479,11 @@ async def propagation(
     options: Options,
     env: dict[str, str],
     flag: str,
+    project: str,
     server: str,
 ) -> Propagation:
     """Open ``count`` streams, make the changes, and collect commit-to-delivery delays."""
+    print(f"Propagation, {server} stream server, {count} subscribers ...", file=sys.stderr)
     request = (
         f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\n"
         "Accept: text/event-stream\r\n\r\n"
@@ -414,6 +521,7 @@ async def propagation(
             flag,
             str(options.changes),
             str(options.interval),
+            project,
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -453,12 +561,15 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[index]
 
 
-TARGETS = {
-    "POST /api/v1/evaluate (bulk, 200 flags)": 0.60,
-    "POST /ofrep/v1/evaluate/flags (bulk)": 0.60,
-    "POST /ofrep/v1/evaluate/flags/new-checkout (single)": 0.75,
-    "GET /api/v1/ruleset with If-None-Match (304)": 0.90,
+# Issue 5's targets: share of the ceiling's requests/s, by endpoint name.
+TARGETS = {"bulk": 0.60, "ofrep-bulk": 0.60, "single": 0.75, "ruleset-304": 0.90}
+# The endpoints measured again at each size (scale) and for each gunicorn configuration (sweep).
+SCALED = {
+    "bulk": "POST /api/v1/evaluate (bulk)",
+    "ofrep-bulk": "POST /ofrep/v1/evaluate/flags (bulk)",
+    "single": "OFREP single flag",
 }
+SWEPT = ("single", "bulk")
 
 
 def wrk_version() -> str:
@@ -492,17 +603,25 @@ def machine() -> str:
 def report(
     results: list[Measured],
     streams: list[Propagation],
+    *,
     options: Options,
     info: dict[str, object],
     workers: str,
+    scale: dict[int, dict[str, Measured]],
+    sweep: list[SweepResult],
 ) -> str:
     """The Markdown report."""
     ceiling = next(r for r in results if r.endpoint.ceiling)
+    sizes = info["sizes"]
+    assert isinstance(sizes, dict)  # noqa: S101  # the fixture's JSON
+    base = sizes[str(FLAG_COUNT)]
     lines = [
         "### Requests",
         "",
-        f"gunicorn (`gunicorn.conf.py`: {workers}); {info['flags']} flags in the environment "
-        f"({info['hand_written_flags']} hand-written demo flags + generated ones); "
+        f"gunicorn (`gunicorn.conf.py`: {workers}); {base['flags']} flags in the environment "
+        f"(the engine benchmark's W4 mix: {base['rules']} rules, segments, splits, "
+        f"prerequisites; imported in {base['import_seconds']} s); single flag "
+        f"`{info['single_flag']}` (boolean, one email-suffix rule); "
         f"wrk, {options.throughput_runs} x {options.throughput_seconds} s at 32 connections "
         "(2 threads, new connections each run; median) and "
         f"{options.latency_seconds} s at 1 connection, after a 1 s warm-up.",
@@ -513,7 +632,7 @@ def report(
     ]
     for result in results:
         ratio = result.rps / ceiling.rps if ceiling.rps else 0.0
-        target = TARGETS.get(result.endpoint.label)
+        target = TARGETS.get(result.endpoint.name)
         mark = "✅" if target is not None and ratio >= target else "❌"
         verdict = "—" if target is None else f"≥ {target:.0%} {mark}"
         lines.append(
@@ -522,12 +641,71 @@ def report(
             f"{ratio:.0%} | {verdict} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | "
             f"{result.errors} |"
         )
-    bulk = next(r for r in results if r.endpoint.label.startswith("POST /api/v1/evaluate"))
+    bulk = next(r for r in results if r.endpoint.name == "bulk")
     lines += [
         "",
         f"Bulk evaluation p99 at 1 connection: {bulk.p99_ms:.2f} ms (target ≤ 3 ms "
         f"{'✅' if bulk.p99_ms <= 3 else '❌'}).",
         "",
+        *scale_report(results, scale, sizes),
+        *propagation_report(streams, options),
+        *sweep_report(sweep, options),
+        f"Machine: {machine()}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def scale_report(
+    results: list[Measured], scale: dict[int, dict[str, Measured]], sizes: dict[str, Any]
+) -> list[str]:
+    """The scale section: the same requests at 200 flags and at each larger size."""
+    small = {r.endpoint.name: r for r in results}
+    lines = [
+        "### Scale",
+        "",
+        "The bulk and single-flag evaluations of the table above (200 flags) again on an "
+        "environment of more flags: the W4 archetypes repeated with other seeds and distinct "
+        "keys ("
+        + ", ".join(
+            f"{size:,} flags, {sizes[str(size)]['rules']:,} rules, imported in "
+            f"{sizes[str(size)]['import_seconds']} s"
+            for size in scale
+        )
+        + "), same context, same durations. Per-flag cost: the growth of the p50 at 1 "
+        "connection per added flag; ratio: the larger size's p50 over the 200-flag p50 "
+        "(linear growth without fixed cost would be the flag ratio, flat would be 1.0).",
+        "",
+        "| endpoint | flags | bytes | req/s @32 | p50 @1 (ms) | per-flag cost (µs) "
+        "| p50 ratio | req/s ratio | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, label in SCALED.items():
+        first = small[name]
+        lines.append(
+            f"| {label} | {FLAG_COUNT:,} | {first.response_bytes:,} | "
+            f"{first.rps:,.0f} | {first.p50_ms:.2f} | — | 1.0 | 1.0 | {first.errors} |"
+        )
+        for size, measured in scale.items():
+            other = measured[name]
+            per_flag_us = (other.p50_ms - first.p50_ms) * 1000 / (size - FLAG_COUNT)
+            p50_ratio = other.p50_ms / first.p50_ms if first.p50_ms else 0.0
+            rps_ratio = first.rps / other.rps if other.rps else 0.0
+            lines.append(
+                f"| {label} | {size:,} | {other.response_bytes:,} | "
+                f"{other.rps:,.0f} | {other.p50_ms:.2f} | {per_flag_us:.2f} | "
+                f"{p50_ratio:.1f} | {rps_ratio:.1f} | {other.errors} |"
+            )
+    lines += [
+        "",
+        "req/s ratio: 200-flag req/s over the larger size's (how many times slower).",
+        "",
+    ]
+    return lines
+
+
+def propagation_report(streams: list[Propagation], options: Options) -> list[str]:
+    """The change propagation section."""
+    lines = [
         "### Change propagation",
         "",
         f"{options.changes} changes (`flags.services.flag_toggle`, {options.interval} s apart); "
@@ -571,25 +749,69 @@ def report(
             f"Propagation p99 with {largest.subscribers:,} subscribers on FlagShip's own stream "
             f"server: {verdict} (target ≤ 100 ms with 1 000 {'✅' if met else '❌'}).",
         ]
-    lines += ["", f"Machine: {machine()}."]
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
+
+
+def sweep_report(sweep: list[SweepResult], options: Options) -> list[str]:
+    """The gunicorn sweep section, with the best configuration by the two endpoints' req/s."""
+    if not sweep:
+        return []
+    lines = [
+        "### gunicorn sweep",
+        "",
+        f"FlagShip restarted with each configuration (everything else as in `gunicorn.conf.py`), "
+        f"{os.cpu_count()} cores; {options.sweep_rounds} round(s) over the configurations, each "
+        f"wrk {options.sweep_runs} x {options.sweep_seconds} s at 32 connections after a 1 s "
+        "warm-up (median req/s over all runs, median p99 at 32), on the 200-flag "
+        "environment. Memory: resident set of gunicorn's master and workers after the run. "
+        "Score: geometric mean of the two req/s, relative to the best.",
+        "",
+        "| configuration | rule | single req/s @32 | single p99 @32 (ms) | bulk req/s @32 "
+        "| bulk p99 @32 (ms) | memory (MB) | score | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    scores = {
+        id(entry): statistics.geometric_mean([entry.measured[name].rps for name in SWEPT])
+        for entry in sweep
+        if not entry.failure and all(entry.measured[name].rps > 0 for name in SWEPT)
+    }
+    best = max(scores.values(), default=0.0)
+    for entry in sweep:
+        if entry.failure:
+            lines.append(
+                f"| {entry.config.label} | {entry.config.rule} | failed: {entry.failure} "
+                "| | | | | | |"
+            )
+            continue
+        single, bulk = entry.measured["single"], entry.measured["bulk"]
+        score = scores.get(id(entry), 0.0) / best if best else 0.0
+        lines.append(
+            f"| {entry.config.label} | {entry.config.rule} | {single.rps:,.0f} | "
+            f"{single.p99_at_32_ms:.1f} | {bulk.rps:,.0f} | {bulk.p99_at_32_ms:.1f} | "
+            f"{entry.rss_mb:,.0f} | {score:.0%} | {single.errors + bulk.errors} |"
+        )
+    winner = max(sweep, key=lambda entry: scores.get(id(entry), 0.0))
+    if scores:
+        lines += ["", f"Best: {winner.config.label} ({winner.config.rule})."]
+    return [*lines, ""]
 
 
 # --- main ---------------------------------------------------------------------------------------
 
 
-def endpoints(server_key: str) -> list[Endpoint]:
+def endpoints(server_key: str, single_flag: str, flags: int) -> list[Endpoint]:
     """The measured requests (version-independent: the 304 uses the current ETag, set later)."""
     json_headers = {"X-API-Key": server_key, "Content-Type": "application/json"}
     body = json.dumps({"context": CONTEXT})
     return [
         Endpoint("ceiling (constant Django view)", "GET", "/ceiling", {}, ceiling=True),
         Endpoint(
-            "POST /api/v1/evaluate (bulk, 200 flags)",
+            f"POST /api/v1/evaluate (bulk, {flags:,} flags)",
             "POST",
             "/api/v1/evaluate",
             json_headers,
             body,
+            name="bulk",
         ),
         Endpoint(
             "POST /ofrep/v1/evaluate/flags (bulk)",
@@ -597,15 +819,23 @@ def endpoints(server_key: str) -> list[Endpoint]:
             "/ofrep/v1/evaluate/flags",
             json_headers,
             body,
+            name="ofrep-bulk",
         ),
         Endpoint(
-            "POST /ofrep/v1/evaluate/flags/new-checkout (single)",
+            f"POST /ofrep/v1/evaluate/flags/{single_flag} (single)",
             "POST",
-            f"/ofrep/v1/evaluate/flags/{SINGLE_FLAG}",
+            f"/ofrep/v1/evaluate/flags/{single_flag}",
             json_headers,
             body,
+            name="single",
         ),
-        Endpoint("GET /api/v1/ruleset (full)", "GET", "/api/v1/ruleset", {"X-API-Key": server_key}),
+        Endpoint(
+            "GET /api/v1/ruleset (full)",
+            "GET",
+            "/api/v1/ruleset",
+            {"X-API-Key": server_key},
+            name="ruleset",
+        ),
     ]
 
 
@@ -684,9 +914,224 @@ def start_servers(processes: Processes, env: dict[str, str]) -> tuple[int, int, 
     return app_port, ceiling_port, stream_port, fixed_port
 
 
+def start_flagship(
+    processes: Processes, env: dict[str, str], name: str, config: Config
+) -> tuple[int, str]:
+    """Start FlagShip alone under gunicorn with one sweep configuration; its port, or a failure."""
+    port = free_port()
+    processes.start(
+        name,
+        [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi:application"],
+        {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKER_CLASS": config.worker_class,
+            "GUNICORN_WORKERS": str(config.workers),
+            "GUNICORN_THREADS": str(config.threads),
+        },
+    )
+    try:
+        wait_http(port, "/healthz", processes, name)
+    except RuntimeError as error:
+        return port, str(error).splitlines()[0]
+    return port, ""
+
+
+def run_sweep(
+    processes: Processes,
+    env: dict[str, str],
+    requests: dict[str, Endpoint],
+    *,
+    options: Options,
+    wrk_path: str,
+    workdir: Path,
+) -> list[SweepResult]:
+    """Each configuration in turn: start, measure single and bulk at 32 connections, stop.
+
+    With several rounds the configurations are interleaved (each round visits every one), so a
+    change of the machine's load during the sweep spreads over all of them; the figures are the
+    medians over every round's runs.
+    """
+    results = [SweepResult(config) for config in sweep_configs(os.cpu_count() or 1)]
+    for round_number in range(options.sweep_rounds):
+        for entry in results:
+            if entry.failure:
+                continue
+            config = entry.config
+            print(
+                f"Sweep {round_number + 1}/{options.sweep_rounds}: {config.label} ...",
+                file=sys.stderr,
+            )
+            name = f"sweep-{config.worker_class}-{config.workers}x{config.threads}"
+            port, entry.failure = start_flagship(processes, env, name, config)
+            try:
+                if not entry.failure:
+                    for endpoint_name in SWEPT:
+                        _merge(
+                            entry,
+                            measure(
+                                wrk_path,
+                                port,
+                                requests[endpoint_name],
+                                options,
+                                workdir,
+                                runs=options.sweep_runs,
+                                seconds=options.sweep_seconds,
+                                latency=False,
+                            ),
+                        )
+                    entry.rss_mb = max(entry.rss_mb, processes.rss_mb(name))
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                entry.failure = str(error).splitlines()[0][:120]
+            finally:
+                processes.stop_one(name)
+    return results
+
+
+def _merge(entry: SweepResult, measured: Measured) -> None:
+    """Add one round's runs to a configuration's figures (medians over all runs)."""
+    name = measured.endpoint.name
+    previous = entry.measured.get(name)
+    if previous is None:
+        measured.p99_runs = [measured.p99_at_32_ms]
+        entry.measured[name] = measured
+        return
+    previous.rps_runs += measured.rps_runs
+    previous.p99_runs.append(measured.p99_at_32_ms)
+    previous.errors += measured.errors
+    previous.rps = statistics.median(previous.rps_runs)
+    previous.p99_at_32_ms = statistics.median(previous.p99_runs)
+
+
+def gunicorn_defaults(env: dict[str, str]) -> str:
+    """The worker class, workers and threads ``gunicorn.conf.py`` gives under ``env``."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return f"{conf['worker_class']}, workers {conf['workers']}, threads {conf['threads']}"
+
+
+def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
+    """The environment of every process the run starts."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flagship.settings",
+        "DJANGO_ENV": "production",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": SECRET,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_ENV_FILE": str(workdir / "no.env"),
+        "DATABASE_URL": database_url(args.postgres),
+        "REDIS_URL": args.redis,
+        # Counted as in production (a Redis increment per request) but never reached.
+        "FLAGSHIP_EVALUATION_RATE": "1000000000/s",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def measure_everything(  # noqa: PLR0917  # the run's state, passed on
+    args: argparse.Namespace,
+    options: Options,
+    processes: Processes,
+    env: dict[str, str],
+    wrk_path: str,
+    workdir: Path,
+) -> str:
+    """Seed, start the servers, measure; the report."""
+    sizes = (FLAG_COUNT, *(size for size in options.scale_flags if size != FLAG_COUNT))
+    if args.sweep:
+        sizes = (FLAG_COUNT,)
+    print(f"Creating the database and importing {sizes} flags ...", file=sys.stderr)
+    recreate_database(args.postgres)
+    redis.Redis.from_url(args.redis).flushdb()
+    manage(env, "manage.py", "migrate", "--noinput")
+    info = json.loads(manage(env, "-m", "bench.server.fixture", *map(str, sizes)))
+    app_port, ceiling_port, stream_port, fixed_port = start_servers(processes, env)
+    workers = gunicorn_defaults(env)
+    single_flag = str(info["single_flag"])
+
+    server_key = str(info["sizes"][str(FLAG_COUNT)]["server_key"])
+    requests = endpoints(server_key, single_flag, FLAG_COUNT)
+    requests.append(
+        Endpoint(
+            "GET /api/v1/ruleset with If-None-Match (304)",
+            "GET",
+            "/api/v1/ruleset",
+            {"X-API-Key": server_key, "If-None-Match": etag_of(app_port, server_key)},
+            status=304,
+            name="ruleset-304",
+        )
+    )
+    if args.sweep:
+        by_name = {endpoint.name: endpoint for endpoint in requests}
+        swept = run_sweep(
+            processes, env, by_name, options=options, wrk_path=wrk_path, workdir=workdir
+        )
+        return "\n".join([*sweep_report(swept, options), f"Machine: {machine()}."]) + "\n"
+    results = [
+        measure(
+            wrk_path, ceiling_port if endpoint.ceiling else app_port, endpoint, options, workdir
+        )
+        for endpoint in requests
+    ]
+
+    scale = {
+        size: {
+            endpoint.name: measure(wrk_path, app_port, endpoint, options, workdir)
+            for endpoint in endpoints(
+                str(info["sizes"][str(size)]["server_key"]), single_flag, size
+            )
+            if endpoint.name in SCALED
+        }
+        for size in sizes[1:]
+    }
+
+    streams = [
+        asyncio.run(
+            propagation(
+                port,
+                server_key,
+                count,
+                options=options,
+                env=env,
+                flag=str(info["toggle_flag"]),
+                project=str(info["toggle_project"]),
+                server=server,
+            )
+        )
+        for server, port in (("stock", stream_port), ("what-if", fixed_port))
+        for count in options.subscribers
+    ]
+
+    sweep: list[SweepResult] = []
+    if not args.no_sweep:
+        by_name = {endpoint.name: endpoint for endpoint in requests}
+        sweep = run_sweep(
+            processes, env, by_name, options=options, wrk_path=wrk_path, workdir=workdir
+        )
+    return report(
+        results,
+        streams,
+        options=options,
+        info=info,
+        workers=workers,
+        scale=scale,
+        sweep=sweep,
+    )
+
+
 def run(args: argparse.Namespace) -> str:
     """The whole benchmark; returns the report."""
     options = QUICK if args.quick else DEFAULT
+    if args.scale_flags:
+        options = replace(options, scale_flags=tuple(args.scale_flags))
+    if args.sweep_rounds or args.sweep:
+        options = replace(options, sweep_rounds=args.sweep_rounds or 2)
     wrk_path = shutil.which("wrk")
     if wrk_path is None:
         raise SystemExit(
@@ -702,74 +1147,9 @@ def run(args: argparse.Namespace) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="flagship-bench-"))
     processes = Processes(workdir)
     redis_client = redis.Redis.from_url(args.redis)
-    db_url = database_url(args.postgres)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flagship.settings",
-        "DJANGO_ENV": "production",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": SECRET,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_ENV_FILE": str(workdir / "no.env"),
-        "DATABASE_URL": db_url,
-        "REDIS_URL": args.redis,
-        # Counted as in production (a Redis increment per request) but never reached.
-        "FLAGSHIP_EVALUATION_RATE": "1000000000/s",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = environment(args, workdir)
     try:
-        print("Creating the database and seeding flags ...", file=sys.stderr)
-        recreate_database(args.postgres)
-        redis_client.flushdb()
-        manage(env, "manage.py", "migrate", "--noinput")
-        info = json.loads(manage(env, "-m", "bench.server.fixture", str(FLAG_COUNT)))
-        app_port, ceiling_port, stream_port, fixed_port = start_servers(processes, env)
-        workers = (
-            ", ".join(
-                f"{name} {env.get(f'GUNICORN_{name.upper()}', default)}"
-                for name, default in (("workers", _default_workers()), ("threads", "4"))
-            )
-            + ", gthread"
-        )
-
-        server_key = str(info["server_key"])
-        requests = endpoints(server_key)
-        requests.append(
-            Endpoint(
-                "GET /api/v1/ruleset with If-None-Match (304)",
-                "GET",
-                "/api/v1/ruleset",
-                {"X-API-Key": server_key, "If-None-Match": etag_of(app_port, server_key)},
-                status=304,
-            )
-        )
-        results = []
-        for endpoint in requests:
-            print(f"Measuring {endpoint.label} ...", file=sys.stderr)
-            port = ceiling_port if endpoint.ceiling else app_port
-            results.append(measure(wrk_path, port, endpoint, options, workdir))
-
-        streams = []
-        for server, port in (("stock", stream_port), ("what-if", fixed_port)):
-            for count in options.subscribers:
-                print(
-                    f"Propagation, {server} stream server, {count} subscribers ...", file=sys.stderr
-                )
-                streams.append(
-                    asyncio.run(
-                        propagation(
-                            port,
-                            server_key,
-                            count,
-                            options=options,
-                            env=env,
-                            flag=str(info["toggle_flag"]),
-                            server=server,
-                        )
-                    )
-                )
-        return report(results, streams, options, info, workers)
+        return measure_everything(args, options, processes, env, wrk_path, workdir)
     finally:
         processes.stop()
         try:
@@ -783,15 +1163,32 @@ def run(args: argparse.Namespace) -> str:
             print(f"Logs kept in {workdir}", file=sys.stderr)
 
 
-def _default_workers() -> str:
-    return str(min(2 * (os.cpu_count() or 1) + 1, 12))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run, print (and write) the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a short smoke run, not a measurement")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
+    parser.add_argument(
+        "--scale-flags",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="flag counts of the scale section, multiples of 200 (default: 10000; quick: 2000)",
+    )
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="skip the gunicorn configuration sweep"
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="only the gunicorn sweep (200 flags; no ceiling table, scale or propagation)",
+    )
+    parser.add_argument(
+        "--sweep-rounds",
+        type=int,
+        metavar="N",
+        help="rounds over the sweep's configurations (default 1; 2 with --sweep)",
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),

@@ -1,23 +1,23 @@
 """The golden vectors (sdk/vectors/) through the server: each vector ruleset is entered into the
-database through the services, as a person would through the admin, then rebuilt by the snapshot
-and evaluated. Every result field must match the vector, so the database, the services and the
-snapshot together lose nothing the engine's contract depends on.
+database by the import service (``flags.services.importing``: the services' checks, history and
+version bumps), then rebuilt by the snapshot and evaluated. Every result field must match the
+vector, so the database, the services and the snapshot together lose nothing the engine's
+contract depends on.
 
-What the data model cannot hold is left out, flag by flag, and counted (see ``_inexpressible``):
-keys that are not URL-safe, an empty salt (the model reads it as "the key"), a JSON ``null``
-variant value, bucket-by attribute names with a comma (the model stores the list
-comma-separated), and the references that strict validation refuses when saved (unknown segments
-or prerequisite flags, prerequisite cycles and chains deeper than 10) together with every flag
-that depends on them. A case runs when its flag (or, for ``all`` cases, each flag compared) could
-be entered. Rule ids are database ids on the server; results are compared after mapping them
-back to the vector's ids.
+What the data model cannot hold is left out, flag by flag, and counted
+(``importing.inexpressible``): keys that are not URL-safe, an empty salt (the model reads it as
+"the key"), a JSON ``null`` variant value, bucket-by attribute names with a comma (the model
+stores the list comma-separated), and the references that strict validation refuses when saved
+(unknown segments or prerequisite flags, prerequisite cycles and chains deeper than 10) together
+with every flag that depends on them. A case runs when its flag (or, for ``all`` cases, each flag
+compared) could be entered. Rule ids are database ids on the server; results are compared after
+mapping them back to the vector's ids.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ import pytest
 from django.conf import settings
 
 from flags import services, snapshot
-from flags.models import Environment, Flag, FlagState, Project, Segment
-from flagship_sdk.engine import MAX_PREREQUISITE_DEPTH, Ruleset
+from flags.models import Environment, Segment
+from flags.services import importing
+from flagship_sdk.engine import Ruleset
 
 VECTORS = Path(settings.BASE_DIR) / "sdk" / "vectors"
 NOT_EVALUATION_FILES = ("buckets.json", "invalid.json")
@@ -79,159 +80,21 @@ def _groups() -> list[Group]:
 
 def _inexpressible(ruleset: dict[str, Any]) -> dict[str, str]:
     """The flags of a vector ruleset the data model cannot hold, each with the reason."""
-    flags: dict[str, Any] = ruleset["flags"]
-    segments: dict[str, Any] = ruleset.get("segments", {})
-    reasons: dict[str, str] = {}
-    for key, flag in flags.items():
-        reason = _flag_reason(key, flag, segments)
-        if reason:
-            reasons[key] = reason
-    # Prerequisites: a missing parent, a cycle or a chain deeper than strict mode allows cannot
-    # be saved; nor can any flag depending on a flag that cannot be entered.
-    changed = True
-    while changed:
-        changed = False
-        for key in flags:
-            if key in reasons:
-                continue
-            reason = _prerequisite_reason(key, flags, reasons)
-            if reason:
-                reasons[key] = reason
-                changed = True
-    return reasons
-
-
-def _flag_reason(key: str, flag: dict[str, Any], segments: dict[str, Any]) -> str | None:
-    if not KEY.match(key):
-        return "flag key not URL-safe"
-    if any(not KEY.match(variant) for variant in flag["variants"]):
-        return "variant key not URL-safe"
-    if any(value is None for value in flag["variants"].values()):
-        return "JSON null variant value"
-    if flag.get("salt") == "":
-        return "empty salt (the model reads an empty salt as the key)"
-    for rule in flag.get("rules", []):
-        for segment in rule.get("segments", []):
-            if segment not in segments:
-                return "unknown segment (refused when saved)"
-            if not KEY.match(segment):
-                return "segment key not URL-safe"
-        names = _bucket_attributes(rule.get("bucket_by", "targetingKey"))
-        if any("," in name or name != name.strip() or not name for name in names):
-            return "bucket-by attribute the comma-separated column cannot hold"
-    return None
-
-
-def _prerequisite_reason(key: str, flags: dict[str, Any], reasons: dict[str, str]) -> str | None:
-    depth = _depth(key, flags, ())
-    if depth is None:
-        return "prerequisite cycle (refused when saved)"
-    if depth > MAX_PREREQUISITE_DEPTH:
-        return "prerequisite chain deeper than 10 (refused when saved)"
-    for prerequisite in flags[key].get("prerequisites", []):
-        parent = prerequisite["flag"]
-        if parent not in flags:
-            return "unknown prerequisite flag (refused when saved)"
-        if parent in reasons:
-            return f"depends on {parent!r}, which cannot be entered"
-    return None
-
-
-def _depth(key: str, flags: dict[str, Any], path: tuple[str, ...]) -> int | None:
-    """Levels of prerequisites below a flag; None on a cycle."""
-    if key in path:
-        return None
-    depths = [
-        _depth(prerequisite["flag"], flags, (*path, key))
-        for prerequisite in flags[key].get("prerequisites", [])
-        if prerequisite["flag"] in flags
-    ]
-    if any(depth is None for depth in depths):
-        return None
-    return 1 + max((depth for depth in depths if depth is not None), default=-1)
-
-
-def _bucket_attributes(bucket_by: str | list[str]) -> list[str]:
-    return [bucket_by] if isinstance(bucket_by, str) else list(bucket_by)
+    return importing.inexpressible(ruleset)
 
 
 # --- Entering a vector ruleset through the services ------------------------------------------
 
 
 def _enter(group: Group) -> tuple[Environment, dict[str, str]]:
-    """Create the group's project through the services; return it and rule id -> vector id."""
+    """Create the group's project and import its ruleset; return it and rule id -> vector id."""
     project = services.project_create(key="vectors", name="Vectors", environments=ENVIRONMENT)
     environment = project.environments.get()
-    segments = {
-        key: services.segment_create(
-            project=project, key=key, name=key, conditions=segment.get("conditions", [])
-        )
-        for key, segment in group.ruleset.get("segments", {}).items()
-        if KEY.match(key)
-    }
-    flags: dict[str, Flag] = {}
-    rule_ids: dict[str, str] = {}
-    for key in _parents_first(group):
-        document = group.flags[key]
-        flags[key] = flag = _create_flag(project, key, document)
-        state = flag.states.get(environment=environment)
-        services.flag_state_update(
-            state=state,
-            actor=None,
-            enabled=document["enabled"],
-            off_variant=flag.variants.get(key=document["off_variant"]),
-            default_serve=document["default_serve"],
-        )
-        for rule in document.get("rules", []):
-            created = services.rule_create(
-                state=state,
-                serve=rule["serve"],
-                conditions=rule.get("conditions", []),
-                segments=[segments[name] for name in rule.get("segments", [])],
-                rollout=rule.get("rollout"),
-                bucket_by=",".join(_bucket_attributes(rule.get("bucket_by", "targetingKey"))),
-                actor=None,
-            )
-            rule_ids[str(created.pk)] = rule["id"]
-        for prerequisite in document.get("prerequisites", []):
-            services.prerequisite_add(
-                state=FlagState.objects.get(pk=state.pk),
-                parent=flags[prerequisite["flag"]],
-                variants=prerequisite.get("variants", []),
-                actor=None,
-            )
-    return environment, rule_ids
-
-
-def _create_flag(project: Project, key: str, document: dict[str, Any]) -> Flag:
-    kind = document["kind"]
-    variants = document["variants"]
-    salt = document.get("salt", "")
-    return services.flag_create(
-        project=project,
-        key=key,
-        name=key,
-        kind=kind,
-        variants=None if kind == Flag.Kind.BOOLEAN else list(variants.items()),
-        salt="" if salt == key else salt,
-        client_visible=bool(document.get("client_visible", False)),
+    result = importing.import_ruleset(
+        document=group.ruleset, environment=environment, skip_inexpressible=True
     )
-
-
-def _parents_first(group: Group) -> Iterator[str]:
-    done: set[str] = set()
-
-    def visit(key: str) -> Iterator[str]:
-        if key in done:
-            return
-        done.add(key)
-        for prerequisite in group.flags[key].get("prerequisites", []):
-            yield from visit(prerequisite["flag"])
-        yield key
-
-    for key in group.flags:
-        if key not in group.left_out:
-            yield from visit(key)
+    assert result.left_out == group.left_out
+    return environment, result.rule_ids
 
 
 # --- Comparing -------------------------------------------------------------------------------
