@@ -20,7 +20,8 @@ One run, on loopback only:
    per-flag cost and the ratio to 200 flags;
 5. opens 1 and then 1 000 Server-Sent Events subscribers and times, for each of K changes made
    through ``flags.services.flag_toggle`` (``bench.server.changer``), the delay from the commit to
-   each subscriber receiving the new version;
+   each subscriber receiving the new version; then the same through the SDK: one
+   ``FlagShipClient`` in local mode, from the commit to the client holding the new ruleset;
 6. gunicorn sweep (unless ``--no-sweep``): FlagShip restarted with a few (worker class, workers,
    threads) combinations, OFREP single and bulk evaluation at 32 connections on each;
 7. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
@@ -41,6 +42,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import logging
 import os
 import platform
 import re
@@ -65,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 DATABASE = "flagship_bench"
 FLAG_COUNT = 200  # the W4 mix: every measurement but the scale section
+SDK_TARGET_MS = 150.0  # propagation p99 through the SDK (issue 6)
 CONTEXT = {
     "targetingKey": "user-42",
     "email": "ada@example.com",
@@ -551,6 +554,84 @@ async def propagation(
             subscriber.close()
 
 
+def sdk_propagation(
+    port: int,
+    key: str,
+    *,
+    options: Options,
+    env: dict[str, str],
+    flag: str,
+    project: str,
+) -> Propagation:
+    """One SDK client in local mode; delays from each commit to the client holding the version.
+
+    The client follows the stream and downloads the ruleset from the stream server (uvicorn serves
+    the whole application), as a deployment routing both paths to one host would; the delay ends
+    when the client's ``changed`` listener runs, i.e. after the download, the compilation and the
+    swap.
+    """
+    print("Propagation through the SDK (1 client) ...", file=sys.stderr)
+    from flagship_sdk import FlagShipClient  # noqa: PLC0415  # the benchmark's only SDK use
+
+    quiet = logging.getLogger("bench.server.sdk")
+    quiet.setLevel(logging.CRITICAL)
+    quiet.propagate = False
+    seen: dict[int, float] = {}
+
+    def changed(event: Any) -> None:
+        if event.type == "changed" and event.version is not None:
+            seen.setdefault(event.version, time.time())
+
+    client = FlagShipClient(
+        f"http://127.0.0.1:{port}", key, send_evaluation_counts=False, logger=quiet
+    )
+    client.add_listener(changed)
+    try:
+        started = time.monotonic()
+        if not client.wait_until_ready(30):
+            return Propagation(1, 0, server="sdk", failure="the client never became ready")
+        deadline = time.monotonic() + 30
+        while not client.streaming and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not client.streaming:
+            return Propagation(1, 0, server="sdk", failure="the client's stream never connected")
+        time.sleep(0.5)
+        output = subprocess.run(  # noqa: S603  # the benchmark's own argv
+            [
+                PYTHON,
+                "-m",
+                "bench.server.changer",
+                flag,
+                str(options.changes),
+                str(options.interval),
+                project,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        time.sleep(1.0)  # stragglers
+        commits = [
+            (int(parts[0]), float(parts[1]))
+            for parts in (line.split() for line in output.splitlines())
+            if len(parts) == 2
+        ]
+        result = Propagation(
+            1, len(commits), connect_seconds=time.monotonic() - started, server="sdk"
+        )
+        for version, committed in commits:
+            at = seen.get(version)
+            if at is None:
+                result.missed += 1
+            else:
+                result.delays_ms.append((at - committed) * 1000)
+        return result
+    finally:
+        client.close()
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -718,9 +799,9 @@ def propagation_report(streams: list[Propagation], options: Options) -> list[str
     ]
     for stream in streams:
         label = (
-            "FlagShip (`flagship.asgi`)"
+            "FlagShip (`flagship.asgi`), raw SSE subscribers"
             if stream.server == "stock"
-            else ("what-if: connection returned (`bench.server.asgi_pool_fix`)")
+            else "through the SDK: `FlagShipClient` (local mode) holding the new ruleset"
         )
         if stream.failure:
             lines.append(
@@ -749,6 +830,15 @@ def propagation_report(streams: list[Propagation], options: Options) -> list[str
             f"Propagation p99 with {largest.subscribers:,} subscribers on FlagShip's own stream "
             f"server: {verdict} (target ≤ 100 ms with 1 000 {'✅' if met else '❌'}).",
         ]
+    for sdk in (s for s in streams if s.server == "sdk"):
+        if sdk.delays_ms and not sdk.failure:
+            sdk_p99 = percentile(sdk.delays_ms, 0.99)
+            ok = sdk_p99 < SDK_TARGET_MS and sdk.missed == 0
+            lines.append(
+                f"Propagation p99 through the SDK (commit → stream event → `GET /api/v1/ruleset` "
+                f"→ compiled and swapped in the client): {sdk_p99:.1f} ms (target < "
+                f"{SDK_TARGET_MS:g} ms {'✅' if ok else '❌'})."
+            )
     return [*lines, ""]
 
 
@@ -852,9 +942,9 @@ def etag_of(port: int, server_key: str) -> str:
     return etag
 
 
-def start_servers(processes: Processes, env: dict[str, str]) -> tuple[int, int, int, int]:
-    """Start FlagShip and the ceiling (gunicorn) and both stream servers (uvicorn); their ports."""
-    app_port, ceiling_port, stream_port, fixed_port = (free_port() for _ in range(4))
+def start_servers(processes: Processes, env: dict[str, str]) -> tuple[int, int, int]:
+    """Start FlagShip and the ceiling (gunicorn) and the stream server (uvicorn); their ports."""
+    app_port, ceiling_port, stream_port = (free_port() for _ in range(3))
     gunicorn = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
     processes.start(
         "flagship",
@@ -885,33 +975,13 @@ def start_servers(processes: Processes, env: dict[str, str]) -> tuple[int, int, 
         ],
         env,
     )
-    processes.start(
-        "stream-what-if",
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "bench.server.asgi_pool_fix:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(fixed_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--backlog",
-            "4096",
-        ],
-        env,
-    )
     for name, port in (
         ("flagship", app_port),
         ("ceiling", ceiling_port),
         ("stream", stream_port),
-        ("stream-what-if", fixed_port),
     ):
         wait_http(port, "/healthz", processes, name)
-    return app_port, ceiling_port, stream_port, fixed_port
+    return app_port, ceiling_port, stream_port
 
 
 def start_flagship(
@@ -1051,7 +1121,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
     redis.Redis.from_url(args.redis).flushdb()
     manage(env, "manage.py", "migrate", "--noinput")
     info = json.loads(manage(env, "-m", "bench.server.fixture", *map(str, sizes)))
-    app_port, ceiling_port, stream_port, fixed_port = start_servers(processes, env)
+    app_port, ceiling_port, stream_port = start_servers(processes, env)
     workers = gunicorn_defaults(env)
     single_flag = str(info["single_flag"])
 
@@ -1094,19 +1164,28 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
     streams = [
         asyncio.run(
             propagation(
-                port,
+                stream_port,
                 server_key,
                 count,
                 options=options,
                 env=env,
                 flag=str(info["toggle_flag"]),
                 project=str(info["toggle_project"]),
-                server=server,
+                server="stock",
             )
         )
-        for server, port in (("stock", stream_port), ("what-if", fixed_port))
         for count in options.subscribers
     ]
+    streams.append(
+        sdk_propagation(
+            stream_port,
+            server_key,
+            options=options,
+            env=env,
+            flag=str(info["toggle_flag"]),
+            project=str(info["toggle_project"]),
+        )
+    )
 
     sweep: list[SweepResult] = []
     if not args.no_sweep:

@@ -118,6 +118,7 @@ def test_stream_cut_reconnects_and_catches_up(
     client = make_client()
     assert client.wait_until_ready(5)
     assert server.wait_streams(1)
+    assert wait_for(lambda: client.streaming)
     server.stream_mode = "refuse"
     server.cut_streams()
     server.set_ruleset(ruleset_document(3), push=False)  # missed while the stream is down
@@ -136,6 +137,24 @@ def test_stream_down_falls_back_to_polling(make_client: ClientFactory, server: F
     assert wait_for(lambda: client.ruleset_version == 2)
     assert status_of(client) == ClientStatus.READY
     assert server.request_count("/api/v1/stream") >= 1
+    assert client.streaming is False
+
+
+def test_an_announced_version_not_served_yet_is_asked_for_again(
+    make_client: ClientFactory, server: FakeServer
+) -> None:
+    # A FlagShip process may apply a change milliseconds after the stream announced it: the
+    # download then answers the older version, and the client must ask again.
+    client = make_client()
+    assert client.wait_until_ready(5)
+    assert server.wait_streams(1)
+    assert wait_for(lambda: client.streaming)
+    before = server.request_count("/api/v1/ruleset")
+    server.push_raw('id: 3\nevent: ruleset\ndata: {"version": 3, "etag": "\\"3\\""}\n\n')
+    assert wait_for(lambda: server.request_count("/api/v1/ruleset") > before)
+    assert client.ruleset_version == 1  # the answer was still version 1
+    server.set_ruleset(ruleset_document(3), push=False)
+    assert wait_for(lambda: client.ruleset_version == 3)
 
 
 def test_polling_when_streaming_is_off(make_client: ClientFactory, server: FakeServer) -> None:

@@ -278,6 +278,11 @@ class FlagShipClient:
         """Where the data held came from."""
         return self._data_source
 
+    @property
+    def streaming(self) -> bool:
+        """Whether the change stream is connected (changes arrive pushed, not polled)."""
+        return self._stream_up
+
     def wait_until_ready(self, timeout: float | None = None) -> bool:
         """Wait until data is loaded; False on timeout (or when closed without data)."""
         try:
