@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connections
+from django.db.models import F
 from django.test import Client
-from pytest_django import DjangoAssertNumQueries
+from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey, User
 from flags import rulesets, services
-from flags.evaluation import cache
+from flags.evaluation import cache, local
 from flags.models import Environment, Flag, Project
 from flagship.faults import FaultProxy
 
-from .test_cache_support import ENDPOINTS, EVALUATE, caching, call, forget_process_state, redis_url
+from .test_cache_support import (
+    ENDPOINTS,
+    EVALUATE,
+    RULESET,
+    caching,
+    call,
+    forget_process_state,
+    redis_url,
+)
 from .test_evaluation_data import build_flags, issue, issue_admin
 
 FLAGS_API = "/api/v1/projects/demo/flags/"
@@ -75,6 +84,55 @@ def test_redis_down__evaluations_answer_and_recover(
         call(client, "post", EVALUATE, secret)  # fills the cache again
         with django_assert_num_queries(0):  # recovered: warm and query-free again
             assert call(client, "post", EVALUATE, secret).status_code == 200
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.requires_redis
+def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
+    client: Client,
+    project: Project,
+    staging: Environment,
+    redis_proxy: FaultProxy,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    flags = build_flags(project, staging)
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    with caching(_through(redis_proxy, redis_url())):
+        call(client, "get", RULESET, secret)  # cold: the full path
+        call(client, "get", RULESET, secret)  # warm: starts this process's subscription
+        assert _wait(local.subscribed)
+        version = int(call(client, "get", RULESET, secret)["ETag"].strip('"'))
+        assert local.version(staging.pk) == version  # pushed versions are trusted
+
+        redis_proxy.sever()
+        assert _wait(lambda: not local.subscribed())
+        assert _wait(lambda: rulesets.get_version(staging.pk) is None)  # the cache is cut too
+        # Another process commits a change while the notices cannot travel: only the database
+        # knows. This process must not keep serving the version it was last told about.
+        Environment.objects.filter(pk=staging.pk).update(ruleset_version=F("ruleset_version") + 1)
+        assert local.version(staging.pk) is None
+        assert call(client, "get", RULESET, secret)["ETag"] == f'"{version + 1}"'
+
+        redis_proxy.restore()
+        assert _wait(local.subscribed)  # resubscribes by itself
+        time.sleep(0.3)  # the cache's back-off window (FLAGSHIP_CACHE_RETRY_SECONDS=0.2) ends
+        with django_capture_on_commit_callbacks(execute=True):
+            services.flag_toggle(
+                state=flags["banner-text"].states.get(environment=staging),
+                enabled=False,
+                actor=None,
+            )
+        changed = Environment.objects.get(pk=staging.pk).ruleset_version
+        assert _wait(lambda: local.version(staging.pk) == changed)  # pushed again
+        assert call(client, "get", RULESET, secret)["ETag"] == f'"{changed}"'
 
 
 @pytest.mark.requires_redis
