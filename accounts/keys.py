@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import string
 from typing import Final
@@ -18,6 +19,8 @@ KIND_OF_PREFIX: Final = {prefix: kind for kind, prefix in PREFIXES.items()}
 LOOKUP_LENGTH: Final = 12
 SECRET_LENGTH: Final = 32
 _ALPHABET: Final = string.ascii_letters + string.digits
+# What follows the prefix: ASCII letters and digits only (not str.isalnum: that accepts "²").
+_WELL_FORMED: Final = re.compile(f"[A-Za-z0-9]{{{LOOKUP_LENGTH + SECRET_LENGTH}}}")
 
 
 def _random(length: int) -> str:
@@ -39,9 +42,7 @@ def digest(secret: str) -> str:
 def parse(secret: str) -> tuple[str, str] | None:
     """Return ``(kind, lookup)`` of a well-formed secret, else ``None``."""
     kind = KIND_OF_PREFIX.get(secret[:4])
-    if kind is None or len(secret) != 4 + LOOKUP_LENGTH + SECRET_LENGTH:
-        return None
-    if not all(character in _ALPHABET for character in secret[4:]):
+    if kind is None or _WELL_FORMED.fullmatch(secret, 4) is None:
         return None
     return kind, secret[4 : 4 + LOOKUP_LENGTH]
 

@@ -46,11 +46,41 @@ class FastKey:
     project_id: int
 
 
+# Secrets this process has checked: the key, the essentials it was checked against (the entry is
+# only used while ``local.key`` still returns that very object: a forgotten, re-fetched or expired
+# key is checked again) and its expiry as a timestamp.
+_checked: dict[str, tuple[FastKey, dict[str, Any], float | None]] = {}
+MAX_CHECKED = 10_000
+
+
 def authenticate(request: HttpRequest, kinds: tuple[str, ...]) -> FastKey | None:
     """The request's environment key when this process can vouch for it alone, else ``None``."""
     secret = presented_secret(request)
     if secret is None:
         return None
+    checked = _checked.get(secret)
+    if checked is not None:
+        key, data, expires = checked
+        if local.key(key.lookup) is data:
+            if (
+                key.kind in kinds
+                and (expires is None or expires > time.time())
+                and recently_recorded(key.id)
+            ):
+                return key
+            return None
+    fresh = _authenticate(secret, kinds)
+    if fresh is not None:
+        essentials = local.key(fresh.lookup)
+        if essentials is not None:
+            if len(_checked) >= MAX_CHECKED:
+                _checked.clear()
+            expires_at = essentials.get("expires_at")
+            _checked[secret] = (fresh, essentials, expires_at.timestamp() if expires_at else None)
+    return fresh
+
+
+def _authenticate(secret: str, kinds: tuple[str, ...]) -> FastKey | None:
     parsed = keys.parse(secret)
     if parsed is None or parsed[0] not in kinds:
         return None

@@ -81,7 +81,7 @@ class FastPathMixin:
             except Exception:  # the full path meets the same trouble and answers it properly
                 response = None
             if response is not None:
-                response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+                response["Allow"] = self._allow_header()
                 return response
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
@@ -90,6 +90,15 @@ class FastPathMixin:
     ) -> HttpResponse | None:
         """The answer from memory, or ``None`` for the full path."""
         raise NotImplementedError
+
+    def _allow_header(self) -> str:
+        """``Allow`` as DRF sets it, from a set-up view (``head`` exists only after ``setup``)."""
+        cls = type(self)
+        cached: str | None = cls.__dict__.get("_allow")
+        if cached is None:
+            cached = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+            cls._allow = cached  # type: ignore[attr-defined]
+        return cached
 
 
 class EnvironmentKeyView(FastPathMixin, APIView):
