@@ -4,11 +4,16 @@
 number of queries, whatever the number of flags. ``flag_document`` and ``rule_document`` are the
 per-object pieces, shared with validation (services) so that what is validated is exactly what SDKs
 will receive.
+
+Both paths write their pieces with the same small functions taking plain values
+(``condition_values_document``, ``rule_values_document``, ``flag_values_document``): the per-object
+functions pass model attributes, ``environment_ruleset`` passes rows read with ``values_list`` (no
+model instances, no prefetch machinery: it runs after every committed change).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import Prefetch
@@ -20,28 +25,136 @@ from .models import Condition, Environment, Flag, FlagState, Prerequisite, Rule,
 DEFAULT_BUCKET_BY = "targetingKey"
 
 
+_NO_VALUES_OPERATORS = frozenset(("exists", "not_exists"))
+
+
+# --- Pieces from plain values (shared by both paths) -------------------------------------------
+
+
+def condition_values_document(
+    attribute: str, operator: str, values: Any, negate: bool, case_insensitive: bool
+) -> dict[str, object]:
+    """One condition as the format writes it (section 3); same as ``Condition.as_document()``."""
+    document: dict[str, object] = {"attribute": attribute, "operator": operator}
+    if operator not in _NO_VALUES_OPERATORS:
+        document["values"] = list(values)
+    if negate:
+        document["negate"] = True
+    if case_insensitive:
+        document["case_insensitive"] = True
+    return document
+
+
+def bucket_by_document(bucket_by: str) -> str | list[str] | None:
+    """The ``bucket_by`` member of a rule stored with ``bucket_by``; None when it is the default.
+
+    The attribute names are ``Rule.bucket_attributes()``'s: comma-separated, stripped, empties out.
+    """
+    if bucket_by == DEFAULT_BUCKET_BY:  # the column's default: the common case, no splitting
+        return None
+    attributes = [name.strip() for name in bucket_by.split(",") if name.strip()]
+    if not attributes or attributes == [DEFAULT_BUCKET_BY]:
+        return None
+    return attributes[0] if len(attributes) == 1 else attributes
+
+
+def rule_values_document(
+    rule_id: int | None,
+    *,
+    conditions: list[dict[str, object]],
+    segment_keys: list[str],
+    rollout: int | None,
+    bucket_by: str | list[str] | None,
+    serve: Any,
+) -> dict[str, Any]:
+    """One rule; members holding their default are left out (format section 1, "Size").
+
+    ``bucket_by`` is ``bucket_by_document``'s result (None: the default, left out).
+    """
+    document: dict[str, Any] = {"id": str(rule_id) if rule_id else "new"}
+    if conditions:
+        document["conditions"] = conditions
+    if segment_keys:
+        document["segments"] = segment_keys
+    if rollout is not None:
+        document["rollout"] = rollout
+    if bucket_by is not None:
+        document["bucket_by"] = bucket_by
+    document["serve"] = serve
+    return document
+
+
+def flag_values_document(
+    *,
+    kind: str,
+    key: str,
+    salt: str,
+    client_visible: bool,
+    variants: dict[str, Any],
+    enabled: bool,
+    off_variant_key: str,
+    rules: list[dict[str, Any]],
+    default_serve: Any,
+    prerequisites: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One flag in one environment, from its flag's and its state's values.
+
+    ``prerequisites`` are already written (``prerequisite_values_document``).
+    """
+    document: dict[str, Any] = {
+        "kind": kind,
+        "variants": variants,
+        "enabled": enabled,
+        "off_variant": off_variant_key,
+    }
+    if rules:
+        document["rules"] = rules
+    document["default_serve"] = default_serve
+    if prerequisites:
+        document["prerequisites"] = prerequisites
+    if salt and salt != key:
+        document["salt"] = salt
+    if client_visible:
+        document["client_visible"] = True
+    return document
+
+
+def prerequisite_values_document(parent_key: str, variants: Any) -> dict[str, Any]:
+    """One prerequisite: the parent flag's key, and its variants unless any will do."""
+    if variants:
+        return {"flag": parent_key, "variants": variants}
+    return {"flag": parent_key}
+
+
+# --- Pieces from model instances (validation, the closure document) --------------------------
+
+
 def conditions_document(conditions: Iterable[Condition]) -> list[dict[str, object]]:
     """Conditions in their stored order."""
-    return [condition.as_document() for condition in conditions]
+    return [
+        condition_values_document(
+            condition.attribute,
+            condition.operator,
+            condition.values,
+            condition.negate,
+            condition.case_insensitive,
+        )
+        for condition in conditions
+    ]
 
 
 def rule_document(
     rule: Rule, *, segment_keys: list[str], conditions: Iterable[Condition]
 ) -> dict[str, Any]:
     """One rule; members holding their default are left out (format section 1, "Size")."""
-    document: dict[str, Any] = {"id": str(rule.pk) if rule.pk else "new"}
-    listed = conditions_document(conditions)
-    if listed:
-        document["conditions"] = listed
-    if segment_keys:
-        document["segments"] = segment_keys
-    if rule.rollout is not None:
-        document["rollout"] = rule.rollout
-    attributes = rule.bucket_attributes()
-    if attributes and attributes != [DEFAULT_BUCKET_BY]:
-        document["bucket_by"] = attributes[0] if len(attributes) == 1 else attributes
-    document["serve"] = rule.serve
-    return document
+    return rule_values_document(
+        rule.pk,
+        conditions=conditions_document(conditions),
+        segment_keys=segment_keys,
+        rollout=rule.rollout,
+        bucket_by=bucket_by_document(rule.bucket_by),
+        serve=rule.serve,
+    )
 
 
 def flag_document(
@@ -54,30 +167,21 @@ def flag_document(
     prerequisites: Iterable[Prerequisite],
 ) -> dict[str, Any]:
     """One flag in one environment."""
-    document: dict[str, Any] = {
-        "kind": flag.kind,
-        "variants": {variant.key: variant.value for variant in variants},
-        "enabled": state.enabled,
-        "off_variant": off_variant_key,
-    }
-    listed_rules = list(rules)
-    if listed_rules:
-        document["rules"] = listed_rules
-    document["default_serve"] = state.default_serve
-    listed_prerequisites = [
-        {
-            "flag": prerequisite.flag.key,
-            **({"variants": prerequisite.variants} if prerequisite.variants else {}),
-        }
-        for prerequisite in prerequisites
-    ]
-    if listed_prerequisites:
-        document["prerequisites"] = listed_prerequisites
-    if flag.salt and flag.salt != flag.key:
-        document["salt"] = flag.salt
-    if flag.client_visible:
-        document["client_visible"] = True
-    return document
+    return flag_values_document(
+        kind=flag.kind,
+        key=flag.key,
+        salt=flag.salt,
+        client_visible=flag.client_visible,
+        variants={variant.key: variant.value for variant in variants},
+        enabled=state.enabled,
+        off_variant_key=off_variant_key,
+        rules=list(rules),
+        default_serve=state.default_serve,
+        prerequisites=[
+            prerequisite_values_document(prerequisite.flag.key, prerequisite.variants)
+            for prerequisite in prerequisites
+        ],
+    )
 
 
 def _rules_prefetch() -> Any:
@@ -140,15 +244,154 @@ def segments_document(project_id: int, keys: Iterable[str] | None = None) -> dic
     }
 
 
+def _segment_conditions(project_id: int) -> dict[int, list[dict[str, object]]]:
+    """The conditions of the project's segments, by segment id, in their stored order (1 query)."""
+    by_segment: dict[int, list[dict[str, object]]] = {}
+    rows = (
+        Condition.objects.filter(segment__project_id=project_id)
+        .order_by("segment_id", "order", "id")
+        .values_list("segment_id", "attribute", "operator", "values", "negate", "case_insensitive")
+    )
+    for segment_id, attribute, operator, values, negate, case_insensitive in rows:
+        document = condition_values_document(attribute, operator, values, negate, case_insensitive)
+        by_segment.setdefault(segment_id, []).append(document)
+    return by_segment
+
+
+def _segments_values_document(project_id: int) -> dict[str, Any]:
+    """``segments_document(project_id)`` from rows (2 queries)."""
+    segments = list(
+        Segment.objects.filter(project_id=project_id).order_by("key").values_list("id", "key")
+    )
+    conditions = _segment_conditions(project_id)
+    return {key: {"conditions": conditions.get(pk, [])} for pk, key in segments}
+
+
+def _grouped(rows: Iterable[Sequence[Any]]) -> dict[Any, list[Sequence[Any]]]:
+    """Rows grouped by their first column, each group in the rows' order."""
+    groups: dict[Any, list[Sequence[Any]]] = {}
+    for row in rows:
+        group = groups.get(row[0])
+        if group is None:
+            groups[row[0]] = [row]
+        else:
+            group.append(row)
+    return groups
+
+
 def environment_ruleset(environment: Environment) -> dict[str, Any]:
-    """Build an environment's complete ruleset document (a constant number of queries)."""
-    environment = Environment.objects.select_related("project").get(pk=environment.pk)
-    flags = {state.flag.key: state_document(state) for state in states_for_ruleset(environment)}
+    """Build an environment's complete ruleset document (a constant number of queries: 9).
+
+    Rows, not model instances: the environment, its live states (with their flag and off
+    variant), variants, rules, rule conditions, rule segments, prerequisites, segments and segment
+    conditions. The document is the one ``state_document`` and ``segments_document`` write.
+    """
+    env_id, env_key, version, project_id, project_key = (
+        Environment.objects.filter(pk=environment.pk)
+        .values_list("pk", "key", "ruleset_version", "project_id", "project__key")
+        .get()
+    )
+    live = {"state__environment_id": env_id, "state__flag__archived": False}
+    states = list(
+        FlagState.objects.filter(environment_id=env_id, flag__archived=False)
+        .order_by("flag__key")
+        .values_list(
+            "pk",
+            "flag_id",
+            "flag__key",
+            "flag__kind",
+            "flag__salt",
+            "flag__client_visible",
+            "enabled",
+            "off_variant__key",
+            "default_serve",
+        )
+    )
+    variants: dict[int, dict[str, Any]] = {}
+    for flag_id, key, value in (
+        Variant.objects.filter(flag__states__environment_id=env_id, flag__archived=False)
+        .order_by("flag_id", "order", "id")
+        .values_list("flag_id", "key", "value")
+    ):
+        flag_variants = variants.get(flag_id)
+        if flag_variants is None:
+            variants[flag_id] = {key: value}
+        else:
+            flag_variants[key] = value
+    rules = _grouped(
+        Rule.objects.filter(**live)
+        .order_by("state_id", "order", "id")
+        .values_list("state_id", "id", "rollout", "bucket_by", "serve")
+    )
+    rule_conditions: dict[int, list[dict[str, object]]] = {}
+    for rule_id, attribute, operator, values, negate, case_insensitive in (
+        Condition.objects.filter(
+            rule__state__environment_id=env_id, rule__state__flag__archived=False
+        )
+        .order_by("rule_id", "order", "id")
+        .values_list("rule_id", "attribute", "operator", "values", "negate", "case_insensitive")
+    ):
+        document = condition_values_document(attribute, operator, values, negate, case_insensitive)
+        listed = rule_conditions.get(rule_id)
+        if listed is None:
+            rule_conditions[rule_id] = [document]
+        else:
+            listed.append(document)
+    rule_segments: dict[int, list[str]] = {}
+    for rule_id, segment_key in Rule.segments.through.objects.filter(
+        rule__state__environment_id=env_id, rule__state__flag__archived=False
+    ).values_list("rule_id", "segment__key"):
+        rule_segments.setdefault(rule_id, []).append(segment_key)
+    prerequisites = _grouped(
+        Prerequisite.objects.filter(**live)
+        .order_by("state_id", "order", "id")
+        .values_list("state_id", "flag__key", "variants")
+    )
+    segments = _segments_values_document(project_id)
+
+    no_rows: list[Sequence[Any]] = []
+    flags: dict[str, Any] = {}
+    for (
+        state_id,
+        flag_id,
+        key,
+        kind,
+        salt,
+        client_visible,
+        enabled,
+        off_variant_key,
+        default_serve,
+    ) in states:
+        flags[key] = flag_values_document(
+            kind=kind,
+            key=key,
+            salt=salt,
+            client_visible=client_visible,
+            variants=variants.get(flag_id, {}),
+            enabled=enabled,
+            off_variant_key=off_variant_key,
+            rules=[
+                rule_values_document(
+                    rule_id,
+                    conditions=rule_conditions.get(rule_id, []),
+                    segment_keys=sorted(rule_segments.get(rule_id, ())),
+                    rollout=rollout,
+                    bucket_by=bucket_by_document(bucket_by),
+                    serve=serve,
+                )
+                for _, rule_id, rollout, bucket_by, serve in rules.get(state_id, no_rows)
+            ],
+            default_serve=default_serve,
+            prerequisites=[
+                prerequisite_values_document(parent_key, wanted)
+                for _, parent_key, wanted in prerequisites.get(state_id, no_rows)
+            ],
+        )
     return {
         "format": FORMAT,
-        "project": environment.project.key,
-        "environment": environment.key,
-        "version": environment.ruleset_version,
-        "segments": segments_document(environment.project_id),
+        "project": project_key,
+        "environment": env_key,
+        "version": version,
+        "segments": segments,
         "flags": flags,
     }

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from pytest_django import DjangoAssertNumQueries
 
 from flags import services, snapshot
-from flags.models import Environment, Flag, Project, Segment
+from flags.models import Condition, Environment, Flag, Project, Rule, Segment
 from flagship_sdk.engine import Ruleset
 
 SCHEMA = json.loads(
@@ -310,3 +310,60 @@ def test_environment_ruleset__3_or_30_flags__same_number_of_queries(
         document = snapshot.environment_ruleset(staging)
     assert len(document["flags"]) == count
     assert _schema_errors(document) == []
+
+
+# --- The pieces written from plain values agree with the models' own methods -----------------
+
+
+@pytest.mark.parametrize(
+    ("operator", "values", "negate", "case_insensitive"),
+    [
+        ("in", ["DE", "AT"], False, False),
+        ("str_contains", ["+test"], True, True),
+        ("num_gt", [1, 2.5], False, True),
+        ("exists", [], False, False),
+        ("not_exists", ["ignored"], True, False),
+    ],
+)
+def test_condition_values_document__any_condition__same_as_as_document(
+    operator: str, values: list[Any], negate: bool, case_insensitive: bool
+) -> None:
+    # Given a condition (unsaved)
+    condition = Condition(
+        attribute="plan",
+        operator=operator,
+        values=values,
+        negate=negate,
+        case_insensitive=case_insensitive,
+    )
+    # When it is written from its values
+    document = snapshot.condition_values_document(
+        "plan", operator, values, negate, case_insensitive
+    )
+    # Then it is what the model writes, key order included
+    assert json.dumps(document) == json.dumps(condition.as_document())
+
+
+@pytest.mark.parametrize(
+    ("bucket_by", "expected"),
+    [
+        ("targetingKey", None),
+        ("targetingKey, ", None),
+        (" , ", None),
+        ("", None),
+        ("accountId", "accountId"),
+        (" accountId ", "accountId"),
+        ("accountId, targetingKey", ["accountId", "targetingKey"]),
+        (" companyId , , targetingKey ", ["companyId", "targetingKey"]),
+    ],
+)
+def test_bucket_by_document__stored_spellings__as_rule_bucket_attributes_says(
+    bucket_by: str, expected: str | list[str] | None
+) -> None:
+    # Given a rule's stored bucket-by
+    attributes = Rule(bucket_by=bucket_by).bucket_attributes()
+    # When its document member is written
+    # Then it is left out for the default (or nothing), a name for one, a list for more
+    assert snapshot.bucket_by_document(bucket_by) == expected
+    if expected is not None:
+        assert attributes == ([expected] if isinstance(expected, str) else expected)
