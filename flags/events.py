@@ -27,6 +27,8 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from flags.evaluation import local
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "flagship:ruleset-changed"  # with the default FLAGSHIP_CHANNEL_PREFIX
@@ -214,7 +216,12 @@ class Broker:
     def dispatch(
         self, change: RulesetChanged, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
-        """Hand a change to the local streams of its environment (of one loop, if given)."""
+        """Hand a change to the local streams of its environment (of one loop, if given).
+
+        The process's evaluation path learns the version first (``flags.evaluation.local``), so
+        a client that reacts to the event by asking this same process gets the new version.
+        """
+        local.heard(change.environment_id, change.version)
         with self._lock:
             targets = list(self._subscriptions.get(change.environment_id, ()))
         for subscription in targets:

@@ -45,9 +45,9 @@ REMOTE_CACHE_SIZE = 1024
 # Local mode: how many evaluation details are cached per ruleset for ``evaluate``.
 DETAILS_CACHE_SIZE = 10_000
 # A download answered with an older version than the stream announced is retried this many times,
-# CATCH_UP_DELAY, 2 x CATCH_UP_DELAY, ... seconds later.
+# CATCH_UP_DELAY, 2 x CATCH_UP_DELAY, ... seconds later (150 ms in all).
 CATCH_UP_ATTEMPTS = 5
-CATCH_UP_DELAY = 0.02
+CATCH_UP_DELAY = 0.01
 
 Mode = Literal["auto", "local", "remote"]
 DataSource = Literal["none", "server", "bootstrap", "backup"]
