@@ -20,6 +20,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import DatabaseError
@@ -34,19 +35,27 @@ from . import local
 MAX_ENTRIES = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CompiledRuleset:
-    """One environment's ruleset at one version: the document, its JSON and the compiled engine."""
+    """One environment's ruleset at one version: the document, its JSON and the compiled engine.
+
+    The engine compiles on first use: a process asked only for the document (``GET
+    /api/v1/ruleset``, what SDKs download right after a change) never pays for it.
+    """
 
     environment_id: int
     version: int
     document: dict[str, Any]
-    ruleset: Ruleset
     body: bytes = field(repr=False)
     # JSON fragments of results, filled by the fast path (flags.evaluation.fast.fragment).
     fragments: dict[tuple[str, int], tuple[object, bytes]] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    @cached_property
+    def ruleset(self) -> Ruleset:
+        """The compiled engine (two threads may both compile once; either result is the same)."""
+        return Ruleset.from_dict(self.document)
 
     @property
     def etag(self) -> str:
@@ -124,13 +133,11 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
                     raise
                 return stale
             rulesets.put_document(environment.pk, document)
-        ruleset = Ruleset.from_dict(document)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         entry = CompiledRuleset(
             environment_id=environment.pk,
-            version=ruleset.version,
+            version=int(document["version"]),
             document=document,
-            ruleset=ruleset,
             body=body,
         )
         _store(entry, key, (environment.pk, entry.version))
