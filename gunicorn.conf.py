@@ -58,9 +58,13 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 
 # Recycle workers now and then to bound slow leaks (fragmentation of compiled rulesets); the
-# jitter spreads restarts so all workers never restart (and recompile) at the same moment.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 10_000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1_000)
+# jitter spreads restarts so all workers never restart (and recompile) at the same moment. A
+# recycled worker's first requests are cold (connections, compiled rulesets): at the thousands of
+# evaluations per second a worker serves, 10 000 recycled every few seconds, and the cold
+# requests were what the benchmark's p99 at one connection measured (100-200 ms). 200 000 is a
+# few minutes at full load.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 200_000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 20_000)
 
 # Import the application once in the master, then fork: faster start-up and shared memory pages.
 # Safe: database and Redis connections are opened lazily, in each worker, after the fork.
@@ -76,3 +80,15 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus request_id=%({x-request-i
 
 # Headers from the reverse proxy are trusted only from loopback (the proxy's address).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker: object) -> None:
+    """Warm a new worker before it accepts requests (after the fork; also after each recycling).
+
+    The first request of a cold worker otherwise pays for the URL resolver, the database and
+    Redis connections and this process's change subscription. Failures are ignored: a dependency
+    that is down is the request's business (and the probes'), not the worker's start-up.
+    """
+    from flagship.warmup import warm_up  # noqa: PLC0415  # after Django is set up
+
+    warm_up()
