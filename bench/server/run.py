@@ -96,7 +96,7 @@ class Options:
     sweep_rounds: int = 1
 
 
-DEFAULT = Options(5, 3, 5, (1, 1000), 20, 0.25, (10_000,), 5, 2)
+DEFAULT = Options(5, 5, 5, (1, 1000), 20, 0.25, (10_000,), 5, 2)
 QUICK = Options(2, 1, 1, (1, 50), 5, 0.2, (2_000,), 2, 1)
 
 
