@@ -47,10 +47,10 @@ class CompiledRuleset:
     version: int
     document: dict[str, Any]
     body: bytes = field(repr=False)
-    # JSON fragments of results, filled by the fast path (flags.evaluation.fast.fragment).
-    fragments: dict[tuple[str, int], tuple[object, bytes]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    # JSON fragments of results by response style and id(result), filled by the fast path
+    # (flags.evaluation.fast.fragments), and the results they belong to, kept alive.
+    fragments: dict[str, dict[int, bytes]] = field(default_factory=dict, repr=False, compare=False)
+    kept: list[object] = field(default_factory=list, repr=False, compare=False)
 
     @cached_property
     def ruleset(self) -> Ruleset:

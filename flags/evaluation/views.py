@@ -121,9 +121,7 @@ class EvaluateFlagsView(EnvironmentKeyView):
         results = compiled.ruleset.evaluate_all(
             context, client_visible_only=api_key.kind == fast.CLIENT
         )
-        parts = [
-            fast.fragment(compiled, "api", result, api_fragment) for result in results.values()
-        ]
+        parts = fast.fragments(compiled, "api", results.values(), api_fragment)
         body = b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version)
         return fast.json_response(body)
 

@@ -343,10 +343,7 @@ class OfrepFlagsView(OfrepView):
             results = compiled.ruleset.evaluate_all(
                 context, client_visible_only=api_key.kind == fast.CLIENT
             )
-            parts = [
-                fast.fragment(compiled, "ofrep", result, ofrep_fragment)
-                for result in results.values()
-            ]
+            parts = fast.fragments(compiled, "ofrep", results.values(), ofrep_fragment)
             body = b'{"flags":[%s]' % b",".join(parts)
             streams = event_streams(request, api_key.kind)
             if streams is not None:
