@@ -477,6 +477,19 @@ class Subscriber(asyncio.Protocol):
         return min(times) if times else None
 
 
+def changer_argv(flag: str, options: Options, project: str) -> list[str]:
+    """The command that makes the measured changes (``bench.server.changer``)."""
+    return [
+        PYTHON,
+        "-m",
+        "bench.server.changer",
+        flag,
+        str(options.changes),
+        str(options.interval),
+        project,
+    ]
+
+
 async def propagation(
     port: int,
     key: str,
@@ -521,13 +534,7 @@ async def propagation(
             )
         connect_seconds = time.monotonic() - started
         changer = await asyncio.create_subprocess_exec(
-            PYTHON,
-            "-m",
-            "bench.server.changer",
-            flag,
-            str(options.changes),
-            str(options.interval),
-            project,
+            *changer_argv(flag, options, project),
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -600,15 +607,7 @@ def sdk_propagation(
             return Propagation(1, 0, server="sdk", failure="the client's stream never connected")
         time.sleep(0.5)
         output = subprocess.run(  # noqa: S603  # the benchmark's own argv
-            [
-                PYTHON,
-                "-m",
-                "bench.server.changer",
-                flag,
-                str(options.changes),
-                str(options.interval),
-                project,
-            ],
+            changer_argv(flag, options, project),
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -177,3 +177,26 @@ def fragments(
                     compiled.kept.append(result)
                     cache[id(result)] = text
     return parts  # type: ignore[return-value]  # every None was replaced above
+
+
+def single_result(
+    request: HttpRequest,
+    api_key: FastKey,
+    compiled: CompiledRuleset,
+    flag_key: object,
+    *,
+    any_content_type: bool = False,
+) -> Any:
+    """A successful evaluation of one flag for a plain request, else ``None`` (the full path).
+
+    ``None`` also for a flag the key may not see and for any error result: the full path answers
+    those in its own shapes.
+    """
+    context = plain_context(request, any_content_type=any_content_type)
+    if context is None or not isinstance(flag_key, str):
+        return None
+    ruleset = compiled.ruleset
+    if api_key.kind == CLIENT and not ruleset.client_visible(flag_key):
+        return None
+    result = ruleset.evaluate(flag_key, context)
+    return None if result.error_code is not None else result

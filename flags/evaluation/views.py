@@ -180,17 +180,10 @@ class EvaluateFlagView(EnvironmentKeyView):
         self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory (errors go to the full path)."""
-        context = fast.plain_context(request)
-        flag_key = kwargs.get("flag_key")
-        if context is None or not isinstance(flag_key, str):
+        result = fast.single_result(request, api_key, compiled, kwargs.get("flag_key"))
+        if result is None:
             return None
-        ruleset = compiled.ruleset
-        if api_key.kind == fast.CLIENT and not ruleset.client_visible(flag_key):
-            return None
-        result = ruleset.evaluate(flag_key, context)
-        if result.error_code is not None:
-            return None
-        document = {"key": flag_key, **result_document(result), "version": compiled.version}
+        document = {"key": result.key, **result_document(result), "version": compiled.version}
         return fast.json_response(fast.render(document))
 
     @extend_schema(

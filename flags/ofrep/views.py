@@ -255,15 +255,10 @@ class OfrepFlagView(OfrepView):
         self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory (errors go to the full path)."""
-        context = fast.plain_context(request, any_content_type=True)
-        flag_key = kwargs.get("key")
-        if context is None or not isinstance(flag_key, str):
-            return None
-        ruleset = compiled.ruleset
-        if api_key.kind == fast.CLIENT and not ruleset.client_visible(flag_key):
-            return None
-        result = ruleset.evaluate(flag_key, context)
-        if result.error_code is not None:
+        result = fast.single_result(
+            request, api_key, compiled, kwargs.get("key"), any_content_type=True
+        )
+        if result is None:
             return None
         return fast.json_response(fast.render(success_document(result)))
 
