@@ -12,8 +12,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,6 +22,7 @@ from flags.models import Environment
 
 from .. import services
 from ..models import ApiKey
+from .revoking import RevokableKeyViewSet
 from .serializers import (
     ApiKeyOutputSerializer,
     EnvironmentKeyInputSerializer,
@@ -53,12 +53,21 @@ class MayManageEnvironmentKeys(PersonRequired):
 @extend_schema_view(
     list=extend_schema(operation_id="environment_keys_list", summary="List environment keys"),
     retrieve=extend_schema(operation_id="environment_keys_retrieve", summary="Get a key"),
+    destroy=extend_schema(
+        operation_id="environment_keys_destroy", summary="Revoke a key", responses={204: None}
+    ),
+    revoke=extend_schema(
+        operation_id="environment_keys_revoke",
+        summary="Revoke a key",
+        request=None,
+        responses={200: ApiKeyOutputSerializer},
+    ),
 )
 class EnvironmentKeyViewSet(
     ProjectScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[ApiKey],
+    RevokableKeyViewSet,
 ):
     """An environment's server and client keys (secrets are shown once, on creation)."""
 
@@ -108,23 +117,3 @@ class EnvironmentKeyViewSet(
         )
         body = IssuedApiKeyOutputSerializer(key, context={"secret": secret}).data
         return Response(body, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        operation_id="environment_keys_destroy", summary="Revoke a key", responses={204: None}
-    )
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke through ``api_key_revoke`` (the row stays, for the audit trail)."""
-        services.api_key_revoke(key=self.get_object(), actor=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        operation_id="environment_keys_revoke",
-        summary="Revoke a key",
-        request=None,
-        responses={200: ApiKeyOutputSerializer},
-    )
-    @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke, answering with the revoked key."""
-        key = services.api_key_revoke(key=self.get_object(), actor=request.user)
-        return Response(ApiKeyOutputSerializer(key).data)

@@ -6,8 +6,7 @@ from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import mixins, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +16,7 @@ from flags.api.permissions import PersonRequired, is_read
 
 from .. import services
 from ..models import ApiKey, User
+from .revoking import RevokableKeyViewSet
 from .serializers import (
     ApiKeyOutputSerializer,
     IssuedApiKeyOutputSerializer,
@@ -56,12 +56,21 @@ class OwnTokensOnly(PersonRequired):
 @extend_schema_view(
     list=extend_schema(operation_id="tokens_list", summary="List my admin tokens"),
     retrieve=extend_schema(operation_id="tokens_retrieve", summary="Get one of my admin tokens"),
+    destroy=extend_schema(
+        operation_id="tokens_destroy", summary="Revoke a token", responses={204: None}
+    ),
+    revoke=extend_schema(
+        operation_id="tokens_revoke",
+        summary="Revoke a token",
+        request=None,
+        responses={200: ApiKeyOutputSerializer},
+    ),
 )
 class TokenViewSet(
     ManagementViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[ApiKey],
+    RevokableKeyViewSet,
 ):
     """The caller's admin tokens (secrets are shown once, on creation)."""
 
@@ -96,21 +105,3 @@ class TokenViewSet(
         )
         body = IssuedApiKeyOutputSerializer(key, context={"secret": secret}).data
         return Response(body, status=status.HTTP_201_CREATED)
-
-    @extend_schema(operation_id="tokens_destroy", summary="Revoke a token", responses={204: None})
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke through ``api_key_revoke`` (the row stays, for the audit trail)."""
-        services.api_key_revoke(key=self.get_object(), actor=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        operation_id="tokens_revoke",
-        summary="Revoke a token",
-        request=None,
-        responses={200: ApiKeyOutputSerializer},
-    )
-    @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke, answering with the revoked token."""
-        key = services.api_key_revoke(key=self.get_object(), actor=request.user)
-        return Response(ApiKeyOutputSerializer(key).data)
