@@ -36,7 +36,7 @@ CHANNEL = "flagship:ruleset-changed"  # with the default FLAGSHIP_CHANNEL_PREFIX
 
 def channel() -> str:
     """The pub/sub channel of ruleset notices: ``<FLAGSHIP_CHANNEL_PREFIX>:ruleset-changed``."""
-    return f"{getattr(settings, 'FLAGSHIP_CHANNEL_PREFIX', 'flagship')}:ruleset-changed"
+    return local.channel(local.RULESET_CHANNEL)
 
 
 # How long a new stream waits for the process's Redis subscription before going on without it.
@@ -75,19 +75,6 @@ def redis_url() -> str:
     return str(getattr(settings, "REDIS_URL", "") or "")
 
 
-_publishers: dict[str, redis.Redis] = {}
-_publishers_lock = threading.Lock()
-
-
-def _publisher(url: str) -> redis.Redis:
-    with _publishers_lock:
-        client = _publishers.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-            _publishers[url] = client
-        return client
-
-
 def publish_ruleset_changed(environment_id: int, version: int) -> None:
     """Announce that an environment's ruleset reached ``version`` (call it after the commit).
 
@@ -98,7 +85,7 @@ def publish_ruleset_changed(environment_id: int, version: int) -> None:
     url = redis_url()
     if url:
         try:
-            _publisher(url).publish(channel(), change.encode())
+            local.publisher(url).publish(channel(), change.encode())
         except redis.RedisError:
             logger.warning("events.publish_failed", exc_info=True)
         else:

@@ -38,7 +38,7 @@ from flags import rulesets
 
 logger = logging.getLogger(__name__)
 
-RULESET_CHANNEL = "ruleset-changed"  # flags.events.channel(), under FLAGSHIP_CHANNEL_PREFIX
+RULESET_CHANNEL = "ruleset-changed"  # under FLAGSHIP_CHANNEL_PREFIX (flags.events.channel())
 KEY_CHANNEL = "api-key-changed"
 DEFAULT_KEY_SECONDS = 5.0
 # How quickly a dead subscription is noticed: the connection is pinged after this much silence
@@ -140,20 +140,23 @@ def forget_key(lookup: str) -> None:
     url = redis_url()
     if url:
         try:
-            _publisher(url).publish(channel(KEY_CHANNEL), lookup)
+            publisher(url).publish(channel(KEY_CHANNEL), lookup)
         except redis.RedisError:
             logger.warning("local.key_forget_not_published", extra={"lookup": lookup})
 
 
 _publishers: dict[str, redis.Redis] = {}
+_publishers_lock = threading.Lock()
 
 
-def _publisher(url: str) -> redis.Redis:
-    client = _publishers.get(url)
-    if client is None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        _publishers[url] = client
-    return client
+def publisher(url: str) -> redis.Redis:
+    """The process's client for publishing on ``url`` (ruleset notices and key changes)."""
+    with _publishers_lock:
+        client = _publishers.get(url)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+            _publishers[url] = client
+        return client
 
 
 # --- The listener -----------------------------------------------------------------------------
