@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from simple_history.models import HistoricalRecords
+
+from flags.history.recording import AuditedHistory
 
 
 class User(AbstractUser):
@@ -72,7 +73,7 @@ class ApiKey(models.Model):
         null=True, blank=True, help_text="Last successful use (updated at most once a minute)."
     )
 
-    history = HistoricalRecords(excluded_fields=["last_used_at"])
+    history = AuditedHistory(excluded_fields=["last_used_at"])
 
     class Meta:
         ordering = ("-created_at",)

@@ -109,6 +109,8 @@ MIDDLEWARE = [
     # Records the acting user on every history row written during a request.
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
+# History rows keep the reason a person gave for a change (flags.history.recording) in full.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 ROOT_URLCONF = "flagship.urls"
 WSGI_APPLICATION = "flagship.wsgi.application"

@@ -26,9 +26,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from ..errors import FlagShipError
-from ..forms import format_percentage
 from ..models import Environment
-from ..models.flags import describe_serve
+from ..words import rollout_in_words, serve_in_words
 
 if TYPE_CHECKING:
     _M = TypeVar("_M", bound=models.Model)
@@ -93,9 +92,9 @@ class ReadableHistory(HistoricalRecordContextHelper):
         """Render FlagShip's JSON fields the way the forms show them."""
         field = change.field
         if field in ("serve", "default_serve"):
-            return describe_serve(value)
+            return serve_in_words(value)
         if field == "rollout":
-            return "everyone" if value is None else f"{format_percentage(value)} %"
+            return rollout_in_words(value)
         if field in ("values", "variants") and isinstance(value, list):
             return ", ".join(str(item) for item in value) or "—"
         if field == "value":

@@ -11,21 +11,18 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .. import selectors, services
-from ..forms import FlagStateForm, PrerequisiteForm, format_percentage
+from .. import selectors, services, words
+from ..forms import FlagStateForm, PrerequisiteForm
 from ..models import FlagState, Prerequisite, Rule
+from ..words import rollout_in_words
 from .base import FlagShipAdmin, actor, can_change_environment, is_revert, row
 
 
 def conditions_in_words(rule: Rule) -> str:
     """Conditions in words: "country is one of DE, FR and NOT email ends with @example.com"."""
-    parts = [str(condition) for condition in rule.conditions.all()]
-    return " and ".join(parts) or "—"
-
-
-def rollout_in_words(rollout: int | None) -> str:
-    """A rollout in words: "25 %", or "everyone" when there is none."""
-    return "everyone" if rollout is None else f"{format_percentage(rollout)} %"
+    return words.conditions_in_words(
+        [condition.as_document() for condition in rule.conditions.all()]
+    )
 
 
 class EnvironmentPermissionMixin:

@@ -16,8 +16,9 @@ from .. import selectors, services
 from ..forms import ConditionForm, RuleForm
 from ..models import Condition, FlagState, Rule, Segment
 from ..services.targeting import ConditionSpec
+from ..words import rollout_in_words
 from .base import FlagShipAdmin, actor, adopt, can_change_environment, row
-from .states import EnvironmentPermissionMixin, rollout_in_words
+from .states import EnvironmentPermissionMixin
 
 # "Save and add another" would lose the flag state a new rule belongs to.
 ONE_RULE_AT_A_TIME = {"show_save_and_add_another": False}

@@ -15,8 +15,8 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import APIView
 
 from ..errors import FlagShipError, InUseError, PermissionDeniedError, StaleVersionError
+from ..history import feed as history
 from ..models import Project
-from . import history
 from .serializers.history import ChangeOutputSerializer
 
 VERSION_HEADER = "API-Version"

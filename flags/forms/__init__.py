@@ -13,29 +13,17 @@ from .actions import (
     FlagActionForm,
 )
 from .base import ExplainedModelForm
-from .serve import (
-    MAX_DECIMALS,
-    THOUSANDTHS,
-    PercentField,
-    ServeField,
-    ServeWidget,
-    format_percentage,
-    parse_percentage,
-)
+from .serve import PercentField, ServeField, ServeWidget
 from .targeting import ConditionForm, PrerequisiteForm, RuleForm, ValuesField
 from .variants import (
     FlagStateForm,
     VariantChoiceField,
     VariantForm,
-    format_variant_value,
-    parse_variant_value,
     variant_choices,
     variant_label,
 )
 
 __all__ = [
-    "MAX_DECIMALS",
-    "THOUSANDTHS",
     "AttributeForm",
     "AttributeFormSet",
     "ConditionForm",
@@ -52,10 +40,6 @@ __all__ = [
     "ValuesField",
     "VariantChoiceField",
     "VariantForm",
-    "format_percentage",
-    "format_variant_value",
-    "parse_percentage",
-    "parse_variant_value",
     "variant_choices",
     "variant_label",
 ]

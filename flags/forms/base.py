@@ -8,7 +8,21 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from ..formats import normalize_line_breaks
+
 _M = TypeVar("_M", bound=models.Model)
+
+
+class TextBoxField(forms.CharField):
+    """Text from a multi-line box: browsers send its line breaks as CRLF; they are stored as LF.
+
+    Comparing the normalised texts also keeps an untouched box from counting as a change.
+    """
+
+    def to_python(self, value: Any) -> str | None:
+        """The text with LF line breaks."""
+        text = super().to_python(value)
+        return normalize_line_breaks(text) if isinstance(text, str) else text
 
 
 class ExplainedModelForm(forms.ModelForm[_M]):

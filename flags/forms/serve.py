@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from django import forms
@@ -11,30 +11,10 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-THOUSANDTHS = 1000  # rollouts and weights are stored in thousandths of a percent
-MAX_DECIMALS = 3
+from ..formats import format_percentage, parse_percentage
 
-
-def parse_percentage(text: str) -> int:
-    """Turn "12.5" (percent, up to 3 decimals) into thousandths of a percent (12500)."""
-    try:
-        number = Decimal(text.strip().rstrip("%").strip())
-    except InvalidOperation:
-        raise ValidationError("Enter a percentage such as 25 or 33.333.", code="invalid") from None
-    if not number.is_finite() or number < 0 or number > 100:
-        raise ValidationError("Enter a percentage from 0 to 100.", code="invalid")
-    scaled = number * THOUSANDTHS
-    if scaled != scaled.to_integral_value():
-        raise ValidationError(
-            f"Use at most {MAX_DECIMALS} decimals (steps of 0.001 %).", code="invalid"
-        )
-    return int(scaled)
-
-
-def format_percentage(thousandths: int) -> str:
-    """Turn thousandths of a percent (12500) into "12.5"."""
-    return f"{Decimal(thousandths) / THOUSANDTHS:f}".rstrip("0").rstrip(".") or "0"
-
+# Members of a split serve besides its entries that the widget keeps as they are (set by the API).
+SPLIT_EXTRAS = frozenset({"bucket_by"})
 
 # --- Serve: one variant, or a split with a percentage per variant ------------------------------
 
@@ -55,13 +35,15 @@ class ServeWidget(forms.Widget):
         js = ("flags/serve.js",)
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> dict[str, Any] | None:
-        """Collect the mode, the chosen variant and the percentages from the posted inputs."""
+        """Collect the mode, the chosen variant, the percentages and the split's order."""
         if f"{name}_mode" not in data:
             return None
         return {
             "mode": data.get(f"{name}_mode"),
             "variant": data.get(f"{name}_variant", ""),
             "weights": {key: data.get(f"{name}_weight_{key}", "") for key, _ in self.variants},
+            "order": [key for key in data.get(f"{name}_order", "").split(",") if key],
+            "extra": data.get(f"{name}_extra", ""),
         }
 
     def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
@@ -69,17 +51,27 @@ class ServeWidget(forms.Widget):
         return f"{name}_mode" not in data
 
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
-        """Template context: the mode, the chosen variant, one row per variant with its share."""
+        """Template context: the mode, the chosen variant, one row per variant with its share.
+
+        The rows come in the split's order (variants take consecutive buckets in that order),
+        then the flag's other variants.
+        """
         current = _serve_inputs(value)
+        labels = dict(self.variants)
+        order = [key for key in current["order"] if key in labels]
+        order += [key for key, _ in self.variants if key not in order]
         return {
             "widget": {
                 "name": name,
                 "attrs": self.build_attrs(self.attrs, attrs),
                 "mode": current["mode"],
                 "selected": current["variant"],
+                "order": ",".join(order),
+                "extra": current["extra"],
+                "extra_words": _extra_words(current["extra"]),
                 "rows": [
-                    {"key": key, "label": label, "weight": current["weights"].get(key, "")}
-                    for key, label in self.variants
+                    {"key": key, "label": labels[key], "weight": current["weights"].get(key, "")}
+                    for key in order
                 ],
             }
         }
@@ -93,22 +85,55 @@ class ServeWidget(forms.Widget):
 
 
 def _serve_inputs(value: Any) -> dict[str, Any]:
-    """Normalise a serve document, or what was posted, into mode, variant and percentage texts."""
+    """Normalise a serve document, or what was posted, into the widget's texts."""
     if isinstance(value, Mapping) and "mode" in value:
         return {
             "mode": value.get("mode") or "variant",
             "variant": value.get("variant") or "",
             "weights": dict(value.get("weights") or {}),
+            "order": list(value.get("order") or []),
+            "extra": value.get("extra") or "",
         }
     if isinstance(value, Mapping) and isinstance(value.get("split"), list):
-        weights = {
-            str(entry.get("variant")): format_percentage(entry["weight"])
+        entries = [
+            entry
             for entry in value["split"]
             if isinstance(entry, Mapping) and isinstance(entry.get("weight"), int)
+        ]
+        extra = {key: member for key, member in value.items() if key != "split"}
+        return {
+            "mode": "split",
+            "variant": "",
+            "weights": {str(e.get("variant")): format_percentage(e["weight"]) for e in entries},
+            "order": [str(entry.get("variant")) for entry in entries],
+            "extra": json.dumps(extra, ensure_ascii=False) if extra else "",
         }
-        return {"mode": "split", "variant": "", "weights": weights}
     variant = value.get("variant", "") if isinstance(value, Mapping) else ""
-    return {"mode": "variant", "variant": variant, "weights": {}}
+    return {"mode": "variant", "variant": variant, "weights": {}, "order": [], "extra": ""}
+
+
+def _extra_words(extra: str) -> str:
+    try:
+        members = json.loads(extra) if extra else {}
+    except ValueError:
+        return ""
+    bucket_by = members.get("bucket_by") if isinstance(members, dict) else None
+    if isinstance(bucket_by, list):
+        return ", ".join(str(name) for name in bucket_by)
+    return str(bucket_by) if bucket_by else ""
+
+
+def _split_extras(text: str) -> dict[str, Any]:
+    """The split's other members, posted back as they were rendered (JSON)."""
+    if not text:
+        return {}
+    try:
+        members = json.loads(text)
+    except ValueError:
+        members = None
+    if not isinstance(members, dict) or not set(members) <= SPLIT_EXTRAS:
+        raise ValidationError("The split's settings could not be read; reload the page.")
+    return members
 
 
 class ServeField(forms.Field):
@@ -126,27 +151,33 @@ class ServeField(forms.Field):
         cast(ServeWidget, self.widget).variants = self.variants
 
     def clean(self, value: Any) -> dict[str, Any] | None:
-        """Build the document; whether the split adds up is the engine's to say (model clean)."""
+        """Build the document; whether the split adds up is the engine's to say (model clean).
+
+        A split lists the variants whose share is filled in (0 included), in the order shown.
+        """
         if value is None:
             if self.required:
                 raise ValidationError(self.error_messages["required"], code="required")
             return None
         keys = [key for key, _ in self.variants]
         if value.get("mode") == "split":
+            order = [key for key in value.get("order") or [] if key in keys]
+            order += [key for key in keys if key not in order]
             split: list[dict[str, Any]] = []
             errors = []
-            for key in keys:
+            for key in order:
                 text = (value["weights"].get(key) or "").strip()
+                if not text:
+                    continue
                 try:
-                    weight = parse_percentage(text) if text else 0
+                    split.append({"variant": key, "weight": parse_percentage(text)})
                 except ValidationError as error:
                     errors.append(f"{key}: {error.messages[0]}")
-                    continue
-                split.append({"variant": key, "weight": weight})
             if errors:
                 raise ValidationError(errors, code="invalid")
-            served = [entry for entry in split if entry["weight"] > 0]
-            return {"split": served or split}
+            if not split:
+                raise ValidationError("Give at least one variant a percentage.", code="required")
+            return {"split": split, **_split_extras(value.get("extra") or "")}
         if value.get("variant") not in keys:
             raise ValidationError("Choose the variant to serve.", code="required")
         return {"variant": value["variant"]}

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
 from django import forms
+from django.core.exceptions import ValidationError
 
+from ..formats import (
+    format_condition_values,
+    normalize_line_breaks,
+    parse_condition_values,
+    same_json,
+)
 from ..models import Condition, Flag, FlagState, Prerequisite, Rule
 from ..selectors import segment_choices
 from .base import ExplainedModelForm
@@ -52,20 +59,31 @@ class RuleForm(ExplainedModelForm[Rule]):
 
 
 class ValuesField(forms.CharField):
-    """Values one per line, cleaned to a list of strings."""
+    """Condition values one per line (``flags.formats``: quoted or typed where a line needs it)."""
 
     widget = forms.Textarea(attrs={"rows": 3, "cols": 30})
 
     def prepare_value(self, value: Any) -> Any:
         """Show a stored list one value per line."""
         if isinstance(value, list):
-            return "\n".join(str(item) for item in value)
+            return format_condition_values(value)
         return value
 
-    def clean(self, value: Any) -> list[str]:
-        """One value per non-empty line, surrounding spaces removed."""
-        text = super().clean(value) or ""
-        return [line.strip() for line in text.splitlines() if line.strip()]
+    def to_python(self, value: Any) -> Any:
+        """The posted text with LF line breaks (so an untouched box is not a change)."""
+        text = super().to_python(value)
+        return normalize_line_breaks(text) if isinstance(text, str) else text
+
+    def clean(self, value: Any) -> list[Any]:
+        """The values, in order."""
+        return parse_condition_values(super().clean(value) or "")
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        """Compare the values, not their text."""
+        try:
+            return not same_json(self.clean(data), initial or [])
+        except ValidationError:
+            return True
 
 
 class ConditionForm(forms.ModelForm[Condition]):

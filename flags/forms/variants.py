@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from django import forms
-from django.core.exceptions import ValidationError
 
+from ..formats import format_variant_value, parse_variant_value
 from ..models import Flag, FlagState, Variant
-from .base import ExplainedModelForm
+from .base import ExplainedModelForm, TextBoxField
 from .serve import ServeField
 
 
@@ -30,39 +29,10 @@ def variant_label(variant: Variant) -> str:
 # --- Flags and variants ------------------------------------------------------------------------
 
 
-def parse_variant_value(kind: str, text: str) -> Any:
-    """Turn what a person typed into a value of the flag's kind (JSON only for JSON flags)."""
-    if kind == Flag.Kind.STRING:
-        return text
-    if kind == Flag.Kind.NUMBER:
-        try:
-            number = Decimal(text.strip())
-        except InvalidOperation:
-            raise ValidationError("Enter a number, such as 3 or 2.5.", code="invalid") from None
-        if not number.is_finite():
-            raise ValidationError("Enter a finite number.", code="invalid")
-        return int(number) if number == number.to_integral_value() else float(number)
-    if kind == Flag.Kind.JSON:
-        try:
-            return json.loads(text)
-        except ValueError as error:
-            raise ValidationError(f"Enter valid JSON: {error}.", code="invalid") from None
-    raise ValidationError("A boolean flag's variants are on and off.", code="invalid_variant")
-
-
-def format_variant_value(kind: str, value: Any) -> str:
-    """The text a person edits for a stored value."""
-    if kind == Flag.Kind.STRING and isinstance(value, str):
-        return value
-    if kind == Flag.Kind.NUMBER and isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
 class VariantForm(ExplainedModelForm[Variant]):
     """A variant row: the value is typed as text and read according to the flag's kind."""
 
-    value = forms.CharField(
+    value = TextBoxField(
         required=False,
         strip=False,
         help_text="Text for a string flag, a number for a number flag, JSON for a JSON flag.",
@@ -84,7 +54,11 @@ class VariantForm(ExplainedModelForm[Variant]):
             if self.flag is not None and self.flag.kind == Flag.Kind.BOOLEAN:
                 self.fields.pop("value", None)  # on is true and off is false, for ever
             elif self.flag is not None:
-                self.initial["value"] = format_variant_value(self.flag.kind, self.instance.value)
+                text = format_variant_value(self.flag.kind, self.instance.value)
+                self.initial["value"] = text
+                if "\n" in text and "value" in self.fields:
+                    # A one-line input would drop the line breaks when the form is sent back.
+                    self.fields["value"].widget = forms.Textarea(attrs={"rows": 3, "cols": 40})
 
     def clean_value(self) -> Any:
         """Read the text according to the flag's kind."""

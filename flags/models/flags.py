@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from simple_history.models import HistoricalRecords
 
+from ..history.recording import AuditedHistory
 from ..validation import validate_serve, validate_variant_value
+from ..words import serve_in_words
 from .keys import KeyedModel, key_format_check, key_validator
 from .projects import Environment, Project, Tag
 
@@ -80,7 +80,7 @@ class Flag(KeyedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(m2m_fields=[tags])
+    history = AuditedHistory(m2m_fields=[tags])
 
     class Meta:
         # Columns, not relations: ordering by "project" would join projects to sort by name on
@@ -128,7 +128,7 @@ class Variant(KeyedModel):
     value = models.JSONField(blank=True, help_text="The value served, of the flag's kind.")
     order = models.PositiveSmallIntegerField(default=0, help_text="Position among the variants.")
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("flag", "order", "id")
@@ -189,7 +189,7 @@ class FlagState(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         # Columns only: ordering by "flag" followed Flag's and Project's orderings, joining both
@@ -222,7 +222,7 @@ class FlagState(models.Model):
 
     def default_serve_display(self) -> str:
         """The default serve in words, for people."""
-        return describe_serve(self.default_serve)
+        return serve_in_words(self.default_serve)
 
 
 class Prerequisite(KeyedModel):
@@ -252,7 +252,7 @@ class Prerequisite(KeyedModel):
     )
     order = models.PositiveSmallIntegerField(default=0)
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("state", "order", "id")
@@ -269,16 +269,3 @@ class Prerequisite(KeyedModel):
     def __str__(self) -> str:
         wanted = ", ".join(self.variants) if self.variants else "on"
         return f"{self.flag.key} is {wanted}"
-
-
-def describe_serve(serve: Any) -> str:
-    """Render a serve document (one variant, or a split) for people: "on" or "on 50%, off 50%"."""
-    if not isinstance(serve, dict):
-        return "—"
-    if "variant" in serve:
-        return str(serve["variant"])
-    parts = []
-    for entry in serve.get("split", []):
-        weight = entry.get("weight", 0) / 1000
-        parts.append(f"{entry.get('variant')} {weight:g}%")
-    return ", ".join(parts) or "—"

@@ -7,8 +7,8 @@ from collections.abc import Collection, Sequence
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
-from simple_history.models import HistoricalRecords
 
+from ..history.recording import AuditedHistory
 from .keys import (
     KeyedModel,
     color_validator,
@@ -28,10 +28,16 @@ class Project(models.Model):
     )
     name = models.CharField(max_length=100, help_text="Name shown to people.")
     description = models.TextField(blank=True, help_text="What this project covers.")
+    reason_required = models.BooleanField(
+        default=False,
+        verbose_name="reason required in protected environments",
+        help_text="Changes in this project's protected environments need a reason, which their "
+        "history keeps.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("name",)
@@ -90,7 +96,7 @@ class Environment(KeyedModel):
     )
 
     # Version bumps are bookkeeping, not edits: they stay out of the history.
-    history = HistoricalRecords(excluded_fields=["ruleset_version"])
+    history = AuditedHistory(excluded_fields=["ruleset_version"])
 
     class Meta:
         ordering = ("project", "order", "key")
@@ -119,7 +125,7 @@ class Tag(models.Model):
         max_length=7, default="#64748b", validators=[color_validator], help_text="Badge colour."
     )
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("name",)

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from flagship_sdk.engine import OPERATORS
 
+from ..history.recording import AuditedHistory
 from ..validation import validate_condition, validate_serve
-from .flags import FlagState, describe_serve
+from ..words import OPERATOR_LABELS, condition_in_words, serve_in_words
+from .flags import FlagState
 from .keys import KeyedModel, key_format_check, key_validator
 from .projects import Project
 
-OPERATOR_LABELS = {
-    "in": "is one of",
-    "not_in": "is not one of",
-    "str_contains": "contains",
-    "str_starts_with": "starts with",
-    "str_ends_with": "ends with",
-    "regex": "matches regex",
-    "num_eq": "= (number)",
-    "num_gt": "> (number)",
-    "num_gte": "≥ (number)",
-    "num_lt": "< (number)",
-    "num_lte": "≤ (number)",
-    "date_after": "is after (date)",
-    "date_before": "is before (date)",
-    "semver_eq": "= (version)",
-    "semver_gt": "> (version)",
-    "semver_gte": "≥ (version)",
-    "semver_lt": "< (version)",
-    "semver_lte": "≤ (version)",
-    "in_cidr": "is in network",
-    "exists": "is set",
-    "not_exists": "is not set",
-}
 assert set(OPERATOR_LABELS) == OPERATORS  # noqa: S101  # every engine operator has a label
 
 
@@ -55,7 +33,7 @@ class Segment(KeyedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("project", "key")
@@ -102,7 +80,7 @@ class Rule(models.Model):
     )
     serve = models.JSONField(help_text="What matching users get: one variant, or a split.")
 
-    history = HistoricalRecords(m2m_fields=[segments])
+    history = AuditedHistory(m2m_fields=[segments])
 
     class Meta:
         ordering = ("state", "order", "id")
@@ -116,7 +94,8 @@ class Rule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.description or f"Rule {self.order + 1}"
+        # Not its position: that moves whenever rules above it are added, removed or reordered.
+        return self.description or "untitled rule"
 
     def clean(self) -> None:
         """What the rule serves must exist; rollout and bucket-by must be usable."""
@@ -125,7 +104,7 @@ class Rule(models.Model):
 
     def serve_display(self) -> str:
         """What the rule serves, in words."""
-        return describe_serve(self.serve)
+        return serve_in_words(self.serve)
 
     def bucket_attributes(self) -> list[str]:
         """The bucket-by attribute names, in order."""
@@ -158,7 +137,7 @@ class Condition(models.Model):
         default=False, help_text="Ignore upper/lower case (text operators only)."
     )
 
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ("order", "id")
@@ -182,9 +161,7 @@ class Condition(models.Model):
         ]
 
     def __str__(self) -> str:
-        label = OPERATOR_LABELS.get(self.operator, self.operator)
-        shown = ", ".join(str(value) for value in self.values)
-        return f"{'NOT ' if self.negate else ''}{self.attribute} {label} {shown}".strip()
+        return condition_in_words(self.as_document())
 
     def clean(self) -> None:
         """The engine must be able to use the operator and values (e.g. a regex RE2 accepts)."""

@@ -15,6 +15,7 @@ from flagship_sdk.engine import Ruleset, RulesetError
 
 from .. import snapshot
 from ..errors import PermissionDeniedError
+from ..formats import same_json
 from ..models import Environment, FlagState, Prerequisite
 
 logger = logging.getLogger(__name__)
@@ -22,13 +23,49 @@ logger = logging.getLogger(__name__)
 PROTECTED_PERMISSION = "flags.change_protected_environment"
 
 
-def save(instance: models.Model, actor: Any | None, *, validate: bool = True) -> None:
-    """Validate (``full_clean``) and save one object, recording ``actor`` in its history."""
+def save(instance: models.Model, actor: Any | None, *, validate: bool = True) -> bool:
+    """Validate (``full_clean``) and save one object, recording ``actor`` in its history.
+
+    An existing object whose stored row already holds these values is not written (no history
+    row, nothing to announce): the result says whether it was.
+    """
     if validate:
         instance.full_clean()
+    if not instance._state.adding and not differs_from_stored(instance):
+        return False
     if actor is not None and getattr(actor, "is_authenticated", False):
         instance._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
     instance.save()
+    return True
+
+
+def differs_from_stored(instance: models.Model) -> bool:
+    """Whether any field a person can change differs from the stored row (or there is none).
+
+    JSON values are compared as JSON (``1``, ``1.0`` and ``true`` differ); timestamps that Django
+    sets itself (``auto_now``) are not compared.
+    """
+    fields = [
+        field
+        for field in instance._meta.concrete_fields
+        if not getattr(field, "auto_now", False) and not getattr(field, "auto_now_add", False)
+    ]
+    stored = (
+        type(instance)
+        ._default_manager.filter(pk=instance.pk)
+        .values(*(field.attname for field in fields))
+        .first()
+    )
+    if stored is None:
+        return True
+    for field in fields:
+        new = getattr(instance, field.attname)
+        if isinstance(field, models.JSONField):
+            if not same_json(new, stored[field.attname]):
+                return True
+        elif new != stored[field.attname]:
+            return True
+    return False
 
 
 def delete(instance: models.Model, actor: Any | None) -> None:

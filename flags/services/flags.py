@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..errors import InUseError, StaleVersionError
+from ..formats import same_json
 from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
 from .common import (
     bump,
@@ -107,7 +108,9 @@ def flag_update(
         setattr(flag, field, value)
     save(flag, actor)
     if tags is not None:
-        flag.tags.set(list(tags))
+        wanted = list(tags)
+        if {tag.pk for tag in wanted} != set(flag.tags.values_list("pk", flat=True)):
+            flag.tags.set(wanted)
     if evaluated:
         bump(flag.states.values_list("environment_id", flat=True))
     return flag
@@ -180,6 +183,13 @@ def flag_state_update(
     """Change a state's switch, off variant or default serve, validated by the engine."""
     check_can_change(actor, state.environment)
     locked = _lock(state, expected_version)
+    unchanged = (
+        (enabled is None or enabled == locked.enabled)
+        and (off_variant is None or off_variant.pk == locked.off_variant_id)
+        and (default_serve is None or same_json(default_serve, locked.default_serve))
+    )
+    if unchanged:
+        return locked  # nothing to record, nothing for SDKs to download
     if enabled is not None:
         locked.enabled = enabled
     if off_variant is not None:

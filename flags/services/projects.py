@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from ..models import Environment, Flag, FlagState, Project, Tag
-from .common import bump, save
+from .common import bump, differs_from_stored, save
 
 DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
     ("development", "Development", False, "#22c55e"),
@@ -22,11 +22,12 @@ def project_create(
     key: str,
     name: str,
     description: str = "",
+    reason_required: bool = False,
     actor: Any | None = None,
     environments: tuple[tuple[str, str, bool, str], ...] = DEFAULT_ENVIRONMENTS,
 ) -> Project:
     """Create a project with its environments (development, staging, protected production)."""
-    project = Project(key=key, name=name, description=description)
+    project = Project(key=key, name=name, description=description, reason_required=reason_required)
     save(project, actor)
     for order, (env_key, env_name, protected, color) in enumerate(environments):
         environment_create(
@@ -43,13 +44,20 @@ def project_create(
 
 @transaction.atomic
 def project_update(
-    *, project: Project, actor: Any | None, name: str | None = None, description: str | None = None
+    *,
+    project: Project,
+    actor: Any | None,
+    name: str | None = None,
+    description: str | None = None,
+    reason_required: bool | None = None,
 ) -> Project:
-    """Rename or describe a project (its key never changes)."""
+    """Rename or describe a project, or require reasons in its protected environments."""
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
+    if reason_required is not None:
+        project.reason_required = reason_required
     save(project, actor)
     return project
 
@@ -120,6 +128,8 @@ def environment_update(
             setattr(locked, field, value)
             changed.append(field)
     locked.full_clean()
+    if not differs_from_stored(locked):
+        return locked
     if actor is not None and getattr(actor, "is_authenticated", False):
         locked._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
     locked.save(update_fields=changed or None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -98,7 +99,10 @@ def rule_update(
     bucket_by: str | None = None,
     description: str | None = None,
 ) -> Rule:
-    """Change a rule; ``conditions`` and ``segments``, when given, replace the old ones."""
+    """Change a rule; ``conditions`` and ``segments``, when given, replace the old ones.
+
+    Nothing is recorded, and no version moves, when everything given is what is stored.
+    """
     state = _locked_state(rule.state)
     check_can_change(actor, state.environment)
     if serve is not None:
@@ -109,16 +113,37 @@ def rule_update(
         rule.bucket_by = bucket_by
     if description is not None:
         rule.description = description
-    save(rule, actor)
+    changed = save(rule, actor)
     if segments is not None:
-        rule.segments.set(list(segments))
+        wanted = list(segments)
+        if {segment.pk for segment in wanted} != set(rule.segments.values_list("pk", flat=True)):
+            rule.segments.set(wanted)
+            changed = True
     if conditions is not None:
-        for old in rule.conditions.all():
-            delete(old, actor)
-        for condition in _conditions(conditions, rule=rule):
-            save(condition, actor)
-    touch_state(state, actor)
+        new = _conditions(conditions, rule=rule)
+        if [_spec(c) for c in new] != [_spec(c) for c in rule.conditions.order_by("order", "id")]:
+            for old in rule.conditions.all():
+                delete(old, actor)
+            for condition in new:
+                save(condition, actor)
+            changed = True
+    if changed:
+        touch_state(state, actor)
     return rule
+
+
+def _spec(condition: Condition) -> str:
+    """A condition's meaning, to tell whether a replacement changes anything."""
+    return json.dumps(
+        [
+            condition.attribute,
+            condition.operator,
+            condition.values,
+            condition.negate,
+            condition.case_insensitive,
+        ],
+        sort_keys=True,
+    )
 
 
 @transaction.atomic
@@ -138,12 +163,14 @@ def rules_reorder(*, state: FlagState, rule_ids: Sequence[int], actor: Any | Non
     rules = {rule.pk: rule for rule in state.rules.all()}
     if sorted(rules) != sorted(rule_ids):
         raise ValidationError("Give every rule of this flag exactly once.", code="invalid_order")
+    moved = False
     for order, rule_id in enumerate(rule_ids):
         rule = rules[rule_id]
         if rule.order != order:
             rule.order = order
-            save(rule, actor, validate=False)
-    touch_state(state, actor)
+            moved = save(rule, actor, validate=False) or moved
+    if moved:
+        touch_state(state, actor)
 
 
 @transaction.atomic
@@ -152,8 +179,8 @@ def condition_save(*, condition: Condition, actor: Any | None) -> Condition:
     affected = _affected_states(condition)
     for state in affected:
         check_can_change(actor, state.environment)
-    save(condition, actor)
-    _targeting_changed(affected, actor)
+    if save(condition, actor):
+        _targeting_changed(affected, actor)
     return condition
 
 
@@ -226,11 +253,14 @@ def segment_update(
         segment.description = description
     save(segment, actor)
     if conditions is not None:
-        for old in segment.conditions.all():
-            delete(old, actor)
-        for condition in _conditions(conditions, segment=segment):
-            save(condition, actor)
-        _targeting_changed(affected, actor)
+        new = _conditions(conditions, segment=segment)
+        current = segment.conditions.order_by("order", "id")
+        if [_spec(c) for c in new] != [_spec(c) for c in current]:
+            for old in segment.conditions.all():
+                delete(old, actor)
+            for condition in new:
+                save(condition, actor)
+            _targeting_changed(affected, actor)
     return segment
 
 

@@ -461,7 +461,7 @@ def test_str__each_model__reads_as_people_name_it(
     assert str(staging) == "demo/staging"
     assert str(state) == "new-checkout in staging"
     assert str(rule) == "Germans and French"
-    assert rule.serve_display() == "on 25%, off 75%"
+    assert rule.serve_display() == "on 25 %, off 75 %"
     assert str(condition) == "country is one of DE, FR"
     assert state.default_serve_display() == "off"
     assert str(beta_testers) == "Beta testers"

@@ -13,7 +13,7 @@ class ProjectOutputSerializer(serializers.ModelSerializer[Project]):
 
     class Meta:
         model = Project
-        fields = ("key", "name", "description", "created_at", "updated_at")
+        fields = ("key", "name", "description", "reason_required", "created_at", "updated_at")
         read_only_fields = fields
 
 
@@ -23,6 +23,10 @@ class ProjectCreateInputSerializer(StrictInputSerializer):
     key = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True)
+    reason_required = StrictBooleanField(
+        required=False,
+        help_text="Changes in the project's protected environments need a reason (in the admin).",
+    )
 
 
 class ProjectUpdateInputSerializer(StrictInputSerializer):
@@ -30,6 +34,10 @@ class ProjectUpdateInputSerializer(StrictInputSerializer):
 
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
+    reason_required = StrictBooleanField(
+        required=False,
+        help_text="Changes in the project's protected environments need a reason (in the admin).",
+    )
 
 
 class EnvironmentOutputSerializer(serializers.ModelSerializer[Environment]):

@@ -11,8 +11,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ...history import feed as history
 from ...models import FlagState, Project
-from .. import history
 from ..mixins import HistoryMixin
 from ..permissions import ModelPermissions
 from ..serializers.history import AuditFilterSerializer, ChangeOutputSerializer

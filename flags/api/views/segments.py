@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ... import services
+from ...history import feed as history
 from ...models import Condition, Segment
-from .. import history
 from ..mixins import HistoryMixin, ProjectScopedMixin
 from ..permissions import ModelPermissions
 from ..serializers.history import ChangeOutputSerializer

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 
 from ... import services
+from ...history import feed as history
 from ...models import Condition, Flag, FlagState, Prerequisite, Rule, Segment
-from .. import history
 from ..mixins import HistoryMixin, PreconditionFailed, PreconditionRequired, ProjectScopedMixin
 from ..permissions import ModelPermissions
 from ..serializers.history import ChangePageSerializer

@@ -1,4 +1,4 @@
-"""Reading history (django-simple-history) for the API: per object and the audit feed.
+"""Reading history (django-simple-history): per object, and the audit feed across models.
 
 History rows of several models are merged with a SQL ``UNION`` of their common columns, so one
 page costs one query for the rows, one for the people, and two per model on the page for the
