@@ -107,9 +107,8 @@ def _plain(text: str) -> bool:
     """Whether a string can stand on its own line as it is (and be read back as the same string)."""
     return (
         text != ""
+        and text.isprintable()  # control characters (NUL included) travel quoted
         and text == text.strip()
-        and "\n" not in text
-        and "\r" not in text
         and not text.startswith('"')
         and not text.startswith((NUMBER_PREFIX, BOOLEAN_PREFIX))
     )

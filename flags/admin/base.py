@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from ..errors import FlagShipError
+from ..forms.base import TextBoxField
 from ..models import Environment
 from ..words import rollout_in_words, serve_in_words
 
@@ -109,6 +110,8 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
 
     # Deleting these objects changes what SDKs receive (or cascades): no "delete selected".
     deletion_has_side_effects = True
+    # Text boxes send line breaks as CRLF: read them back as the LF they were stored with.
+    formfield_overrides = {models.TextField: {"form_class": TextBoxField}}
 
     class Media:
         css = {"all": ("flags/admin.css",)}
