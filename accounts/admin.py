@@ -16,28 +16,29 @@ from . import services
 from .models import ApiKey, User
 
 if TYPE_CHECKING:
-    # simple-history ships no types: these stand for its admin with the surface used here.
-    class _HistoryUserAdmin(UserAdmin[User]):
-        pass
-
+    # simple-history ships no types: this stands for its admin with the surface used here.
     class _HistoryApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         pass
 
 else:
     from simple_history.admin import SimpleHistoryAdmin
 
-    class _HistoryUserAdmin(SimpleHistoryAdmin, UserAdmin):
-        pass
-
     _HistoryApiKeyAdmin = SimpleHistoryAdmin
 
 
 @admin.register(User)
-class FlagShipUserAdmin(_HistoryUserAdmin):
-    """Users, their groups (roles) and history."""
+class FlagShipUserAdmin(UserAdmin[User]):
+    """Users and their groups (roles).
+
+    Users have no simple-history records, so their History page is Django's own log of admin
+    changes (simple-history's page would fail on a model without records).
+    """
 
     list_display = ("username", "email", "first_name", "last_name", "is_active", "roles")
     list_filter = ("is_active", "is_staff", "groups")
+    # Signing in and joining are facts, not settings: as inputs (split into a date and a time
+    # without microseconds) they would change whenever the form is saved unchanged.
+    readonly_fields = ("last_login", "date_joined")
 
     @admin.display(description="roles")
     def roles(self, user: User) -> str:

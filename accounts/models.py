@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Final
+
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from flags.history.recording import AuditedHistory
@@ -18,6 +22,10 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username
+
+
+# The fields ``api_key_scope_matches_kind`` ties together.
+SCOPE_FIELDS: Final = frozenset({"kind", "environment", "user"})
 
 
 class ApiKey(models.Model):
@@ -93,3 +101,51 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}, {self.lookup}…)"
+
+    def scope_errors(self) -> dict[str, ValidationError]:
+        """What is wrong with the key's scope for its kind, by the field a person fixes."""
+        errors: dict[str, ValidationError] = {}
+        if self.kind == self.Kind.ADMIN:
+            if self.user_id is None:
+                errors["user"] = ValidationError(
+                    "Choose the user this admin token acts as.", code="user_required"
+                )
+            if self.environment_id is not None:
+                errors["environment"] = ValidationError(
+                    "An admin token acts as its user in every environment: leave this empty.",
+                    code="environment_not_allowed",
+                )
+        elif self.kind in (self.Kind.SERVER, self.Kind.CLIENT):
+            if self.environment_id is None:
+                errors["environment"] = ValidationError(
+                    "Choose the environment this %(kind)s key evaluates in.",
+                    code="environment_required",
+                    params={"kind": self.kind},
+                )
+            if self.user_id is not None:
+                errors["user"] = ValidationError(
+                    "A %(kind)s key belongs to its environment, not to a user: leave this empty "
+                    "(only admin tokens have a user).",
+                    code="user_not_allowed",
+                    params={"kind": self.kind},
+                )
+        return errors
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """A scope that does not fit the kind is reported in words next to its fields.
+
+        Django would report ``api_key_scope_matches_kind`` as 'Constraint ... is violated.' above
+        the whole form; the same rule is checked here first and, when it fails, that constraint
+        is skipped (Django skips a constraint whose fields are excluded).
+        """
+        excluded = set(exclude or ())
+        scope = {} if excluded & SCOPE_FIELDS else self.scope_errors()
+        errors = {field: [error] for field, error in scope.items()}
+        if errors:
+            excluded |= SCOPE_FIELDS
+        try:
+            super().validate_constraints(exclude=excluded)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)

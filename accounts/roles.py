@@ -1,6 +1,6 @@
 """The four roles, as groups with permissions (created by a data migration, kept by `sync_roles`).
 
-- Viewer: reads everything, changes nothing.
+- Viewer: reads everything (evaluation counts included), changes nothing.
 - Editor: changes flags, rules, segments and tags, but not in protected environments.
 - Release manager: an Editor who may also change protected environments.
 - Administrator: everything, including projects, environments and people.
@@ -29,13 +29,16 @@ EDITABLE_MODELS: Final = (
 )
 # Structural models only an Administrator changes.
 STRUCTURAL_MODELS: Final = ("project", "environment")
+# Models every role reads and no person writes (SDKs report evaluation counts).
+READ_ONLY_MODELS: Final = ("flagevaluationcount",)
 PROTECTED_PERMISSION: Final = "change_protected_environment"  # on flags.Environment
 
 
 def role_permissions() -> dict[str, set[tuple[str, str]]]:
     """Map each role to the (app label, codename) permissions it holds."""
     everything_viewable = {
-        ("flags", f"view_{model}") for model in (*EDITABLE_MODELS, *STRUCTURAL_MODELS)
+        ("flags", f"view_{model}")
+        for model in (*EDITABLE_MODELS, *STRUCTURAL_MODELS, *READ_ONLY_MODELS)
     }
     editing = {
         ("flags", f"{action}_{model}")

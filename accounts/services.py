@@ -25,13 +25,13 @@ def api_key_issue(
     expires_at: datetime | None = None,
     actor: Any | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key; return it and its secret, which is never stored or shown again."""
+    """Issue a key; return it and its secret, which is never stored or shown again.
+
+    A scope that does not fit the kind (an admin token needs a user, a server or client key an
+    environment) is refused by the model's validation, next to the field to fix.
+    """
     if kind not in keys.PREFIXES:
         raise ValidationError({"kind": "Choose server, client or admin."}, code="invalid_kind")
-    if kind == ApiKey.Kind.ADMIN and (user is None or environment is not None):
-        raise ValidationError("An admin token belongs to a user, not an environment.")
-    if kind != ApiKey.Kind.ADMIN and (environment is None or user is not None):
-        raise ValidationError({"environment": "A server or client key belongs to an environment."})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "Choose a time in the future."})
     secret, lookup, secret_hash = keys.new_secret(kind)

@@ -1,7 +1,9 @@
 """FlagShip's URLs: the admin (people), the versioned API and OFREP (machines)."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -16,6 +18,12 @@ urlpatterns = [
     path("api/<version>/", include("flags.evaluation.urls")),
     path("api/<version>/", include("flags.stream.urls")),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Browsers ask for /favicon.ico when a page names no icon. The static URL is looked up per
+    # request (lazily), as the storage may name the file by its hash.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=lazy(static, str)("flags/favicon.svg"), permanent=True),
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

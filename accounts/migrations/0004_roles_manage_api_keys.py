@@ -8,7 +8,9 @@ from accounts.roles import sync_roles_in_migration
 
 
 def resync_roles(apps: Any, schema_editor: Any) -> None:
-    sync_roles_in_migration(apps)
+    # Models this migration does not depend on (flags.FlagEvaluationCount) may not exist yet:
+    # 0006 re-syncs once they do.
+    sync_roles_in_migration(apps, skip_missing=True)
 
 
 class Migration(migrations.Migration):

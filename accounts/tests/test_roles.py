@@ -4,12 +4,18 @@ boundary between roles is where the design puts it (one test per boundary).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
+from django.urls import reverse
 
 from accounts import roles
 from accounts.models import User
-from accounts.tests.factories import make_user
+from accounts.tests.factories import PASSWORD, make_user
+from flags import services
+from flags.models import FlagEvaluationCount
 
 FLAG_MODELS = (*roles.EDITABLE_MODELS, *roles.STRUCTURAL_MODELS)
 # Spelled out rather than taken from accounts.roles: the test pins the design, not the code.
@@ -63,9 +69,10 @@ def test_viewer__permissions__only_view_every_flags_model(db: None) -> None:
     # Given the Viewer group
     # When its permissions are read
     held = _held(roles.VIEWER)
-    # Then it can view each of the ten flags models, and do nothing else
-    assert held == {f"flags.view_{model}" for model in FLAG_MODELS}
-    assert len(held) == 10
+    # Then it can view each of the ten flags models and the evaluation counts, and do nothing
+    # else
+    assert held == {f"flags.view_{model}" for model in (*FLAG_MODELS, "flagevaluationcount")}
+    assert len(held) == 11
 
 
 def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db: None) -> None:
@@ -110,6 +117,17 @@ def test_administrator__permissions__release_manager_plus_structure_and_people(d
         for action in ("add", "change", "delete", "view")
         if not (app == "flags" and action == "view")
     }
+
+
+def test_every_role__permissions__view_evaluation_counts_but_never_change_them(db: None) -> None:
+    # Given the four roles
+    # When their evaluation-count permissions are read
+    held = {
+        role: sorted(p for p in _held(role) if p.endswith("_flagevaluationcount"))
+        for role in roles.ROLES
+    }
+    # Then each may view the counts, and none may add, change or delete them
+    assert held == {role: ["flags.view_flagevaluationcount"] for role in roles.ROLES}
 
 
 # --- One test per boundary, through has_perm (what the admin and services ask) ----------------
@@ -184,6 +202,31 @@ def test_administrator__users_and_projects__allowed(administrator: User) -> None
             "flags.add_environment",
         )
     ] == [True, True, True, True]
+
+
+def test_viewer__evaluation_counts_list__shows_the_counts(viewer: User) -> None:
+    # Given 42 evaluations of new-checkout to "on" in staging, reported by an SDK
+    project = services.project_create(key="demo", name="Demo")
+    flag = services.flag_create(project=project, key="new-checkout", name="New checkout")
+    FlagEvaluationCount.objects.create(
+        environment=project.environments.get(key="staging"),
+        flag=flag,
+        variant="on",
+        hour=datetime(2026, 12, 1, 9, tzinfo=UTC),
+        count=42,
+    )
+    client = Client()
+    assert client.login(username=viewer.username, password=PASSWORD)
+    # When a viewer opens the evaluation counts in the admin
+    response = client.get(reverse("admin:flags_flagevaluationcount_changelist"))
+    # Then the list answers with that count, and no way to add one
+    assert response.status_code == 200
+    assert [
+        (row.flag.key, row.environment.key, row.variant, row.count)
+        for row in response.context["cl"].result_list
+    ] == [("new-checkout", "staging", "on", 42)]
+    assert '<td class="field-count">42</td>' in response.content.decode()
+    assert response.context["has_add_permission"] is False
 
 
 def test_no_role__staff_without_group__has_no_permission(db: None) -> None:

@@ -33,6 +33,15 @@ color_validator = RegexValidator(
 )
 
 
+def lower_color(color: str) -> str:
+    """A colour as it is stored: in lower case, as browsers' colour pickers send it.
+
+    ``#22C55E`` and ``#22c55e`` are the same colour; storing one spelling means a form saved
+    unchanged (the admin's ``<input type="color">`` sends lower case) changes nothing.
+    """
+    return color.lower()
+
+
 def duplicate_next_to_field(
     error: ValidationError, unique_check: tuple[str, ...], field: str, message: str, value: object
 ) -> ValidationError:

@@ -14,6 +14,7 @@ from .keys import (
     color_validator,
     key_format_check,
     key_validator,
+    lower_color,
 )
 
 
@@ -116,6 +117,12 @@ class Environment(KeyedModel):
     def __str__(self) -> str:
         return f"{self.project.key}/{self.key}" if self.project_id else self.key
 
+    def clean(self) -> None:
+        """Store the colour in lower case (see ``lower_color``)."""
+        super().clean()
+        if self.color:  # a missing colour is the field validation's to report
+            self.color = lower_color(self.color)
+
 
 class Tag(models.Model):
     """A label for flags (team, area, release train), used to filter the flag list."""
@@ -137,6 +144,12 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Store the colour in lower case (see ``lower_color``)."""
+        super().clean()
+        if self.color:  # a missing colour is the field validation's to report
+            self.color = lower_color(self.color)
 
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         """A name taken in another case is reported next to the name, in words."""
