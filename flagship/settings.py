@@ -70,7 +70,8 @@ SESSION_COOKIE_HTTPONLY = True
 
 # --- Applications ----------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with FlagShip's site (the audit log, recent changes by everyone).
+    "flagship.apps.FlagShipAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

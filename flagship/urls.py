@@ -7,10 +7,6 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-admin.site.site_header = "FlagShip"
-admin.site.site_title = "FlagShip"
-admin.site.index_title = "Feature flags"
-
 # The evaluation routes come first: Django tries patterns in order, and the management API's
 # dozens of routes would otherwise be matched against every SDK request.
 urlpatterns = [

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
+from django.db.models import Model, QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,19 +33,71 @@ class AuditView(HistoryMixin, GenericAPIView[Any]):
         summary="Recent changes across every model",
         parameters=[
             OpenApiParameter("project", str, description="Only changes in this project (key)."),
+            OpenApiParameter(
+                "environment",
+                str,
+                description="Only changes in this environment of the project (key; needs "
+                "`project`): its flag states with their rules, conditions and prerequisites, "
+                "and its keys.",
+            ),
+            OpenApiParameter(
+                "flag",
+                str,
+                description="Only changes to this flag of the project (key, a deleted flag's "
+                "too; needs `project`): the flag, its variants, its states with their rules, "
+                "conditions and prerequisites (deleted ones included), and the segments its "
+                "rules use.",
+            ),
             OpenApiParameter("user", str, description="Only changes by this person (username)."),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATETIME,
+                description="Only changes at or after this time (ISO 8601).",
+            ),
+            OpenApiParameter(
+                "until",
+                OpenApiTypes.DATETIME,
+                description="Only changes before this time (ISO 8601; exclusive).",
+            ),
             OpenApiParameter("page", int, description="Page number."),
         ],
         responses={200: ChangeOutputSerializer(many=True)},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """One page of changes, filtered by project and person."""
+        """One page of changes, filtered by project, environment, flag, person and time."""
         filters = AuditFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        project_id = user_id = None
-        if "project" in filters.validated_data:
-            project_id = get_object_or_404(Project, key=filters.validated_data["project"]).pk
-        if "user" in filters.validated_data:
-            users = get_user_model()._default_manager
-            user_id = get_object_or_404(users, username=filters.validated_data["user"]).pk
-        return self.history_response(history.audit_rows(project_id=project_id, user_id=user_id))
+        given = filters.validated_data
+        project_id = environment_id = flag_id = user_id = None
+        if "project" in given:
+            project = _found(Project.objects.filter(key=given["project"]), "project", given)
+            project_id = project.pk
+            if "environment" in given:
+                environments = project.environments.filter(key=given["environment"])
+                environment_id = _found(environments, "environment", given).pk
+            if "flag" in given:
+                # A deleted flag's key still finds its history.
+                flag_id = history.flag_id_for_key(project.pk, given["flag"])
+                if flag_id is None:
+                    raise NotFound(f"No flag {given['flag']} in project {given['project']}.")
+        if "user" in given:
+            users = get_user_model()._default_manager.filter(username=given["user"])
+            user_id = _found(users, "user", given).pk
+        rows = history.audit_rows(
+            project_id=project_id,
+            environment_id=environment_id,
+            flag_id=flag_id,
+            user_id=user_id,
+            since=given.get("since"),
+            until=given.get("until"),
+        )
+        return self.history_response(rows)
+
+
+def _found[M: Model](rows: QuerySet[M], name: str, given: dict[str, Any]) -> M:
+    """The one object a filter names, or 404 saying which filter named nothing."""
+    found = rows.first()
+    if found is None:
+        where = f" in project {given['project']}" if name == "environment" else ""
+        raise NotFound(f"No {name} {given[name]}{where}.")
+    return found

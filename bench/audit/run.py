@@ -1,0 +1,178 @@
+"""Benchmark the admin's audit log at 100 000 history rows against Django's own LogEntry list.
+
+Run from the repository root::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.audit.run
+    ... -m bench.audit.run --quick         # 5 000 rows, 3 runs: a smoke test, not a measurement
+    ... -m bench.audit.run --indexes       # also measure with the proposed indexes
+    ... -m bench.audit.run --markdown out.md   # also write the report to out.md
+
+``DATABASE_URL`` names a PostgreSQL server and a role allowed to create databases. The run
+creates its own database (``flagship_bench_audit_<pid>``), migrates it, seeds it
+(``bench.audit.seed``), times the pages in-process through Django's test client as a signed-in
+Viewer (``bench.audit.measure``), and drops the database at the end, also on error. No other
+database is touched; Redis is not used (the run unsets ``REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import argparse
+import logging
+import os
+import platform
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+DEFAULT_ROWS = 100_000
+QUICK_ROWS = 5_000
+# Indexes the audit page's queries would use, created by hand with --indexes (see
+# bench/RESULTS.md for what they change; migrations are the maintainers' to write). The first
+# four serve the scopes (a flag's or an environment's states, their rules, a project's flags);
+# the last three find the version of an object just before a row (entries' diffs).
+PROPOSED_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX hist_flagstate_flag_ids ON flags_historicalflagstate (flag_id, id)",
+    "CREATE INDEX hist_flagstate_env_ids ON flags_historicalflagstate (environment_id, id)",
+    "CREATE INDEX hist_rule_state_ids ON flags_historicalrule (state_id, id)",
+    "CREATE INDEX hist_flag_project_ids ON flags_historicalflag (project_id, id)",
+    "CREATE INDEX hist_flagstate_versions "
+    "ON flags_historicalflagstate (id, history_date, history_id)",
+    "CREATE INDEX hist_rule_versions ON flags_historicalrule (id, history_date, history_id)",
+    "CREATE INDEX hist_condition_versions "
+    "ON flags_historicalcondition (id, history_date, history_id)",
+)
+
+
+def database_url(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` instead."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise SystemExit("DATABASE_URL must be a PostgreSQL URL (postgres://...)")
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def machine() -> str:
+    """A line describing the machine and versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def _options(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, help=f"history rows to seed ({DEFAULT_ROWS})")
+    parser.add_argument("--flags", type=int, help="flags of the large project (300)")
+    parser.add_argument("--runs", type=int, help="timed requests per page (9)")
+    parser.add_argument("--quick", action="store_true", help="5 000 rows, 50 flags, 3 runs")
+    parser.add_argument("--indexes", action="store_true", help="also time with the indexes")
+    parser.add_argument("--markdown", type=Path, help="also write the report here")
+    options = parser.parse_args(argv)
+    defaults = (QUICK_ROWS, 50, 3) if options.quick else (DEFAULT_ROWS, 300, 9)
+    for name, default in zip(("rows", "flags", "runs"), defaults, strict=True):
+        if getattr(options, name) is None:
+            setattr(options, name, default)
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Create the database, seed, time, report, drop the database; the exit status."""
+    options = _options(argv)
+    server = os.environ.get("DATABASE_URL", "")
+    if not server:
+        print("DATABASE_URL is required (a PostgreSQL server the run may create a database on)")
+        return 2
+    name = f"flagship_bench_audit_{os.getpid()}"
+    url = database_url(server, name)
+    with psycopg.connect(server, autocommit=True) as admin_connection:
+        admin_connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        report = _run(url, options) + f"\n\nDatabase {name}: created for this run, dropped."
+    finally:
+        _close_connections()
+        with psycopg.connect(server, autocommit=True) as admin_connection:
+            admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(report)
+    if options.markdown:
+        options.markdown.write_text(report + "\n")
+    return 0
+
+
+def _close_connections() -> None:
+    if "django" in sys.modules:
+        from django.db import connections  # noqa: PLC0415  # only once Django was set up
+
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+            close_pool = getattr(connection, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+
+
+def _run(url: str, options: argparse.Namespace) -> str:
+    os.environ["DATABASE_URL"] = url
+    os.environ.pop("REDIS_URL", None)  # sessions and caches in process: Redis is not ours
+    os.environ["DJANGO_ENV"] = "development"
+    os.environ["DJANGO_DEBUG"] = "false"  # no query log: it would be timed too
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagship.settings")
+    import django  # noqa: PLC0415  # configured from the variables set just above
+
+    django.setup()
+    logging.getLogger("flags").setLevel(logging.WARNING)  # one line per seeded change otherwise
+    from django.core.management import call_command  # noqa: PLC0415
+    from django.db import connection  # noqa: PLC0415
+
+    from bench.audit.measure import measure, table  # noqa: PLC0415  # needs Django set up
+    from bench.audit.seed import seed  # noqa: PLC0415
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    catalogue = seed(rows=options.rows, flags=options.flags)
+    with connection.cursor() as cursor:
+        # What autovacuum would have done to half a year of history: statistics for the planner,
+        # and the visibility map that lets it read indexes without visiting the table.
+        cursor.execute("VACUUM ANALYZE")
+    seeded = time.perf_counter() - started
+    before = measure(catalogue, runs=options.runs)
+    after = None
+    if options.indexes and PROPOSED_INDEXES:
+        with connection.cursor() as cursor:
+            for statement in PROPOSED_INDEXES:
+                cursor.execute(statement)
+            cursor.execute("VACUUM ANALYZE")
+        after = measure(catalogue, runs=options.runs)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        (postgres,) = cursor.fetchone() or ("?",)
+    lines = [
+        f"- {machine()}; PostgreSQL {postgres}",
+        f"- {catalogue.history_rows:,} history rows (11 models), {catalogue.log_rows:,} "
+        f"LogEntry rows; seeded in {seeded:.0f} s; median of {options.runs} requests per page "
+        "after one warm-up, in-process (Django test client, signed in as a Viewer)",
+        "",
+        table(before, after),
+    ]
+    if after is not None:
+        lines += ["", "Indexes created by hand for the last columns:", ""]
+        lines += [f"    {statement};" for statement in PROPOSED_INDEXES]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
