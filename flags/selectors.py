@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from django.db.models import Count, Prefetch, QuerySet
 
-from .models import Condition, Environment, Flag, FlagState, Project, Rule, Segment, Variant
+from .models import (
+    Condition,
+    Environment,
+    Flag,
+    FlagState,
+    Prerequisite,
+    Project,
+    Rule,
+    Segment,
+    Variant,
+)
+from .words import StateSummary, state_summary
 
 
 def project_list() -> QuerySet[Project]:
@@ -39,15 +50,33 @@ def environment_default() -> Environment | None:
 
 
 def flag_list(*, project: Project | None = None) -> QuerySet[Flag]:
-    """Flags with their states (and each state's environment) and tags prefetched.
+    """Flags with their states, each state's rules in outline, dependents and tags prefetched.
 
-    The flag list renders one column per environment from these prefetched states, so it costs
-    the same number of queries for 5 flags as for 500.
+    The flag list renders one column per environment from these prefetched rows (what each state
+    serves, and which live flags require it there), so it costs the same number of queries for
+    5 flags as for 500.
     """
+    rules = (
+        Rule.objects.annotate(
+            condition_count=Count("conditions", distinct=True),
+            segment_count=Count("segments", distinct=True),
+        )
+        .only("id", "state_id", "order", "rollout", "serve")
+        .order_by("order", "id")
+    )
     flags = Flag.objects.select_related("project").prefetch_related(
         Prefetch(
             "states",
-            queryset=FlagState.objects.only("id", "flag_id", "environment_id", "enabled"),
+            queryset=FlagState.objects.select_related("off_variant")
+            .only("id", "flag_id", "environment_id", "enabled", "default_serve", "off_variant__key")
+            .prefetch_related(Prefetch("rules", queryset=rules)),
+        ),
+        Prefetch(
+            "dependents",
+            queryset=Prerequisite.objects.filter(state__flag__archived=False)
+            .select_related("state__flag")
+            .only("id", "flag_id", "state__environment_id", "state__flag__key")
+            .order_by("state__flag__key"),
         ),
         "tags",
     )
@@ -56,14 +85,65 @@ def flag_list(*, project: Project | None = None) -> QuerySet[Flag]:
     return flags
 
 
-def flag_states(flag: Flag) -> list[FlagState]:
-    """A flag's states in environment order, each with its number of rules and its variants."""
+def dependents_in(flag_id: int, environment_id: int) -> list[str]:
+    """Keys of the live flags that require ``flag_id`` in one environment (their prerequisite)."""
     return list(
+        Prerequisite.objects.filter(
+            flag_id=flag_id, state__environment_id=environment_id, state__flag__archived=False
+        )
+        .order_by("state__flag__key")
+        .values_list("state__flag__key", flat=True)
+    )
+
+
+def flag_dependents(flag: Flag) -> dict[str, list[str]]:
+    """The live flags that have ``flag`` as a prerequisite, each with the environments where."""
+    dependents: dict[str, list[str]] = {}
+    rows = (
+        Prerequisite.objects.filter(flag=flag, state__flag__archived=False)
+        .order_by("state__flag__key", "state__environment__order")
+        .values_list("state__flag__key", "state__environment__name")
+    )
+    for key, environment in rows:
+        dependents.setdefault(key, []).append(environment)
+    return dependents
+
+
+def flag_state_summaries(flag: Flag) -> list[tuple[FlagState, StateSummary]]:
+    """A flag's states in environment order, each with what it serves in words."""
+    states = (
         FlagState.objects.filter(flag=flag)
         .select_related("environment", "off_variant")
-        .annotate(rule_count=Count("rules"))
+        .prefetch_related(
+            Prefetch(
+                "rules",
+                queryset=Rule.objects.order_by("order", "id").prefetch_related(
+                    "conditions", "segments"
+                ),
+            )
+        )
         .order_by("environment__order", "environment__key")
     )
+    return [
+        (
+            state,
+            state_summary(
+                enabled=state.enabled,
+                off_variant=state.off_variant.key,
+                rules=[
+                    {
+                        "conditions": list(rule.conditions.all()),
+                        "segments": list(rule.segments.all()),
+                        "rollout": rule.rollout,
+                        "serve": rule.serve,
+                    }
+                    for rule in state.rules.all()
+                ],
+                default_serve=state.default_serve,
+            ),
+        )
+        for state in states
+    ]
 
 
 def flag_variants(flag: Flag) -> list[Variant]:

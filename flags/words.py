@@ -143,6 +143,8 @@ def state_summary(
     """What a state serves: "Off", "On · serves on", "On · 30 % + 2 rules", "On · split 50/50".
 
     "On · serves off" is a warning: the state is on, but it can only ever serve its off variant.
+    ``rules`` need only ``conditions`` and ``segments`` (lists, or their counts), ``rollout`` and
+    ``serve``.
     """
     default = serve_in_words(default_serve)
     if not enabled:
@@ -151,21 +153,29 @@ def state_summary(
     if served == {off_variant}:
         detail = "on, but every rule and the default serve give the off variant"
         return StateSummary(f"On · serves {off_variant}", detail, warning=True)
-    parts = []
     catch_all = next((rule for rule in rules if is_catch_all(rule)), None)
-    if catch_all is not None and catch_all.get("rollout") is not None:
-        parts.append(percent(int(catch_all["rollout"])))
-        extra = len(rules) - 1
-    else:
-        extra = len(rules)
-    if extra:
-        parts.append(f"{extra} rule{'s' if extra != 1 else ''}")
+    targeted = sum(1 for rule in rules if not is_catch_all(rule))
+    parts: list[str] = []
+    details: list[str] = []
+    if targeted:
+        details.append(f"{targeted} targeting rule{'s' if targeted != 1 else ''}")
+    if catch_all is not None:
+        gets = serve_in_words(catch_all.get("serve"))
+        rollout = catch_all.get("rollout")
+        if rollout is not None:
+            parts.append(percent(int(rollout)))
+            details.append(f"{percent(int(rollout))} of everyone → {gets}")
+        else:
+            details.append(f"everyone → {gets}")
+    others = len(rules) - len(parts)
+    if others:
+        parts.append(f"{others} rule{'s' if others != 1 else ''}")
+    details.append(f"anyone else → {default}")
     if not parts:
         if isinstance(default_serve, Mapping) and "split" in default_serve:
             return StateSummary(f"On · {split_short(default_serve)}", f"everyone: {default}")
         return StateSummary(f"On · serves {default}", f"everyone gets {default}")
-    detail = "; ".join([*(rule_in_words(rule) for rule in rules), f"anyone else → {default}"])
-    return StateSummary(f"On · {' + '.join(parts)}", detail)
+    return StateSummary(f"On · {' + '.join(parts)}", "; ".join(details))
 
 
 def _single(serve: Any) -> str | None:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from weakref import WeakKeyDictionary
@@ -27,6 +27,7 @@ from django.urls import reverse
 
 from ..errors import FlagShipError
 from ..forms.base import TextBoxField
+from ..history.recording import reason
 from ..models import Environment
 from ..words import rollout_in_words, serve_in_words
 
@@ -58,6 +59,7 @@ else:
 M = TypeVar("M", bound=models.Model)
 
 FLAGSTATE_CHANGE = "flags.change_flagstate"
+REASON_FIELD = "reason"
 PROTECTED_PERMISSION = "flags.change_protected_environment"
 
 # A refused save is re-run to render the form again with the refusal attached to it.
@@ -69,6 +71,35 @@ def can_change_environment(user: Any, environment: Environment) -> bool:
     if not user.has_perm(FLAGSTATE_CHANGE):
         return False
     return not environment.protected or bool(user.has_perm(PROTECTED_PERMISSION))
+
+
+def reason_required(environment: Environment) -> bool:
+    """Whether changes in ``environment`` need a reason (its project says so when protected)."""
+    return environment.protected and environment.project.reason_required
+
+
+def reason_field() -> forms.CharField:
+    """The optional "Reason for this change" every change form has (history keeps it)."""
+    return forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason for this change",
+        help_text="Kept in the history with your change, for whoever wonders later why. "
+        "Required in protected environments of projects that ask for it.",
+        widget=forms.TextInput(attrs={"size": 60, "data-testid": "reason"}),
+    )
+
+
+def require_reason(request: HttpRequest, environments: Iterable[Environment]) -> None:
+    """Refuse a change without a reason where one is required (shown next to the reason field)."""
+    if request.POST.get(REASON_FIELD, "").strip():
+        return
+    needing = [environment.name for environment in environments if reason_required(environment)]
+    if needing:
+        raise ValidationError(
+            {REASON_FIELD: f"Give a reason: changes in {needing[0]} are recorded with why."},
+            code="reason_required",
+        )
 
 
 def is_revert(request: HttpRequest) -> bool:
@@ -132,9 +163,11 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """Save through services; on a refusal, roll back and show it on the form."""
+        """Save through services with the reason given; on a refusal, roll back and show it."""
+        given = request.POST.get(REASON_FIELD, "") if request.method == "POST" else ""
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            with reason(given):
+                return super().changeform_view(request, object_id, form_url, extra_context)
         except ValidationError as error:
             _refusals[request] = error
         except FlagShipError as error:
@@ -146,8 +179,14 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
     def get_form(
         self, request: HttpRequest, obj: M | None = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm[M]]:
-        """The model form, made to fail with the services' refusal when re-rendering one."""
+        """The model form with a reason field, made to fail with a refusal when re-rendering one."""
+        if kwargs.get("fields"):
+            kwargs["fields"] = [name for name in kwargs["fields"] if name != REASON_FIELD]
         form_class = super().get_form(request, obj, change, **kwargs)
+        form_class = cast(
+            type[forms.ModelForm[M]],
+            type(form_class.__name__, (form_class,), {REASON_FIELD: reason_field()}),
+        )
         refusal = _refusals.get(request)
         if refusal is None:
             return form_class
@@ -155,17 +194,31 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
         def full_clean(form: forms.ModelForm[M]) -> None:
             form_class.full_clean(form)
             if form.is_bound:
-                attach_errors(form, refusal)
+                self.attach_refusal(form, refusal)
 
         refused = type(form_class.__name__, (form_class,), {"full_clean": full_clean})
         return cast(type[forms.ModelForm[M]], refused)
+
+    def get_fields(self, request: HttpRequest, obj: M | None = None) -> Any:
+        """The form's fields but the reason, which the template shows last (above the buttons)."""
+        return [name for name in super().get_fields(request, obj) if name != REASON_FIELD]
+
+    def attach_refusal(self, form: forms.BaseForm, refusal: ValidationError) -> None:
+        """Show a refusal of the services on the re-rendered form (see ``attach_errors``)."""
+        attach_errors(form, refusal)
+
+    def refusal(self, request: HttpRequest) -> ValidationError | None:
+        """The refusal being shown again on this request's form, if any."""
+        return _refusals.get(request)
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Delete through services; a refusal (e.g. still in use) becomes an error message."""
+        given = request.POST.get(REASON_FIELD, "") if request.method == "POST" else ""
         try:
-            return super().delete_view(request, object_id, extra_context)
+            with reason(given):
+                return super().delete_view(request, object_id, extra_context)
         except (FlagShipError, ValidationError) as error:
             self.message_user(request, refusal_text(error), messages.ERROR)
             opts = self.model._meta

@@ -1,7 +1,10 @@
 """Bulk actions of the flag list: object by object through services, reporting what was skipped.
 
 Each flag is its own transaction (the services are atomic), so one refusal does not undo the
-others; history records every change with the person who made it.
+others; history records every change with the person who made it, and the reason they gave.
+Turning flags on or off in a protected environment, or off where other live flags require them,
+asks first on a page naming those flags (as the toggle does); someone who may not change the
+environment is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
-from .. import services
+from .. import selectors, services
 from ..errors import FlagShipError
+from ..history.recording import reason
 from ..models import Environment, Flag
-from .base import refusal_text
+from .base import can_change_environment, reason_required, refusal_text
 
 
 @dataclass
@@ -44,8 +50,8 @@ class Report:
             model_admin.message_user(
                 request, done.format(flags=", ".join(self.done)), messages.SUCCESS
             )
-        for key, reason in self.skipped:
-            model_admin.message_user(request, f"Skipped {key}: {reason}", messages.WARNING)
+        for key, why in self.skipped:
+            model_admin.message_user(request, f"Skipped {key}: {why}", messages.WARNING)
 
 
 def _ordered(queryset: QuerySet[Flag]) -> QuerySet[Flag]:
@@ -86,7 +92,7 @@ def _toggle_all(
     queryset: QuerySet[Flag],
     *,
     enabled: bool,
-) -> None:
+) -> TemplateResponse | None:
     word = "on" if enabled else "off"
     environment = _chosen_environment(request)
     if environment is None:
@@ -95,24 +101,97 @@ def _toggle_all(
             f"Choose the environment to turn the flags {word} in, then run the action again.",
             messages.ERROR,
         )
-        return
-    report = Report()
+        return None
+    if not can_change_environment(request.user, environment):
+        model_admin.message_user(
+            request,
+            f"Nothing changed: {environment.name} is protected, and only release managers may "
+            "change flags there.",
+            messages.ERROR,
+        )
+        return None
     states = {
         state.flag_id: state
         for state in environment.states.filter(flag__in=queryset).select_related(
-            "environment", "flag"
+            "environment__project", "flag"
         )
     }
-    for flag in _ordered(queryset):
-        state = states.get(flag.pk)
-        if state is None:
-            report.skipped.append((flag.key, f"not a flag of {environment.project.name}."))
-        elif state.enabled == enabled:
-            report.skipped.append((flag.key, f"already {word} in {environment.name}."))
-        else:
-            toggle = partial(services.flag_toggle, state=state, enabled=enabled, actor=request.user)
-            report.run(flag, toggle)
+    flags = list(_ordered(queryset))
+    required_by = {} if enabled else _required_by(flags, environment, states)
+    given = request.POST.get("reason", "").strip()
+    confirmed = request.POST.get("confirmed") == "yes"
+    missing_reason = confirmed and not given and reason_required(environment)
+    if (environment.protected or required_by) and (not confirmed or missing_reason):
+        return _confirmation(
+            model_admin,
+            request,
+            flags=flags,
+            environment=environment,
+            enabled=enabled,
+            required_by=required_by,
+            missing_reason=missing_reason,
+        )
+    report = Report()
+    with reason(given):
+        for flag in flags:
+            state = states.get(flag.pk)
+            if state is None:
+                report.skipped.append((flag.key, f"not a flag of {environment.project.name}."))
+            elif state.enabled == enabled:
+                report.skipped.append((flag.key, f"already {word} in {environment.name}."))
+            else:
+                toggle = partial(
+                    services.flag_toggle, state=state, enabled=enabled, actor=request.user
+                )
+                report.run(flag, toggle)
     report.send(model_admin, request, f"Turned {word} in {environment.name}: {{flags}}.")
+    return None
+
+
+def _required_by(
+    flags: list[Flag], environment: Environment, states: dict[int, Any]
+) -> dict[str, list[str]]:
+    """For each flag that would go off: the live flags requiring it in ``environment``."""
+    required = {}
+    for flag in flags:
+        state = states.get(flag.pk)
+        if state is not None and state.enabled:
+            dependents = selectors.dependents_in(flag.pk, environment.pk)
+            if dependents:
+                required[flag.key] = dependents
+    return required
+
+
+def _confirmation(
+    model_admin: admin.ModelAdmin[Flag],
+    request: HttpRequest,
+    *,
+    flags: list[Flag],
+    environment: Environment,
+    enabled: bool,
+    required_by: dict[str, list[str]],
+    missing_reason: bool,
+) -> TemplateResponse:
+    """Ask before turning flags on or off in a protected environment, or off where required."""
+    word = "on" if enabled else "off"
+    question = (
+        f"Turn {len(flags)} flag{'s' if len(flags) != 1 else ''} {word} in {environment.name}?"
+    )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": question,
+        "question": question,
+        "flags": flags,
+        "environment": environment,
+        "enabled": enabled,
+        "action": request.POST.get("action", ""),
+        "required_by": required_by,
+        "reason_required": reason_required(environment),
+        "missing_reason": missing_reason,
+        "opts": model_admin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "flags/bulk_toggle_confirm.html", context)
 
 
 def _chosen_environment(request: HttpRequest) -> Environment | None:
@@ -127,9 +206,9 @@ def _chosen_environment(request: HttpRequest) -> Environment | None:
 )
 def turn_on(
     model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
-) -> None:
-    """Switch each flag on (protected environments need the release-manager permission)."""
-    _toggle_all(model_admin, request, queryset, enabled=True)
+) -> TemplateResponse | None:
+    """Switch each flag on (protected environments: release managers, after a confirmation)."""
+    return _toggle_all(model_admin, request, queryset, enabled=True)
 
 
 @admin.action(
@@ -137,6 +216,6 @@ def turn_on(
 )
 def turn_off(
     model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
-) -> None:
-    """Switch each flag off (protected environments need the release-manager permission)."""
-    _toggle_all(model_admin, request, queryset, enabled=False)
+) -> TemplateResponse | None:
+    """Switch each flag off; asks first in protected environments or when others require one."""
+    return _toggle_all(model_admin, request, queryset, enabled=False)

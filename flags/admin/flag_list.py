@@ -4,9 +4,14 @@ The toggle contract (a browser test depends on it):
 
 - a person who may change the environment gets ``data-testid="toggle-<flag>-<environment>"`` with
   ``aria-pressed`` "true"/"false" and the text On/Off: in an unprotected environment a submit
-  button in its own POST form (CSRF token, hidden ``enabled`` = the new value), in a protected one
-  a link to the confirmation page;
-- anyone else gets ``<span data-testid="state-<flag>-<environment>">On|Off</span>``.
+  button in its own POST form (CSRF token, hidden ``enabled`` = the new value); in a protected one,
+  or to turn off a flag that other live flags require there, a link to the confirmation page;
+- anyone else gets ``<span data-testid="state-<flag>-<environment>" aria-disabled="true">On|Off``,
+  whose title says why ("Release managers only"), as does the column's heading (or, for someone
+  who may change no flag at all, a note above the list);
+- after either, an enabled state says what it serves: ``data-testid="serves-<flag>-<environment>"``
+  with "serves on", "30 % + 2 rules", "split 50/50", or "⚠ serves off" (class ``fs-warning``)
+  when it is on but can only serve its off variant.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import selectors
-from ..models import Environment, Flag, Project
-from .base import can_change_environment
+from .. import selectors, words
+from ..models import Environment, Flag, FlagState, Project
+from .base import FLAGSTATE_CHANGE, can_change_environment
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -152,32 +157,75 @@ def environment_filter(environment: Environment) -> type[admin.SimpleListFilter]
     return EnvironmentStateFilter
 
 
+def locked_reason(user: Any, environment: Environment) -> str:
+    """Why ``user`` may not change flags in ``environment`` ("" when they may)."""
+    if can_change_environment(user, environment):
+        return ""
+    if user.has_perm(FLAGSTATE_CHANGE):
+        return "Release managers only"
+    return "Read-only: your role cannot change flags"
+
+
+def state_summary(state: FlagState) -> words.StateSummary:
+    """What a prefetched state serves (``selectors.flag_list`` outlines its rules)."""
+    rules = [
+        {
+            "conditions": getattr(rule, "condition_count", 0),
+            "segments": getattr(rule, "segment_count", 0),
+            "rollout": rule.rollout,
+            "serve": rule.serve,
+        }
+        for rule in state.rules.all()
+    ]
+    return words.state_summary(
+        enabled=state.enabled,
+        off_variant=state.off_variant.key,
+        rules=rules,
+        default_serve=state.default_serve,
+    )
+
+
 def environment_column(request: HttpRequest, environment: Environment) -> Callable[[Flag], str]:
     """The list_display column of one environment, rendering each flag's control or badge."""
-    allowed = can_change_environment(request.user, environment)
-    token = get_token(request) if allowed else ""
+    locked = locked_reason(request.user, environment)
+    token = get_token(request) if not locked else ""
     filters = urlencode({"_changelist_filters": request.GET.urlencode()}) if request.GET else ""
 
     def column(flag: Flag) -> SafeString:
         state = next((s for s in flag.states.all() if s.environment_id == environment.pk), None)
         if state is None:
             return format_html("{}", "—")
+        dependents = [
+            prerequisite.state.flag.key
+            for prerequisite in flag.dependents.all()
+            if prerequisite.state.environment_id == environment.pk
+        ]
         return state_control(
             flag=flag,
             environment=environment,
             enabled=state.enabled,
-            allowed=allowed,
+            summary=state_summary(state),
+            locked=locked,
             csrf_token=token,
             filters=filters,
+            dependents=dependents,
         )
 
     column.__name__ = f"environment_{environment.pk}"
+    # Someone who cannot change flags anywhere is told once, above the list; a column says why
+    # only when it is closed to someone who may change the others.
+    note = locked if locked and request.user.has_perm(FLAGSTATE_CHANGE) else ""
     described = admin.display(
         description=format_html(
-            '<i class="fs-dot" style="background:{}"></i>{}{}',
+            '<i class="fs-dot" style="background:{}"></i>{}{}{}',
             environment.color,
             environment.name,
             PROTECTED_MARK if environment.protected else "",
+            format_html(
+                '<span class="fs-locked-note" id="locked-{}">{}</span>', environment.key, note
+            )
+            if note
+            else "",
         )
     )(column)
     return described
@@ -188,44 +236,55 @@ def state_control(
     flag: Flag,
     environment: Environment,
     enabled: bool,
-    allowed: bool,
+    summary: words.StateSummary,
+    locked: str,
     csrf_token: str,
     filters: str,
+    dependents: list[str],
 ) -> SafeString:
-    """One cell of the toggle contract (see the module docstring)."""
+    """One cell of the toggle contract (see the module docstring), and what the state serves."""
     label = "On" if enabled else "Off"
     css = "fs-on" if enabled else "fs-off"
-    if not allowed:
+    serves = _serves(flag, environment, summary)
+    if locked:
         return format_html(
-            '<span class="fs-state {}" data-testid="state-{}-{}">{}</span>',
+            '<span class="fs-state fs-locked {}" data-testid="state-{}-{}" aria-disabled="true" '
+            'title="{}">{}</span>{}',
             css,
             flag.key,
             environment.key,
+            locked,
             label,
+            serves,
         )
     url = reverse("admin:flags_flag_toggle", args=[flag.pk, environment.pk])
     if filters:
         url = f"{url}?{filters}"
     pressed = "true" if enabled else "false"
     title = f"Turn {flag.key} {'off' if enabled else 'on'} in {environment.name}"
-    if environment.protected:
+    if environment.protected or (enabled and dependents):
+        why = "asks for confirmation"
+        if enabled and dependents:
+            why = f"required by {', '.join(dependents)}: asks for confirmation"
         return format_html(
             '<a class="fs-toggle {}" href="{}" role="button" aria-pressed="{}" '
-            'data-testid="toggle-{}-{}" title="{} (asks for confirmation)">{}</a>',
+            'data-testid="toggle-{}-{}" title="{} ({})">{}</a>{}',
             css,
             url,
             pressed,
             flag.key,
             environment.key,
             title,
+            why,
             label,
+            serves,
         )
     return format_html(
         '<form class="fs-toggle-form" method="post" action="{}">'
         '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
         '<input type="hidden" name="enabled" value="{}">'
         '<button type="submit" class="fs-toggle {}" aria-pressed="{}" data-testid="toggle-{}-{}" '
-        'title="{}">{}</button></form>',
+        'title="{}">{}</button></form>{}',
         url,
         csrf_token,
         "false" if enabled else "true",
@@ -235,4 +294,21 @@ def state_control(
         environment.key,
         title,
         label,
+        serves,
+    )
+
+
+def _serves(flag: Flag, environment: Environment, summary: words.StateSummary) -> SafeString:
+    """The cell's "· serves on" / "· 30 % + 2 rules" (a warning when on serves only off)."""
+    if summary.text == "Off":
+        return format_html("{}", "")
+    text = summary.text.removeprefix("On · ")
+    return format_html(
+        '<span class="fs-serves{}" data-testid="serves-{}-{}" title="{}">'
+        '<span aria-hidden="true">· </span>{}</span>',
+        " fs-warning" if summary.warning else "",
+        flag.key,
+        environment.key,
+        summary.detail,
+        f"⚠ {text}" if summary.warning else text,
     )

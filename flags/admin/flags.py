@@ -10,18 +10,18 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .. import selectors, services
-from ..forms import FlagActionForm, VariantForm
+from ..forms import FlagActionForm, FlagForm, VariantForm
 from ..models import Flag, Variant
 from ..services import common
-from ..services.flags import UPDATABLE_FLAG_FIELDS
-from . import evaluate, toggle
-from .base import FlagShipAdmin, actor, adopt, row
+from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
+from . import compare, evaluate, timeline, toggle
+from .base import FlagShipAdmin, actor, adopt, require_reason, row
 from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
 from .flag_list import (
     ArchivedFilter,
@@ -69,6 +69,7 @@ class VariantInline(admin.TabularInline[Variant, Flag]):
 class FlagAdmin(FlagShipAdmin[Flag]):
     """Every flag of a project, and its state in every environment, at a glance."""
 
+    form = FlagForm
     actions = [archive_flags, unarchive_flags, turn_on, turn_off]
     action_form = FlagActionForm
     inlines = [VariantInline]
@@ -152,6 +153,9 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         if obj is not None:
             advanced.append("archived")
             fieldsets.append(("Environments", {"fields": ["states_overview"]}))
+            if selectors.flag_dependents(obj):
+                required = ["required_by", "confirm_dependents"]
+                fieldsets.append(("Flags that require this one", {"fields": required}))
         fieldsets.append(("Advanced", {"fields": advanced, "classes": ["collapse"]}))
         return fieldsets
 
@@ -159,7 +163,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         """Project, key and kind are the contract with the code: fixed once created."""
         if obj is None:
             return ()
-        return ("project", "key", "kind", "states_overview")
+        return ("project", "key", "kind", "states_overview", "required_by")
 
     def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """Only archived flags may be deleted: SDKs no longer receive them."""
@@ -169,11 +173,12 @@ class FlagAdmin(FlagShipAdmin[Flag]):
 
     @admin.display(description="state per environment")
     def states_overview(self, obj: Flag) -> SafeString:
-        """On/off, default serve, number of rules, and a link to each environment's page."""
+        """What each environment serves, in words, and a link to each environment's page."""
         rows = format_html_join(
             "",
             '<tr><th><i class="fs-dot" style="background:{}"></i>{}</th>'
-            '<td><span class="fs-state {}">{}</span></td><td>{}</td><td>{}</td>'
+            '<td><span class="fs-state {}">{}</span> <span class="fs-serves-inline{}" '
+            'data-testid="summary-{}">{}</span></td><td>{}</td>'
             '<td><a href="{}" data-testid="state-link-{}">{}</a></td></tr>',
             (
                 (
@@ -181,19 +186,29 @@ class FlagAdmin(FlagShipAdmin[Flag]):
                     state.environment.name,
                     "fs-on" if state.enabled else "fs-off",
                     "On" if state.enabled else "Off",
-                    state.default_serve_display(),
-                    _rules(int(getattr(state, "rule_count", 0))),
+                    " fs-warning" if summary.warning else "",
+                    state.environment.key,
+                    summary.text.removeprefix("On · ").removeprefix("Off"),
+                    summary.detail,
                     reverse("admin:flags_flagstate_change", args=[state.pk]),
                     state.environment.key,
                     "Targeting →",
                 )
-                for state in selectors.flag_states(obj)
+                for state, summary in selectors.flag_state_summaries(obj)
             ),
         )
         return format_html(
-            '<table class="fs-states"><thead><tr><th>environment</th><th>state</th>'
-            "<th>default serve</th><th>rules</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            '<div class="fs-scroll"><table class="fs-states"><thead><tr><th>environment</th>'
+            "<th>state</th><th>in words</th><th></th></tr></thead><tbody>{}</tbody></table></div>",
             rows,
+        )
+
+    @admin.display(description="required by")
+    def required_by(self, obj: Flag) -> str:
+        """The live flags with this one as a prerequisite, and where."""
+        return "; ".join(
+            f"{key} (in {', '.join(environments)})"
+            for key, environments in selectors.flag_dependents(obj).items()
         )
 
     def get_formset_kwargs(
@@ -212,6 +227,11 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         # gets the stored flag and the form's (or the reverted version's) values.
         current = Flag.objects.get(pk=obj.pk)
         changes = {name: getattr(obj, name) for name in UPDATABLE_FLAG_FIELDS}
+        everywhere = any(
+            getattr(current, name) != changes[name] for name in EVALUATED_FLAG_FIELDS
+        ) or (obj.archived != current.archived)
+        if everywhere:
+            require_reason(request, selectors.environment_list(obj.project))
         tags = form.cleaned_data.get("tags")
         services.flag_update(flag=current, actor=actor(request), tags=tags, **changes)
         if obj.archived and not current.archived:
@@ -227,7 +247,28 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         if not change:
             self._create(request, form.instance, form.cleaned_data, variants)
         elif variants is not None:
+            changed = bool(
+                variants.new_objects or variants.changed_objects or variants.deleted_objects
+            )
+            if changed:
+                self._check_variants_change(request, form)
             self._save_variants(request, form.instance, variants)
+
+    def _check_variants_change(self, request: HttpRequest, form: Any) -> None:
+        """Variants reach every environment: a reason where required, a "yes" where required by."""
+        flag: Flag = form.instance
+        require_reason(request, selectors.environment_list(flag.project))
+        dependents = selectors.flag_dependents(flag)
+        if dependents and not form.cleaned_data.get("confirm_dependents"):
+            names = ", ".join(dependents)
+            verb = "requires" if len(dependents) == 1 else "require"
+            raise ValidationError(
+                {
+                    "confirm_dependents": f"{names} {verb} {flag.key}: changing its variants "
+                    "changes what they get. Tick the box to confirm."
+                },
+                code="required_by",
+            )
 
     def _create(self, request: HttpRequest, obj: Flag, data: dict[str, Any], variants: Any) -> None:
         new = list(variants.new_objects) if variants is not None else []
@@ -282,6 +323,15 @@ class FlagAdmin(FlagShipAdmin[Flag]):
             with row(f"Variant {variant.key}"):
                 services.variant_delete(variant=variant, actor=actor(request))
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """A flag's parts (states, rules, variants, counts) go with it on the flag's permission.
+
+        Django would ask for the permission to delete each related object, and flag states have
+        none (a flag has a state in every environment while it exists).
+        """
+        to_delete, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return to_delete, counts, set(), protected
+
     def delete_model(self, request: HttpRequest, obj: Flag) -> None:
         """Delete an archived flag with the actor recorded (there is no flag_delete service)."""
         common.delete(obj, actor(request))
@@ -289,7 +339,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
     # --- URLs -------------------------------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
-        """The toggle and "Evaluate as" views, before the catch-all object URLs."""
+        """Toggle, "Evaluate as" and the comparisons, before the catch-all object URLs."""
         wrap = self.admin_site.admin_view
         return [
             path(
@@ -298,6 +348,8 @@ class FlagAdmin(FlagShipAdmin[Flag]):
                 name="flags_flag_toggle",
             ),
             path("evaluate/", wrap(self.evaluate_view), name="flags_flag_evaluate"),
+            path("<int:flag_id>/compare/", wrap(self.compare_view), name="flags_flag_compare"),
+            path("compare/", wrap(self.compare_all_view), name="flags_flag_compare_all"),
             *super().get_urls(),
         ]
 
@@ -309,6 +361,32 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         """What does a user with this context get? (see flags.admin.evaluate)."""
         return evaluate.evaluate_view(self, request)
 
+    def compare_view(self, request: HttpRequest, flag_id: int) -> HttpResponse:
+        """One flag in every environment side by side (see flags.admin.compare)."""
+        return compare.compare_view(self, request, flag_id)
 
-def _rules(count: int) -> str:
-    return "no rules" if count == 0 else f"{count} rule{'s' if count != 1 else ''}"
+    def compare_all_view(self, request: HttpRequest) -> HttpResponse:
+        """Every flag of a project in every environment (see flags.admin.compare)."""
+        return compare.compare_all_view(self, request)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The flag's timeline (see flags.admin.timeline), its "History" button's page."""
+        if not object_id.isdigit():
+            raise Http404
+        return timeline.timeline_view(self, request, int(object_id))
+
+    def render_change_form(  # noqa: PLR0917  # Django's signature
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Flag | None = None,
+    ) -> HttpResponse:
+        """The flag's page, with its latest changes (the top of its timeline)."""
+        if obj is not None:
+            context["timeline"] = timeline.latest(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)

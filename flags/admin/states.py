@@ -1,28 +1,49 @@
-"""A flag in one environment: on/off, off variant, default serve, rules and prerequisites."""
+"""A flag in one environment: on/off, off variant, prerequisites, rules and the default serve.
+
+The page reads in evaluation order: the switch and the off variant, the prerequisites, the rules
+(read and edited in place, see ``rules_panel``), then what everyone else gets. Every change on the
+page (the state's fields, a prerequisite, a rule action or a rule's form) is saved in one
+transaction, with the reason given, and only if the state has not changed since the page was
+loaded.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import SimpleListFilter
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.forms import BaseForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .. import selectors, services, words
 from ..forms import FlagStateForm, PrerequisiteForm
 from ..models import FlagState, Prerequisite, Rule
-from ..words import rollout_in_words
-from .base import FlagShipAdmin, actor, can_change_environment, is_revert, row
+from . import revert, rules_panel
+from .base import (
+    FlagShipAdmin,
+    actor,
+    attach_errors,
+    can_change_environment,
+    is_revert,
+    require_reason,
+    row,
+)
+
+# What a rule action did, said once the page is shown again.
+_done: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
 
 
 def conditions_in_words(rule: Rule) -> str:
     """Conditions in words: "country is one of DE, FR and NOT email ends with @example.com"."""
-    return words.conditions_in_words(
-        [condition.as_document() for condition in rule.conditions.all()]
-    )
+    documents = [condition.as_document() for condition in rule.conditions.all()]
+    return words.conditions_in_words(documents)
 
 
 class EnvironmentPermissionMixin:
@@ -34,64 +55,6 @@ class EnvironmentPermissionMixin:
         if not isinstance(state, FlagState):
             return True
         return can_change_environment(request.user, state.environment)
-
-
-class RuleInline(EnvironmentPermissionMixin, admin.TabularInline[Rule, FlagState]):
-    """The state's rules in order, summarised, each linking to its page; order is editable."""
-
-    model = Rule
-    fields = ("order", "rule_link", "conditions_text", "segments_text", "rollout_text", "serves")
-    readonly_fields = ("rule_link", "conditions_text", "segments_text", "rollout_text", "serves")
-    extra = 0
-    verbose_name_plural = "targeting rules (the first that matches serves)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
-        """With conditions and segments prefetched, in evaluation order."""
-        return (
-            super()
-            .get_queryset(request)
-            .order_by("order", "id")
-            .prefetch_related("conditions", "segments")
-        )
-
-    def has_add_permission(self, request: HttpRequest, obj: FlagState | None) -> bool:  # type: ignore[override]  # inlines take the parent (the stubs ignore it too)
-        """Rules are added on their own page (the "Add a targeting rule" button)."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: FlagState | None = None) -> bool:
-        """Reordering needs the environment's permission."""
-        return super().has_change_permission(request, obj) and self.environment_allows(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: FlagState | None = None) -> bool:
-        """Deleting needs the environment's permission."""
-        return super().has_delete_permission(request, obj) and self.environment_allows(request, obj)
-
-    @admin.display(description="rule")
-    def rule_link(self, obj: Rule) -> SafeString:
-        """The rule's description, linking to its page."""
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:flags_rule_change", args=[obj.pk]), obj
-        )
-
-    @admin.display(description="conditions")
-    def conditions_text(self, obj: Rule) -> str:
-        """Every condition, in words."""
-        return conditions_in_words(obj)
-
-    @admin.display(description="segments")
-    def segments_text(self, obj: Rule) -> str:
-        """The segments users must be in."""
-        return ", ".join(segment.name for segment in obj.segments.all()) or "—"
-
-    @admin.display(description="rollout")
-    def rollout_text(self, obj: Rule) -> str:
-        """The share of matching users."""
-        return rollout_in_words(obj.rollout)
-
-    @admin.display(description="serves")
-    def serves(self, obj: Rule) -> str:
-        """What matching users get."""
-        return obj.serve_display()
 
 
 class PrerequisiteInline(EnvironmentPermissionMixin, admin.TabularInline[Prerequisite, FlagState]):
@@ -120,25 +83,53 @@ class PrerequisiteInline(EnvironmentPermissionMixin, admin.TabularInline[Prerequ
         return super().has_delete_permission(request, obj) and self.environment_allows(request, obj)
 
 
+class EnvironmentFilter(SimpleListFilter):
+    """States of one environment of a project ("Demo shop · Production")."""
+
+    title = "environment"
+    parameter_name = "environment"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """Every environment, by project and order."""
+        return [
+            (str(environment.pk), f"{environment.project.name} · {environment.name}")
+            for environment in selectors.environment_list()
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The chosen environment's states."""
+        value = self.value()
+        return queryset.filter(environment_id=int(value)) if value and value.isdigit() else queryset
+
+
 @admin.register(FlagState)
 class FlagStateAdmin(FlagShipAdmin[FlagState]):
     """One flag in one environment; created with the flag, never added or deleted by hand."""
 
     form = FlagStateForm
-    inlines = [RuleInline, PrerequisiteInline]
+    inlines = [PrerequisiteInline]
     list_display = ("flag", "environment_badge", "state_badge", "default_serve_text", "version")
-    list_filter = ("environment__project", "environment__key", "enabled")
-    list_select_related = ("flag", "environment__project")
+    list_filter = ("environment__project", EnvironmentFilter, "enabled")
+    list_select_related = ("flag", "environment__project", "off_variant")
     search_fields = ("flag__key", "flag__name")
     readonly_fields = ("flag_link", "environment_badge", "default_serve_text")
 
     def get_fieldsets(self, request: HttpRequest, obj: FlagState | None = None) -> Any:
-        """Who may not change it sees the default serve in words."""
+        """The switch first, what everyone else gets last; the rules go between (template)."""
         serve = "default_serve"
+        switch = ["flag_link", "environment_badge", "enabled", "off_variant", "version"]
         if obj is not None and not self.has_change_permission(request, obj):
             serve = "default_serve_text"
-        fields = ["flag_link", "environment_badge", "enabled", "off_variant", serve, "version"]
-        return [(None, {"fields": fields})]
+        elif (
+            obj is not None
+            and obj.enabled
+            and selectors.dependents_in(obj.flag_id, obj.environment_id)
+        ):
+            switch.insert(3, "confirm_off")
+        return [
+            (None, {"fields": switch}),
+            ("Anyone else (no rule matched)", {"fields": [serve]}),
+        ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """States are created with their flag or environment."""
@@ -154,6 +145,50 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
             return False
         return obj is None or can_change_environment(request.user, obj.environment)
 
+    def get_urls(self) -> list[URLPattern]:
+        """The revert (preview, then one change) before the catch-all object URLs."""
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:state_id>/revert/", wrap(self.revert_view), name="flags_flagstate_revert"),
+            *super().get_urls(),
+        ]
+
+    def revert_view(self, request: HttpRequest, state_id: int) -> HttpResponse:
+        """Back to a moment of the flag's timeline (see flags.admin.revert)."""
+        return revert.revert_view(self, request, state_id)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A state's history is its flag's timeline, in its environment."""
+        state = self.get_object(request, object_id)
+        if state is None:
+            return HttpResponseRedirect(reverse("admin:flags_flagstate_changelist"))
+        return HttpResponseRedirect(revert.timeline_url(state))
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Reverting one version of the state alone would leave its rules: revert the whole."""
+        url = reverse("admin:flags_flagstate_revert", args=[object_id])
+        return HttpResponseRedirect(f"{url}?at=flagstate:{version_id}")
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> FlagState | None:
+        """With its flag, environment, project and off variant (the whole page reads them)."""
+        queryset = self.get_queryset(request).select_related(
+            "flag__project", "environment__project", "off_variant"
+        )
+        try:
+            return queryset.get(pk=int(object_id))
+        except (ValueError, FlagState.DoesNotExist):
+            return None
+
     def get_formset_kwargs(
         self, request: HttpRequest, obj: FlagState, inline: Any, prefix: str
     ) -> dict[str, Any]:
@@ -162,6 +197,37 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
         if isinstance(inline, PrerequisiteInline):
             kwargs["form_kwargs"] = {"candidates": selectors.prerequisite_candidates(obj)}
         return kwargs
+
+    def render_change_form(  # noqa: PLR0917  # Django's signature
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FlagState | None = None,
+    ) -> HttpResponse:
+        """The page, with its rules panel and what the state serves, in words."""
+        if obj is not None:
+            refusal = rules_panel.refusal_for_editor(self.refusal(request))
+            context["rules_panel"] = rules_panel.panel(
+                request, obj, can_change=self.has_change_permission(request, obj), refusal=refusal
+            )
+            rules = [rules_panel.rule_document(rule) for rule in selectors.state_rules(obj)]
+            context["summary"] = words.state_summary(
+                enabled=obj.enabled,
+                off_variant=obj.off_variant.key,
+                rules=rules,
+                default_serve=obj.default_serve,
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def attach_refusal(self, form: BaseForm, refusal: ValidationError) -> None:
+        """A refusal about the rule's own fields is shown in the rule; the top says where."""
+        if rules_panel.refusal_for_editor(refusal) is not None:
+            form.add_error(None, "The rule was not saved: see the errors in the rule below.")
+            return
+        attach_errors(form, refusal)
 
     @admin.display(description="flag")
     def flag_link(self, obj: FlagState) -> SafeString:
@@ -200,10 +266,16 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
 
     def save_model(self, request: HttpRequest, obj: FlagState, form: Any, change: bool) -> None:
         """Through flag_state_update, refused if the state changed since the page was loaded."""
-        changed = set(form.changed_data) - {"version"}
+        changed = set(form.changed_data) - {"version", "reason", "confirm_off"}
+        acting = rules_panel.posted(request)
+        if not changed and not acting and not is_revert(request):
+            return
+        require_reason(request, [obj.environment])
+        expected = None if is_revert(request) else form.cleaned_data.get("version")
+        if acting:
+            services.flag_state_lock(state=obj, expected_version=expected)
         if not changed and not is_revert(request):
             return
-        expected = None if is_revert(request) else form.cleaned_data.get("version")
         services.flag_state_update(
             state=obj,
             actor=actor(request),
@@ -214,27 +286,28 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
         )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Rules (order, deletion) and prerequisites through services."""
+        """Prerequisites, then the posted rule action or rule, through services."""
         state = form.instance
         for formset in formsets:
             formset.save(commit=False)  # the objects to create, change and delete
-            if formset.model is Rule:
-                self._save_rules(request, state, formset)
-            elif formset.model is Prerequisite:
+            if formset.model is Prerequisite:
+                if formset.has_changed():
+                    require_reason(request, [state.environment])
                 self._save_prerequisites(request, state, formset)
+        if rules_panel.posted(request):
+            _done[request] = rules_panel.apply(request, state)
 
-    def _save_rules(self, request: HttpRequest, state: FlagState, formset: Any) -> None:
-        for rule in formset.deleted_objects:
-            services.rule_delete(rule=rule, actor=actor(request))
-        if not formset.changed_objects:
-            return
-        deleted = {rule.pk for rule in formset.deleted_objects}
-        kept = [form.instance for form in formset.initial_forms if form.instance.pk not in deleted]
-        # The new positions people typed, ties kept in their previous order.
-        ordered = sorted(enumerate(kept), key=lambda pair: (pair[1].order, pair[0]))
-        services.rules_reorder(
-            state=state, rule_ids=[rule.pk for _, rule in ordered], actor=actor(request)
-        )
+    def response_change(self, request: HttpRequest, obj: FlagState) -> HttpResponse:
+        """After a rule's button, back to the rules saying what was done; else as usual."""
+        done = _done.get(request)
+        if not rules_panel.pressed(request):
+            if done:
+                self.message_user(request, done, messages.SUCCESS)
+            return super().response_change(request, obj)
+        if done:
+            self.message_user(request, done, messages.SUCCESS)
+        url = reverse("admin:flags_flagstate_change", args=[obj.pk])
+        return HttpResponseRedirect(f"{url}#rules")
 
     def _save_prerequisites(self, request: HttpRequest, state: FlagState, formset: Any) -> None:
         for prerequisite in formset.deleted_objects:

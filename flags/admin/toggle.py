@@ -1,9 +1,11 @@
 """Turning a flag on or off in one environment from the flag list.
 
 POST toggles (one click, unprotected environments; or the confirmation form); GET renders the
-confirmation page of a protected environment; any other method is 405. Whoever may not change the
-environment gets 403. The change always goes through ``services.flag_toggle`` with the person as
-actor, so history records them and the environment's ruleset version moves.
+confirmation page, asked in a protected environment and before turning off a flag that other live
+flags require there (the page names them). A one-click POST that needs a confirmation goes to the
+page instead. Any other method is 405. Whoever may not change the environment gets 403. The change
+always goes through ``services.flag_toggle`` with the person as actor and the reason they gave, so
+history records them and the environment's ruleset version moves.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from .. import services
+from .. import selectors, services
 from ..errors import PermissionDeniedError, StaleVersionError
+from ..history.recording import reason
 from ..models import FlagState
-from .base import can_change_environment
+from .base import can_change_environment, reason_required
 
 BOOLEANS = {"true": True, "false": False}
 
@@ -38,51 +41,71 @@ def changelist_url(request: HttpRequest) -> str:
     return f"{url}?{filters}" if filters else url
 
 
+def needs_confirmation(state: FlagState, dependents: list[str]) -> bool:
+    """Protected environments ask first, and so does turning off a flag others require."""
+    return state.environment.protected or (state.enabled and bool(dependents))
+
+
 def toggle_view(
     model_admin: admin.ModelAdmin[Any], request: HttpRequest, flag_id: int, environment_id: int
 ) -> HttpResponse:
     """Toggle one flag in one environment (see the module docstring for the contract)."""
     state = get_object_or_404(
-        FlagState.objects.select_related("flag", "environment", "off_variant"),
+        FlagState.objects.select_related("flag", "environment__project", "off_variant"),
         flag_id=flag_id,
         environment_id=environment_id,
     )
     environment = state.environment
-    confirming = request.method == "GET" and environment.protected
-    if request.method != "POST" and not confirming:
-        return HttpResponseNotAllowed(["GET", "POST"] if environment.protected else ["POST"])
+    dependents = selectors.dependents_in(state.flag_id, environment.pk)
+    asks = needs_confirmation(state, dependents)
+    if request.method not in ("GET", "POST") or (request.method == "GET" and not asks):
+        return HttpResponseNotAllowed(["GET", "POST"] if asks else ["POST"])
     if not can_change_environment(request.user, environment):
         raise PermissionDenied
-    if confirming:
-        return confirmation(model_admin, request, state)
+    confirmed = request.POST.get("confirmed") == "yes"
+    if request.method == "GET" or (asks and not confirmed):
+        return confirmation(model_admin, request, state, dependents)
     enabled = BOOLEANS.get(request.POST.get("enabled", ""))
     if enabled is None:
         return HttpResponseBadRequest('"enabled" must be "true" or "false".')
+    given = request.POST.get("reason", "").strip()
+    if not given and reason_required(environment):
+        return confirmation(model_admin, request, state, dependents, missing_reason=True)
     version = request.POST.get("version", "")
     try:
-        services.flag_toggle(
-            state=state,
-            enabled=enabled,
-            actor=request.user,
-            expected_version=int(version) if version.isdigit() else None,
-        )
+        with reason(given):
+            services.flag_toggle(
+                state=state,
+                enabled=enabled,
+                actor=request.user,
+                expected_version=int(version) if version.isdigit() else None,
+            )
     except PermissionDeniedError:
         raise PermissionDenied from None
     except StaleVersionError as error:
-        model_admin.message_user(request, error.message, messages.ERROR)
+        # Starts with a word: the admin capitalises a message's first letter (a flag key must
+        # show exactly as typed).
+        word = "on" if enabled else "off"
+        detail = error.message[:1].lower() + error.message[1:]
+        model_admin.message_user(request, f"Not turned {word}: {detail}", messages.ERROR)
         return HttpResponseRedirect(changelist_url(request))
     model_admin.message_user(
         request,
-        f"{state.flag.key} turned {'on' if enabled else 'off'} in {environment.name}.",
+        f"Turned {state.flag.key} {'on' if enabled else 'off'} in {environment.name}.",
         messages.SUCCESS,
     )
     return HttpResponseRedirect(changelist_url(request))
 
 
 def confirmation(
-    model_admin: admin.ModelAdmin[Any], request: HttpRequest, state: FlagState
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    state: FlagState,
+    dependents: list[str],
+    *,
+    missing_reason: bool = False,
 ) -> HttpResponse:
-    """The page asking "Turn new-checkout on in Production?"."""
+    """The page asking "Turn new-checkout off in Production?", naming the flags that require it."""
     enabled = not state.enabled
     question = f"Turn {state.flag.key} {'on' if enabled else 'off'} in {state.environment.name}?"
     context = {
@@ -94,6 +117,9 @@ def confirmation(
         "environment": state.environment,
         "enabled": enabled,
         "rule_count": state.rules.count(),
+        "dependents": dependents if not enabled else [],
+        "reason_required": reason_required(state.environment),
+        "missing_reason": missing_reason,
         "cancel_url": changelist_url(request),
         "opts": model_admin.model._meta,
     }

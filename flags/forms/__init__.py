@@ -16,6 +16,7 @@ from .base import ExplainedModelForm
 from .serve import PercentField, ServeField, ServeWidget
 from .targeting import ConditionForm, PrerequisiteForm, RuleForm, ValuesField
 from .variants import (
+    FlagForm,
     FlagStateForm,
     VariantChoiceField,
     VariantForm,
@@ -31,6 +32,7 @@ __all__ = [
     "EvaluateForm",
     "ExplainedModelForm",
     "FlagActionForm",
+    "FlagForm",
     "FlagStateForm",
     "PercentField",
     "PrerequisiteForm",

@@ -37,7 +37,14 @@ class RuleForm(ExplainedModelForm[Rule]):
 
     class Meta:
         model = Rule
-        fields = ("state", "description", "segments", "rollout", "bucket_by", "serve")
+        fields: tuple[str, ...] = (
+            "state",
+            "description",
+            "segments",
+            "rollout",
+            "bucket_by",
+            "serve",
+        )
         widgets = {"state": forms.HiddenInput, "segments": forms.CheckboxSelectMultiple}
 
     @classmethod

@@ -10,6 +10,7 @@ from django import forms
 
 from ..formats import format_variant_value, parse_variant_value
 from ..models import Flag, FlagState, Variant
+from ..selectors import dependents_in
 from .base import ExplainedModelForm, TextBoxField
 from .serve import ServeField
 
@@ -67,6 +68,20 @@ class VariantForm(ExplainedModelForm[Variant]):
         return parse_variant_value(kind, text)
 
 
+class FlagForm(ExplainedModelForm[Flag]):
+    """The flag's page; a flag others require asks for a second "yes" before its variants change."""
+
+    confirm_dependents = forms.BooleanField(
+        required=False,
+        label="Change its variants although other flags require it",
+        help_text="What those flags get depends on what this one serves.",
+    )
+
+    class Meta:
+        model = Flag
+        fields = ("name",)  # the admin's fieldsets say which
+
+
 # --- Flag states, rules, conditions and prerequisites ------------------------------------------
 
 
@@ -90,6 +105,12 @@ class FlagStateForm(ExplainedModelForm[FlagState]):
         help_text="Served when no rule matches: one variant, or percentages adding up to 100 %.",
     )
 
+    confirm_off = forms.BooleanField(
+        required=False,
+        label="Turn it off although other flags require it",
+        help_text="Flags that require this one serve their off variant while it is off.",
+    )
+
     class Meta:
         model = FlagState
         fields = ("enabled", "off_variant", "default_serve", "version")
@@ -97,11 +118,29 @@ class FlagStateForm(ExplainedModelForm[FlagState]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.dependents: list[str] = []
         if not self.instance.flag_id:
             return
+        if self.instance.pk is not None and self.instance.enabled:
+            self.dependents = dependents_in(self.instance.flag_id, self.instance.environment_id)
         variants = list(self.instance.flag.variants.order_by("order", "id"))
         if "off_variant" in self.fields:
             field = cast(VariantChoiceField, self.fields["off_variant"])
             field.queryset = Variant.objects.filter(flag_id=self.instance.flag_id)
         if "default_serve" in self.fields:
             cast(ServeField, self.fields["default_serve"]).set_variants(variant_choices(variants))
+
+    def clean(self) -> dict[str, Any]:
+        """Turning off a flag that other live flags require here needs a second "yes"."""
+        cleaned = super().clean() or {}
+        turning_off = self.dependents and cleaned.get("enabled") is False
+        if turning_off and not cleaned.get("confirm_off"):
+            names = ", ".join(self.dependents)
+            verb = "requires" if len(self.dependents) == 1 else "require"
+            self.add_error(
+                "enabled",
+                f"{names} {verb} {self.instance.flag.key} in {self.instance.environment.name}: "
+                "while it is off, they serve their off variant. Tick “Turn it off although "
+                "other flags require it” to confirm.",
+            )
+        return cleaned

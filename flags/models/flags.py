@@ -80,7 +80,10 @@ class Flag(KeyedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = AuditedHistory(m2m_fields=[tags])
+    history = AuditedHistory(
+        m2m_fields=[tags],
+        indexes=(models.Index(fields=["project", "id"], name="hist_flag_project_id"),),
+    )
 
     class Meta:
         # Columns, not relations: ordering by "project" would join projects to sort by name on
@@ -175,9 +178,11 @@ class FlagState(models.Model):
     enabled = models.BooleanField(
         default=False, help_text="Off: everyone gets the off variant, whatever the rules say."
     )
+    # RESTRICT, not PROTECT: a variant still served while off cannot go, but a flag deleted with
+    # its variants and states can (PROTECT refused the flag's own cascade).
     off_variant = models.ForeignKey(
         Variant,
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         related_name="+",
         help_text="Served while the flag is off, or when a prerequisite does not hold.",
     )
@@ -189,7 +194,15 @@ class FlagState(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = AuditedHistory()
+    history = AuditedHistory(
+        indexes=(
+            models.Index(fields=["flag", "id"], name="hist_flagstate_flag_id"),
+            models.Index(fields=["environment", "id"], name="hist_flagstate_env_id"),
+            models.Index(
+                fields=["id", "history_date", "history_id"], name="hist_flagstate_versions"
+            ),
+        )
+    )
 
     class Meta:
         # Columns only: ordering by "flag" followed Flag's and Project's orderings, joining both

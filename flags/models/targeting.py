@@ -80,7 +80,13 @@ class Rule(models.Model):
     )
     serve = models.JSONField(help_text="What matching users get: one variant, or a split.")
 
-    history = AuditedHistory(m2m_fields=[segments])
+    history = AuditedHistory(
+        m2m_fields=[segments],
+        indexes=(
+            models.Index(fields=["state", "id"], name="hist_rule_state_id"),
+            models.Index(fields=["id", "history_date", "history_id"], name="hist_rule_versions"),
+        ),
+    )
 
     class Meta:
         ordering = ("state", "order", "id")
@@ -137,7 +143,13 @@ class Condition(models.Model):
         default=False, help_text="Ignore upper/lower case (text operators only)."
     )
 
-    history = AuditedHistory()
+    history = AuditedHistory(
+        indexes=(
+            models.Index(
+                fields=["id", "history_date", "history_id"], name="hist_condition_versions"
+            ),
+        )
+    )
 
     class Meta:
         ordering = ("order", "id")

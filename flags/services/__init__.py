@@ -10,6 +10,7 @@ from .common import validate_states
 from .flags import (
     flag_archive,
     flag_create,
+    flag_state_lock,
     flag_state_update,
     flag_toggle,
     flag_unarchive,
@@ -25,6 +26,7 @@ from .projects import (
     project_update,
     tag_create,
 )
+from .restore import flag_state_restore
 from .targeting import (
     condition_delete,
     condition_save,
@@ -32,6 +34,7 @@ from .targeting import (
     prerequisite_remove,
     rule_create,
     rule_delete,
+    rule_duplicate,
     rule_update,
     rules_reorder,
     segment_create,
@@ -47,6 +50,8 @@ __all__ = [
     "environment_update",
     "flag_archive",
     "flag_create",
+    "flag_state_lock",
+    "flag_state_restore",
     "flag_state_update",
     "flag_toggle",
     "flag_unarchive",
@@ -58,6 +63,7 @@ __all__ = [
     "project_update",
     "rule_create",
     "rule_delete",
+    "rule_duplicate",
     "rule_update",
     "rules_reorder",
     "segment_create",

@@ -16,6 +16,7 @@ from flagship_sdk.engine import Ruleset, RulesetError
 from .. import snapshot
 from ..errors import PermissionDeniedError
 from ..formats import same_json
+from ..history.recording import acting
 from ..models import Environment, FlagState, Prerequisite
 
 logger = logging.getLogger(__name__)
@@ -69,10 +70,11 @@ def differs_from_stored(instance: models.Model) -> bool:
 
 
 def delete(instance: models.Model, actor: Any | None) -> None:
-    """Delete one object, recording ``actor`` in its history."""
+    """Delete one object, recording ``actor`` in its history and its cascades' (conditions)."""
     if actor is not None and getattr(actor, "is_authenticated", False):
         instance._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
-    instance.delete()
+    with acting(actor):
+        instance.delete()
 
 
 def check_can_change(actor: Any | None, environment: Environment) -> None:

@@ -148,10 +148,19 @@ def _lock(state: FlagState, expected_version: int | None) -> FlagState:
     )
     if expected_version is not None and locked.version != expected_version:
         raise StaleVersionError(
-            f"{locked} changed since you loaded it (version {expected_version}, now "
+            f"Someone changed {locked} since you loaded it (version {expected_version}, now "
             f"{locked.version}); reload and try again."
         )
     return locked
+
+
+def flag_state_lock(*, state: FlagState, expected_version: int | None) -> FlagState:
+    """Lock a state for a change made of several service calls, refusing a stale version.
+
+    For the admin's rules panel: moving or deleting a rule on a page loaded at an older version
+    could touch another rule than the one shown. Call inside the caller's transaction.
+    """
+    return _lock(state, expected_version)
 
 
 @transaction.atomic

@@ -15,7 +15,8 @@ from ..models import Condition, Flag, FlagState, Prerequisite, Project, Rule, Se
 from .common import check_can_change, delete, save
 from .flags import touch_state
 
-ConditionSpec = dict[str, Any]  # attribute, operator, values, negate?, case_insensitive?
+# attribute, operator, values, negate?, case_insensitive?, and id? (the condition it changes)
+ConditionSpec = dict[str, Any]
 
 
 class Unset(enum.Enum):
@@ -63,14 +64,19 @@ def rule_create(
     bucket_by: str = "targetingKey",
     description: str = "",
     order: int | None = None,
+    position: int | None = None,
     actor: Any | None = None,
 ) -> Rule:
-    """Add a targeting rule (last, unless ``order`` is given), validated by the engine."""
+    """Add a targeting rule, validated by the engine.
+
+    It goes last, unless ``order`` gives its order number as it is, or ``position`` inserts it
+    at that index among the state's rules (0 = first), moving the rules from there down by one.
+    """
     check_can_change(actor, state.environment)
     state = _locked_state(state)
+    ordered = list(state.rules.order_by("order", "id"))
     if order is None:
-        last = state.rules.order_by("-order").values_list("order", flat=True).first()
-        order = 0 if last is None else last + 1
+        order = ordered[-1].order + 1 if ordered else 0
     rule = Rule(
         state=state,
         serve=serve,
@@ -83,8 +89,56 @@ def rule_create(
     rule.segments.set(list(segments))
     for condition in _conditions(conditions, rule=rule):
         save(condition, actor)
+    if position is not None:
+        index = max(0, min(position, len(ordered)))
+        _renumber([*ordered[:index], rule, *ordered[index:]], actor)
     touch_state(state, actor)
     return rule
+
+
+@transaction.atomic
+def rule_duplicate(*, rule: Rule, actor: Any | None) -> Rule:
+    """Copy a rule (conditions, segments, rollout, serve) right below it."""
+    state = _locked_state(rule.state)
+    check_can_change(actor, state.environment)
+    ordered = list(state.rules.order_by("order", "id"))
+    index = next(i for i, other in enumerate(ordered) if other.pk == rule.pk)
+    copy = Rule(
+        state=state,
+        serve=rule.serve,
+        rollout=rule.rollout,
+        bucket_by=rule.bucket_by,
+        description=f"{rule.description} (copy)" if rule.description else "",
+        order=rule.order,
+    )
+    save(copy, actor)
+    copy.segments.set(list(rule.segments.all()))
+    for condition in rule.conditions.order_by("order", "id"):
+        save(
+            Condition(
+                rule=copy,
+                order=condition.order,
+                attribute=condition.attribute,
+                operator=condition.operator,
+                values=condition.values,
+                negate=condition.negate,
+                case_insensitive=condition.case_insensitive,
+            ),
+            actor,
+        )
+    _renumber([*ordered[: index + 1], copy, *ordered[index + 1 :]], actor)
+    touch_state(state, actor)
+    return copy
+
+
+def _renumber(rules: Sequence[Rule], actor: Any | None) -> bool:
+    """Give rules the orders 0, 1, 2 ... in this sequence; whether any order changed."""
+    moved = False
+    for order, rule in enumerate(rules):
+        if rule.order != order:
+            rule.order = order
+            moved = save(rule, actor, validate=False) or moved
+    return moved
 
 
 @transaction.atomic
@@ -120,16 +174,51 @@ def rule_update(
             rule.segments.set(wanted)
             changed = True
     if conditions is not None:
-        new = _conditions(conditions, rule=rule)
-        if [_spec(c) for c in new] != [_spec(c) for c in rule.conditions.order_by("order", "id")]:
-            for old in rule.conditions.all():
-                delete(old, actor)
-            for condition in new:
-                save(condition, actor)
-            changed = True
+        changed = (
+            _sync_conditions(rule.conditions.order_by("order", "id"), conditions, actor, rule=rule)
+            or changed
+        )
     if changed:
         touch_state(state, actor)
     return rule
+
+
+def _sync_conditions(
+    current: Iterable[Condition], specs: Sequence[ConditionSpec], actor: Any | None, **owner: Any
+) -> bool:
+    """Make an owner's conditions these, in this order; whether anything changed.
+
+    A spec with the ``id`` of a current condition changes that condition in place (its history
+    reads as a change); specs without ids replace the current conditions unless they say the same.
+    """
+    existing = list(current)
+    by_id = {condition.pk: condition for condition in existing}
+    wanted = _conditions(specs, **owner)
+    if not any(spec.get("id") in by_id for spec in specs):
+        if [_spec(c) for c in wanted] == [_spec(c) for c in existing]:
+            return False
+        for old in existing:
+            delete(old, actor)
+        for condition in wanted:
+            save(condition, actor)
+        return True
+    changed = False
+    kept = set()
+    for spec, condition in zip(specs, wanted, strict=True):
+        stored = by_id.get(spec["id"]) if "id" in spec else None
+        if stored is None:
+            save(condition, actor)
+            changed = True
+            continue
+        kept.add(stored.pk)
+        for name in ("order", "attribute", "operator", "values", "negate", "case_insensitive"):
+            setattr(stored, name, getattr(condition, name))
+        changed = save(stored, actor) or changed
+    for old in existing:
+        if old.pk not in kept:
+            delete(old, actor)
+            changed = True
+    return changed
 
 
 def _spec(condition: Condition) -> str:
@@ -163,13 +252,7 @@ def rules_reorder(*, state: FlagState, rule_ids: Sequence[int], actor: Any | Non
     rules = {rule.pk: rule for rule in state.rules.all()}
     if sorted(rules) != sorted(rule_ids):
         raise ValidationError("Give every rule of this flag exactly once.", code="invalid_order")
-    moved = False
-    for order, rule_id in enumerate(rule_ids):
-        rule = rules[rule_id]
-        if rule.order != order:
-            rule.order = order
-            moved = save(rule, actor, validate=False) or moved
-    if moved:
+    if _renumber([rules[rule_id] for rule_id in rule_ids], actor):
         touch_state(state, actor)
 
 
@@ -253,13 +336,8 @@ def segment_update(
         segment.description = description
     save(segment, actor)
     if conditions is not None:
-        new = _conditions(conditions, segment=segment)
         current = segment.conditions.order_by("order", "id")
-        if [_spec(c) for c in new] != [_spec(c) for c in current]:
-            for old in segment.conditions.all():
-                delete(old, actor)
-            for condition in new:
-                save(condition, actor)
+        if _sync_conditions(current, conditions, actor, segment=segment):
             _targeting_changed(affected, actor)
     return segment
 

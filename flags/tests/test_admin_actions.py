@@ -12,7 +12,8 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState
 
-from .test_admin_helpers import messages_of
+from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
+from .test_admin_helpers import find_all, find_one, footprint, messages_of, page, text
 
 LIST = "/admin/flags/flag/"
 
@@ -25,6 +26,13 @@ def _action(name: str, flags: list[Flag], environment: Environment | None = None
         "environment": str(environment.pk) if environment is not None else "",
         helpers.ACTION_CHECKBOX_NAME: [str(flag.pk) for flag in flags],
     }
+
+
+def _form_id(response: Any) -> str:
+    """The confirmation page's one form (the page has no other)."""
+    forms = [name for name in forms_of(response.content.decode()) if name != "logout-form"]
+    assert len(forms) == 1, forms
+    return forms[0]
 
 
 def test_bulk_archive__release_manager__each_flag_archived_with_history(
@@ -110,22 +118,106 @@ def test_bulk_turn_on__editor_in_staging__each_through_flag_toggle(
     assert messages_of(response) == ["Turned on in Staging: banner-text, new-checkout."]
 
 
-def test_bulk_turn_on__editor_in_production__every_flag_skipped_with_the_reason(
+def test_bulk_turn_on__editor_in_production__refused_before_anything_and_why(
     client: Client, editor: User, boolean_flag: Flag, string_flag: Flag, production: Environment
 ) -> None:
     # Given an editor (no release-manager permission)
     client.force_login(editor)
+    before = footprint()
 
-    # When they turn flags on in production
-    response = client.post(LIST, _action("turn_on", [boolean_flag, string_flag], production))
+    # When they turn flags on in production, confirming as the page would
+    response = client.post(
+        LIST, {**_action("turn_on", [boolean_flag, string_flag], production), "confirmed": "yes"}
+    )
 
-    # Then nothing changes, and each flag is reported with the service's reason
-    assert not FlagState.objects.filter(environment=production, enabled=True).exists()
-    reason = "Production is protected: only release managers may change flags there."
+    # Then nothing at all is written, and they are told why, once
+    assert footprint() == before
     assert messages_of(response) == [
-        f"Skipped banner-text: {reason}",
-        f"Skipped new-checkout: {reason}",
+        "Nothing changed: Production is protected, and only release managers may change flags "
+        "there."
     ]
+
+
+def test_bulk_turn_off__protected__confirmation_page_then_reason_recorded_on_each_flag(
+    client: Client,
+    release_manager: User,
+    boolean_flag: Flag,
+    string_flag: Flag,
+    production: Environment,
+) -> None:
+    # Given both flags on in production, and a project that requires reasons there
+    for flag in (boolean_flag, string_flag):
+        services.flag_toggle(
+            state=flag.states.get(environment=production), enabled=True, actor=None
+        )
+    services.project_update(project=production.project, actor=None, reason_required=True)
+    client.force_login(release_manager)
+
+    # When the release manager runs "turn off" in production
+    asked = client.post(LIST, _action("turn_off", [boolean_flag, string_flag], production))
+
+    # Then a confirmation page lists the flags, asks for a reason, and nothing changed yet
+    listed = find_one(page(asked), "ul", data_testid="bulk-flags")[0]
+    assert [text(item) for item, _ in find_all(listed, "li")] == [
+        "banner-text — Banner text",
+        "new-checkout — New checkout",
+    ]
+    assert FlagState.objects.filter(environment=production, enabled=True).count() == 2
+    form_id = _form_id(asked)
+
+    # When they confirm without a reason
+    entries = submission(asked.content.decode(), form_id)
+    missing = client.post(LIST, encoded(entries), content_type=FORM_CONTENT_TYPE)
+
+    # Then the page asks again for the reason, and still nothing changed
+    assert find_all(page(missing), data_testid="reason-error") != []
+    assert FlagState.objects.filter(environment=production, enabled=True).count() == 2
+
+    # When they confirm with a reason
+    entries = [
+        (name, "Payment incident" if name == "reason" else value)
+        for name, value in submission(missing.content.decode(), form_id)
+    ]
+    done = client.post(LIST, encoded(entries), content_type=FORM_CONTENT_TYPE)
+
+    # Then both are off, each history row names them and the reason
+    assert done.status_code == 302
+    for flag in (boolean_flag, string_flag):
+        state = flag.states.get(environment=production)
+        assert state.enabled is False
+        last = state.history.latest()
+        assert (last.history_user, last.history_change_reason) == (
+            release_manager,
+            "Payment incident",
+        )
+
+
+def test_bulk_turn_off__flag_required_by_another__confirmation_names_the_dependent(
+    client: Client, editor: User, boolean_flag: Flag, staging: Environment
+) -> None:
+    # Given express-checkout requiring new-checkout in staging, new-checkout on there
+    state = boolean_flag.states.get(environment=staging)
+    services.flag_toggle(state=state, enabled=True, actor=None)
+    express = services.flag_create(project=staging.project, key="express", name="Express")
+    services.prerequisite_add(
+        state=express.states.get(environment=staging), parent=boolean_flag, actor=None
+    )
+    client.force_login(editor)
+
+    # When the editor turns new-checkout off in (unprotected) staging
+    asked = client.post(LIST, _action("turn_off", [boolean_flag], staging))
+
+    # Then they are asked first, with the dependent named, and nothing changed yet
+    dependents = find_all(page(asked), data_testid="dependent")
+    assert [text(element) for element, _ in dependents] == ["express"]
+    assert FlagState.objects.get(pk=state.pk).enabled is True
+
+    # When they confirm
+    entries = submission(asked.content.decode(), _form_id(asked))
+    client.post(LIST, encoded(entries), content_type=FORM_CONTENT_TYPE)
+
+    # Then it is off
+    assert FlagState.objects.get(pk=state.pk).enabled is False
 
 
 def test_bulk_turn_off__already_off_or_other_projects_environment__skipped_and_why(

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import User
 from flags import services
-from flags.models import Environment, Flag, Project
+from flags.models import Environment, Flag, FlagState, Project
 
 from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
 
@@ -268,16 +268,16 @@ def test_flag_page__states__on_off_default_serve_rules_and_links(
     # When the flag page is shown
     root = page(client.get(_change_url(boolean_flag)))
 
-    # Then each environment is listed with its state, default serve, rules and a link
+    # Then each environment is listed with its state and what it serves, in words, and a link
     table, _ = find_one(root, "table", **{"class": "fs-states"})
     rows = [
         [text(cell) for cell in row.children if not isinstance(cell, str)]
         for row, _ in find_all(table, "tr")
     ]
     assert rows[1:] == [
-        ["Development", "Off", "off", "no rules", "Targeting →"],
-        ["Staging", "On", "off", "1 rule", "Targeting →"],
-        ["Production", "Off", "off", "no rules", "Targeting →"],
+        ["Development", "Off", "everyone gets off", "Targeting →"],
+        ["Staging", "On 25 %", "25 % of everyone → on; anyone else → off", "Targeting →"],
+        ["Production", "Off", "everyone gets off", "Targeting →"],
     ]
     link, _ = find_one(root, "a", data_testid="state-link-staging")
     assert attributes(link)["href"] == f"/admin/flags/flagstate/{state.pk}/change/"
@@ -306,3 +306,17 @@ def test_flag_change__deleting_a_served_variant__refused_with_a_message(
     assert response.status_code == 302
     assert messages_of(response) == ["sale is served in demo/staging; change that first."]
     assert string_flag.variants.filter(key="sale").exists()
+
+
+def test_flag_delete__archived_flag__deleted_with_its_variants_and_states(
+    client: Client, release_manager: User, boolean_flag: Flag
+) -> None:
+    # Given an archived flag (its states still name its off variant)
+    services.flag_archive(flag=boolean_flag, actor=None)
+    client.force_login(release_manager)
+    # When it is deleted from its page
+    response = client.post(f"/admin/flags/flag/{boolean_flag.pk}/delete/", {"post": "yes"})
+    # Then it is gone with its states and variants (the off variant did not block it)
+    assert response.status_code == 302
+    assert not Flag.objects.filter(pk=boolean_flag.pk).exists()
+    assert not FlagState.objects.filter(flag_id=boolean_flag.pk).exists()

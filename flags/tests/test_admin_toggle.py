@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
 from flags import services
-from flags.models import Environment, Flag, FlagState
+from flags.models import Environment, Flag, FlagState, Project
 
+from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
 from .test_admin_helpers import attributes, find_all, find_one, messages_of, nearest, page, text
 
 LIST = "/admin/flags/flag/"
@@ -20,6 +23,13 @@ def _toggle_url(flag: Flag, environment: Environment) -> str:
 
 def _state(flag: Flag, environment: Environment) -> FlagState:
     return FlagState.objects.get(flag=flag, environment=environment)
+
+
+def _confirm_form(response: Any) -> str:
+    """The confirmation page's form (the only one besides the log-out form)."""
+    forms = [name for name in forms_of(response.content.decode()) if name != "logout-form"]
+    assert len(forms) == 1, forms
+    return forms[0]
 
 
 def test_flag_list__editor__unprotected_cell_is_a_one_click_post_form(
@@ -127,7 +137,23 @@ def test_toggle__editor_posts_in_staging__on_with_history_user_version_and_filte
     assert Environment.objects.get(pk=staging.pk).ruleset_version == before + 1
     assert response.status_code == 302
     assert response["Location"] == f"{LIST}?q=new&archived=no"
-    assert messages_of(response) == ["new-checkout turned on in Staging."]
+    assert messages_of(response) == ["Turned new-checkout on in Staging."]
+
+
+def test_toggle__lower_case_key__message_shows_the_key_exactly(
+    client: Client, editor: User, project: Project, staging: Environment
+) -> None:
+    # Given a flag whose key starts with a lower-case letter, off in staging
+    flag = services.flag_create(project=project, key="dark-mode", name="Dark mode")
+    client.force_login(editor)
+
+    # When an editor turns it on and the flag list shows the message
+    response = client.post(_toggle_url(flag, staging), {"enabled": "true"}, follow=True)
+
+    # Then the message, as rendered (the admin capitalises a message's first letter), names the
+    # key exactly as typed
+    messages = [text(item) for item, _ in find_all(page(response), "li", **{"class": "success"})]
+    assert messages == ["Turned dark-mode on in Staging."]
 
 
 def test_toggle__get_in_unprotected_environment__405(
@@ -199,16 +225,16 @@ def test_toggle__release_manager_in_production__confirmation_then_on(
     assert attributes(cancel)["href"] == f"{LIST}?q=new"
     assert _state(boolean_flag, production).enabled is False
 
-    # When they confirm
-    version = attributes(find_one(form, "input", name="version")[0])["value"]
-    done = client.post(url, {"enabled": "true", "version": version})
+    # When they confirm (the page's form, as a browser sends it)
+    entries = submission(confirmation.content.decode(), _confirm_form(confirmation))
+    done = client.post(url, encoded(entries), content_type=FORM_CONTENT_TYPE)
 
     # Then the flag is on in production, recorded as theirs
     state = _state(boolean_flag, production)
     assert state.enabled is True
     assert state.history.latest().history_user == release_manager
     assert done["Location"] == f"{LIST}?q=new"
-    assert messages_of(done) == ["new-checkout turned on in Production."]
+    assert messages_of(done) == ["Turned new-checkout on in Production."]
 
 
 def test_toggle__confirmed_after_someone_else_changed_it__stale_message_and_unchanged(
@@ -221,14 +247,14 @@ def test_toggle__confirmed_after_someone_else_changed_it__stale_message_and_unch
     services.flag_toggle(state=_state(boolean_flag, production), enabled=False, actor=None)
 
     # When the stale confirmation is submitted
-    response = client.post(url, {"enabled": "true", "version": "1"})
+    response = client.post(url, {"enabled": "true", "version": "1", "confirmed": "yes"})
 
     # Then nothing changes and the person is told to reload
     assert response.status_code == 302
     assert _state(boolean_flag, production).enabled is False
     assert messages_of(response) == [
-        "new-checkout in production changed since you loaded it (version 1, now 3); "
-        "reload and try again."
+        "Not turned on: someone changed new-checkout in production since you loaded it "
+        "(version 1, now 3); reload and try again."
     ]
 
 

@@ -115,15 +115,17 @@ def test_state__concurrent_writers_with_same_etag__exactly_one_succeeds(
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 
-    def write(enabled: bool) -> None:
+    def write(change: dict[str, Any]) -> None:
         client = signed_in(editor)
         barrier.wait()
-        response = client.patch(URL, {"enabled": enabled}, format="json", HTTP_IF_MATCH='"1"')
+        response = client.patch(URL, change, format="json", HTTP_IF_MATCH='"1"')
         statuses.append(response.status_code)
         connection.close()
 
-    # When
-    threads = [threading.Thread(target=write, args=(value,)) for value in (True, False)]
+    # When (two writes that each change something: a write changing nothing succeeds and
+    # leaves the version, so the other's ETag would still be current)
+    changes = [{"enabled": True}, {"default_serve": {"variant": "on"}}]
+    threads = [threading.Thread(target=write, args=(change,)) for change in changes]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -28,7 +28,7 @@ from flags.formats import (
     parse_variant_value,
     same_json,
 )
-from flags.forms import PercentField, ServeField, ValuesField
+from flags.forms import PercentField, ServeField, ServeWidget, ValuesField
 
 
 def _as_browser_sends(text: str) -> str:
@@ -89,7 +89,8 @@ VARIANTS = [("a", "a = 1"), ("b", "b = 2"), ("c", "c = 3")]
 
 def _posted(field: ServeField, serve: dict[str, Any]) -> dict[str, Any]:
     """What the serve widget posts back when its rendered inputs are sent unchanged."""
-    context = field.widget.get_context("serve", serve, None)["widget"]
+    widget = cast(ServeWidget, field.widget)
+    context = widget.get_context("serve", serve, None)["widget"]
     data = {
         "serve_mode": context["mode"],
         "serve_variant": context["selected"],
@@ -98,7 +99,7 @@ def _posted(field: ServeField, serve: dict[str, Any]) -> dict[str, Any]:
     }
     for row in context["rows"]:
         data[f"serve_weight_{row['key']}"] = row["weight"]
-    return dict(field.widget.value_from_datadict(data, {}, "serve") or {})
+    return dict(widget.value_from_datadict(data, {}, "serve") or {})
 
 
 @st.composite

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import ProtectedError
+from django.db.models import RestrictedError
 
 from flags import services
 from flags.models import (
@@ -311,10 +311,11 @@ def test_off_variant__still_referenced__database_refuses_deleting_it(
     # Given new-checkout, whose states fall back on its "off" variant
     off = boolean_flag.variants.get(key="off")
     # When the variant is deleted around the services
-    with pytest.raises(ProtectedError) as caught, transaction.atomic():
+    with pytest.raises(RestrictedError) as caught, transaction.atomic():
         off.delete()
-    # Then the protected foreign key refuses it, naming the three states
-    assert len(caught.value.protected_objects) == 3
+    # Then the restricting foreign key refuses it, naming the three states (a flag deleted with
+    # its states and variants is not refused: RESTRICT, unlike PROTECT, allows that cascade)
+    assert len(caught.value.restricted_objects) == 3
 
 
 # --- A state for every flag and environment --------------------------------------------------

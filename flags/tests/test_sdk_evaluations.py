@@ -309,7 +309,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("body", "field", "code"), INVALID)
-def test_invalid_report__is_400_naming_field_and_code__nothing_stored(  # noqa: PLR0917
+def test_invalid_report__is_400_naming_field_and_code__nothing_stored(
     client: Client, server_key: str, boolean_flag: Flag, body: Any, field: str | None, code: str
 ) -> None:
     """Given a report with one bad part (after a good entry), then 400 and nothing is stored."""

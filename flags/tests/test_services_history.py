@@ -97,7 +97,7 @@ def test_flag_toggle__stale_expected_version__raises_and_changes_nothing(
     # Then the change is refused with the stale_version code, and nothing changed
     assert caught.value.code == "stale_version"
     assert caught.value.message == (
-        "new-checkout in staging changed since you loaded it (version 1, now 2); "
+        "Someone changed new-checkout in staging since you loaded it (version 1, now 2); "
         "reload and try again."
     )
     assert _footprint() == before

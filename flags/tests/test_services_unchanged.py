@@ -9,24 +9,16 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.db import transaction
 
 from accounts.models import User
 from flags import services
 from flags.history.recording import reason
 from flags.models import Environment, Flag, FlagState, Project, Rule, Segment, Variant
 
+from .test_admin_helpers import footprint
+
 SPLIT = {"split": [{"variant": "new", "weight": 30000}, {"variant": "sale", "weight": 70000}]}
-
-
-def _footprint() -> dict[str, Any]:
-    """Every row count of the flags app (history included), every version and every state."""
-    footprint: dict[str, Any] = {
-        model._meta.label: model._default_manager.count()
-        for model in apps.get_app_config("flags").get_models(include_auto_created=True)
-    }
-    footprint["versions"] = sorted(Environment.objects.values_list("pk", "ruleset_version"))
-    footprint["states"] = sorted(FlagState.objects.values_list("pk", "version", "enabled"))
-    return footprint
 
 
 @pytest.fixture
@@ -130,11 +122,11 @@ def test_service__same_values_again__no_history_row_and_no_version_moved(
 ) -> None:
     # Given a flag with a state, a rule, conditions, a segment and variants
     call = _same_again(targeted, editor)[index]
-    before = _footprint()
+    before = footprint()
     # When a service is given exactly what is stored
     call()
     # Then no row (history included) was written and no version moved
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_rule_update__one_value_changed__recorded_and_version_moved(
@@ -180,6 +172,7 @@ def test_reason__around_a_rule_delete__on_the_rule_and_its_cascaded_conditions(
     assert rule_row.history_change_reason == "Incident 42: Germans see errors"
     assert condition_row.history_change_reason == "Incident 42: Germans see errors"
     assert rule_row.history_user == editor
+    assert condition_row.history_user == editor  # written by the cascade, outside any request
 
 
 def test_reason__segments_changed__on_the_many_to_many_row_too(
@@ -212,3 +205,51 @@ def test_reason__blank__records_none(boolean_flag: Flag, editor: User) -> None:
         services.flag_toggle(state=state, enabled=True, actor=editor)
     # Then the row has no reason (not an empty string)
     assert FlagState.history.filter(id=state.pk).first().history_change_reason is None
+
+
+def _dates(rule_id: int) -> set[Any]:
+    rules = apps.get_model("flags", "HistoricalRule").objects.filter(id=rule_id)
+    conditions = apps.get_model("flags", "HistoricalCondition").objects.filter(rule_id=rule_id)
+    return {
+        *rules.values_list("history_date", flat=True),
+        *conditions.values_list("history_date", flat=True),
+    }
+
+
+def test_history_date__one_change_of_several_rows__one_moment(
+    boolean_flag: Flag, beta_testers: Segment
+) -> None:
+    # Given a rule created with a condition and a segment (a row each, and one for the segments)
+    state = boolean_flag.states.get(environment__key="staging")
+    rule = services.rule_create(
+        state=state,
+        serve={"variant": "on"},
+        conditions=[{"attribute": "country", "operator": "in", "values": ["DE"]}],
+        segments=[beta_testers],
+    )
+    # Then every row it wrote has the same date
+    created = _dates(rule.pk)
+    assert len(created) == 1
+    # When the rule changes again
+    services.rule_update(rule=rule, actor=None, rollout=5000)
+    # Then that change has a moment of its own, later
+    assert len(_dates(rule.pk)) == 2
+    assert max(_dates(rule.pk)) > max(created)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_history_date__committed_transactions__a_moment_each(
+    boolean_flag: Flag, beta_testers: Segment
+) -> None:
+    # Given real transactions (committed, as in production)
+    state = boolean_flag.states.get(environment__key="staging")
+    with transaction.atomic():
+        rule = services.rule_create(
+            state=state,
+            serve={"variant": "on"},
+            conditions=[{"attribute": "country", "operator": "in", "values": ["DE"]}],
+        )
+        services.rule_update(rule=rule, actor=None, rollout=5000)
+    services.rule_update(rule=rule, actor=None, rollout=6000)
+    # Then both changes of the first transaction share its moment, the second has its own
+    assert len(_dates(rule.pk)) == 2
