@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.test import Client
 from pytest_django import DjangoAssertNumQueries
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import roles
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, make_user
+from accounts.tests.factories import make_user
 from flags import services
 from flags.history import feed
 from flags.history.recording import reason
 from flags.models import Environment, Flag, FlagState, Project, Segment
 from flags.services import common
-from flagship.testing import chromium_path
+
+from .browser import MARKS, PHONE, chromium, sign_in
 
 AUDIT = "/admin/audit/"
 COUNTRY = {"attribute": "country", "operator": "in", "values": ["DE"]}
@@ -409,43 +408,28 @@ def test_admin_index__user_without_a_role__no_recent_changes(
 
 # --- In a real browser, 390 px wide --------------------------------------------------------------
 
-# Playwright's sync API runs an event loop in this thread (see test_browser.py).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+def browser_test(test: Any) -> Any:
+    """The marks of a browser test (flags/tests/browser.py)."""
+    for mark in reversed(MARKS):
+        test = mark(test)
+    return test
 
 
 @pytest.fixture
 def phone(live_server: LiveServer) -> Iterator[Any]:
     """A function opening a page of the admin as a user, in a 390 px wide Chromium."""
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415  # only the browser test
-
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium() as browser:
 
         def open_page(user: User, path: str) -> Any:
-            context = browser.new_context(
-                base_url=live_server.url, viewport={"width": 390, "height": 844}
-            )
-            page = context.new_page()
-            page.goto(f"/admin/login/?next={path}")
-            page.fill("input[name=username]", user.username)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url(f"{live_server.url}{path}")
+            page = sign_in(browser, live_server.url, user, PHONE)
+            page.goto(path)
             return page
 
-        try:
-            yield open_page
-        finally:
-            browser.close()
-            connections.close_all()
+        yield open_page
 
 
-@pytest.mark.requires_browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@browser_test
 def test_audit_page__390_px_wide__no_sideways_scrolling(phone: Any) -> None:
     # Given a flag with a long key, a rule with long values and a reason, read by a viewer
     project = services.project_create(key="demo", name="Demo")

@@ -5,37 +5,22 @@ one version (revert or view), which must look like the admin's other pages
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.test import Client
-from playwright.sync_api import sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import roles
 from accounts.models import ApiKey, User
 from accounts.services import api_key_issue
-from accounts.tests.factories import PASSWORD, make_user
+from accounts.tests.factories import make_user
 from flags import services
 from flags.history.recording import reason
 from flags.models import Environment, Project
 
+from .browser import chromium, sign_in
 from .test_admin_helpers import attributes, find_all, find_one, page, text
-
-# The ORM calls made between browser steps are synchronous and safe (see test_browser.py).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _breadcrumbs(response: Any) -> list[tuple[str, str | None]]:
@@ -132,7 +117,7 @@ def test_history_list__system_change_without_reason__dashes_not_none(
 @pytest.mark.requires_browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_version_page__in_chromium__breadcrumbs_styled_as_on_the_change_page(
-    chromium_executable: str, live_server: LiveServer
+    live_server: LiveServer,
 ) -> None:
     # Given project demo and an administrator signed in
     project = services.project_create(key="demo", name="Demo")
@@ -140,7 +125,6 @@ def test_version_page__in_chromium__breadcrumbs_styled_as_on_the_change_page(
     make_user(username="ada", role=roles.ADMINISTRATOR)
     # When the change page and the page of the first version are shown in Chromium
     change_page, version_page = _breadcrumb_styles(
-        chromium_executable,
         live_server,
         [
             f"/admin/flags/project/{project.pk}/change/",
@@ -152,9 +136,7 @@ def test_version_page__in_chromium__breadcrumbs_styled_as_on_the_change_page(
     assert version_page == change_page
 
 
-def _breadcrumb_styles(
-    executable: str, live_server: LiveServer, urls: list[str]
-) -> list[dict[str, str]]:
+def _breadcrumb_styles(live_server: LiveServer, urls: list[str]) -> list[dict[str, str]]:
     """The computed style of the breadcrumbs bar (and its first link) on each page, as ada."""
     script = """() => {
         const bar = document.querySelector("nav[aria-label=Breadcrumbs] .breadcrumbs");
@@ -164,24 +146,9 @@ def _breadcrumb_styles(
                 link: linked.color, decoration: linked.textDecorationLine};
     }"""
     styles = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            try:
-                tab = browser.new_context(base_url=live_server.url).new_page()
-                tab.set_default_timeout(15_000)
-                tab.goto("/admin/login/?next=/admin/")
-                tab.fill("input[name=username]", "ada")
-                tab.fill("input[name=password]", PASSWORD)
-                tab.click("input[type=submit]")
-                tab.wait_for_url(f"{live_server.url}/admin/")
-                for url in urls:
-                    tab.goto(url)
-                    styles.append(tab.evaluate(script))
-            finally:
-                browser.close()
-    finally:
-        # Playwright's loop made Django hand this thread other connections: close them so the
-        # flush and serialized rollback act on pytest-django's own (as test_browser.py does).
-        connections.close_all()
+    with chromium() as browser:
+        tab = sign_in(browser, live_server.url, User.objects.get(username="ada"))
+        for url in urls:
+            tab.goto(url)
+            styles.append(tab.evaluate(script))
     return styles

@@ -10,43 +10,22 @@ Chromium the tests are skipped loudly, or fail under FLAGSHIP_REQUIRE_SERVICES=1
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import roles
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, make_user
+from accounts.tests.factories import make_user
 from flags import services
 from flags.models import Environment, Flag, FlagState, Project
-from flagship.testing import chromium_path
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made between browser
-# steps are synchronous and safe (pytest-playwright's advice for Django).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from .browser import MARKS, chromium, sign_in
 
-# serialized_rollback: the live server needs committed data (transaction=True), whose flush would
-# otherwise remove the role groups the data migration created.
-pytestmark = [
-    pytest.mark.requires_browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -65,37 +44,16 @@ def demo(db: None) -> dict[str, Any]:
 
 @pytest.fixture
 def signed_in(demo: dict[str, Any], live_server: LiveServer) -> Iterator[Any]:
-    """A function opening the flag list as a user, each in a fresh browser context.
-
-    Chromium starts after the database fixtures and stops before their teardown: while
-    Playwright's loop runs, Django sees an event loop and hands this thread other (context-local)
-    database connections, which are closed here, so the flush and the serialized rollback act on
-    pytest-django's own connection.
-    """
-    executable = chromium_path()
-    if executable is None:  # requires_browser has already skipped (or failed) the test
-        pytest.skip("no Chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    """A function opening the flag list as a user, each in a fresh browser context."""
+    with chromium() as browser:
 
         def open_flag_list(user: User) -> Page:
-            context = browser.new_context(base_url=live_server.url)
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            page.goto("/admin/login/?next=/admin/")
-            page.fill("input[name=username]", user.username)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit]")
-            expect(page).to_have_url(f"{live_server.url}/admin/")
+            page = sign_in(browser, live_server.url, user)
             page.goto(f"/admin/flags/flag/?project={demo['project'].key}")
             expect(page.locator("[data-testid$='-new-checkout-development']")).to_have_count(1)
             return page
 
-        try:
-            yield open_flag_list
-        finally:
-            browser.close()
-            connections.close_all()
+        yield open_flag_list
 
 
 def _state(flag: Flag, environment_key: str) -> FlagState:

@@ -7,44 +7,22 @@ under FLAGSHIP_REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import roles
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, make_user
+from accounts.tests.factories import make_user
 from flags import services
 from flags.models import Flag, FlagState
-from flagship.testing import chromium_path
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made between browser
-# steps are synchronous and safe (pytest-playwright's advice for Django).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from .browser import MARKS, PHONE, chromium, sign_in
 
-# serialized_rollback: the live server needs committed data (transaction=True), whose flush would
-# otherwise remove the role groups the data migration created.
-pytestmark = [
-    pytest.mark.requires_browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
-PHONE: ViewportSize = {"width": 390, "height": 844}
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -66,34 +44,15 @@ def demo(db: None) -> dict[str, Any]:
 
 @pytest.fixture
 def signed_in(live_server: LiveServer) -> Iterator[Any]:
-    """A function opening a page as a user on a 390 px wide screen, in a fresh browser context.
-
-    Chromium starts after the database fixtures and stops before their teardown, and the
-    context-local connections Django opened meanwhile are closed (see test_browser.py).
-    """
-    executable = chromium_path()
-    if executable is None:  # requires_browser has already skipped (or failed) the test
-        pytest.skip("no Chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    """A function opening a page as a user on a 390 px wide screen, in a fresh browser context."""
+    with chromium() as browser:
 
         def open_page(user: User, url: str) -> Page:
-            context = browser.new_context(base_url=live_server.url, viewport=PHONE)
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            page.goto("/admin/login/?next=/admin/")
-            page.fill("input[name=username]", user.username)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit]")
-            expect(page).to_have_url(f"{live_server.url}/admin/")
+            page = sign_in(browser, live_server.url, user, PHONE)
             page.goto(url)
             return page
 
-        try:
-            yield open_page
-        finally:
-            browser.close()
-            connections.close_all()
+        yield open_page
 
 
 def test_compare_flag__390px_wide__no_sideways_scroll_and_differing_cell_highlighted(

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
 from flags import services
 from flags.errors import InUseError, PermissionDeniedError, StaleVersionError
 from flags.models import Environment, Flag, FlagState, Project, Rule, Segment, Variant
+
+from .test_admin_helpers import footprint
 
 ON_IN_DE = {"attribute": "country", "operator": "in", "values": ["DE"]}
 
@@ -27,17 +28,6 @@ def _versions(project: Project) -> dict[str, int]:
 def _grown(before: dict[str, int], project: Project) -> dict[str, int]:
     """How much each environment's version grew since ``before``."""
     return {key: version - before[key] for key, version in _versions(project).items()}
-
-
-def _footprint() -> dict[str, Any]:
-    """Every row count of the flags app (history included) and every version."""
-    footprint: dict[str, Any] = {
-        model._meta.label: model._default_manager.count()
-        for model in apps.get_app_config("flags").get_models(include_auto_created=True)
-    }
-    footprint["versions"] = sorted(Environment.objects.values_list("pk", "ruleset_version"))
-    footprint["states"] = sorted(FlagState.objects.values_list("pk", "version", "enabled"))
-    return footprint
 
 
 def _state(flag: Flag, environment_key: str) -> FlagState:
@@ -74,11 +64,11 @@ def test_flag_toggle__already_in_that_position__writes_nothing(
 ) -> None:
     # Given new-checkout, off in staging
     state = _state(boolean_flag, "staging")
-    before = _footprint()
+    before = footprint()
     # When it is switched off again
     services.flag_toggle(state=state, enabled=False, actor=editor)
     # Then nothing is written: no history row, no version bump
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_flag_toggle__stale_expected_version__raises_and_changes_nothing(
@@ -88,7 +78,7 @@ def test_flag_toggle__stale_expected_version__raises_and_changes_nothing(
     state = _state(boolean_flag, "staging")
     loaded_version = state.version
     services.flag_toggle(state=state, enabled=True, actor=None)
-    before = _footprint()
+    before = footprint()
     # When the person switches it off, saying they saw version 1
     with pytest.raises(StaleVersionError) as caught:
         services.flag_toggle(
@@ -100,7 +90,7 @@ def test_flag_toggle__stale_expected_version__raises_and_changes_nothing(
         "Someone changed new-checkout in staging since you loaded it (version 1, now 2); "
         "reload and try again."
     )
-    assert _footprint() == before
+    assert footprint() == before
     assert FlagState.objects.get(pk=state.pk).enabled is True
 
 
@@ -121,7 +111,7 @@ def test_flag_toggle__editor_in_protected_production__permission_denied_and_noth
 ) -> None:
     # Given new-checkout in protected production
     state = _state(boolean_flag, "production")
-    before = _footprint()
+    before = footprint()
     # When an editor switches it on
     with pytest.raises(PermissionDeniedError) as caught:
         services.flag_toggle(state=state, enabled=True, actor=editor)
@@ -130,7 +120,7 @@ def test_flag_toggle__editor_in_protected_production__permission_denied_and_noth
     assert caught.value.message == (
         "Production is protected: only release managers may change flags there."
     )
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_flag_toggle__release_manager_in_protected_production__succeeds_with_history(
@@ -220,14 +210,14 @@ def test_rule_create__editor_in_protected_production__permission_denied(
     boolean_flag: Flag, editor: User
 ) -> None:
     # Given new-checkout in protected production
-    before = _footprint()
+    before = footprint()
     # When an editor adds a rule there
     with pytest.raises(PermissionDeniedError):
         services.rule_create(
             state=_state(boolean_flag, "production"), serve={"variant": "on"}, actor=editor
         )
     # Then nothing was written
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_segment_update__conditions_changed__bumps_every_environment_using_it(
@@ -261,7 +251,7 @@ def test_segment_update__used_in_production_by_editor__permission_denied(
     services.rule_create(
         state=_state(boolean_flag, "production"), serve={"variant": "on"}, segments=[beta_testers]
     )
-    before = _footprint()
+    before = footprint()
     # When an editor changes its conditions (which would change production)
     with pytest.raises(PermissionDeniedError):
         services.segment_update(
@@ -270,7 +260,7 @@ def test_segment_update__used_in_production_by_editor__permission_denied(
             conditions=[{"attribute": "plan", "operator": "in", "values": ["pro"]}],
         )
     # Then nothing was written
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_segment_update__renamed_only__bumps_nothing(
@@ -370,12 +360,12 @@ def test_flag_update__salt_changed_by_editor__permission_denied(
     boolean_flag: Flag, editor: User
 ) -> None:
     # Given new-checkout, which has a state in protected production
-    before = _footprint()
+    before = footprint()
     # When an editor changes its salt (which reshuffles production's rollouts too)
     with pytest.raises(PermissionDeniedError):
         services.flag_update(flag=boolean_flag, actor=editor, salt="reshuffle-1")
     # Then nothing was written
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_flag_update__key_or_kind__refused(boolean_flag: Flag, editor: User) -> None:
@@ -437,12 +427,12 @@ def test_variant_update__value_changed_by_editor__permission_denied(
 ) -> None:
     # Given banner-text, whose "sale" production could serve
     sale = string_flag.variants.get(key="sale")
-    before = _footprint()
+    before = footprint()
     # When an editor changes the value (which changes what production serves)
     with pytest.raises(PermissionDeniedError):
         services.variant_update(variant=sale, value="Everything free!", actor=editor)
     # Then nothing was written
-    assert _footprint() == before
+    assert footprint() == before
 
 
 # --- Archive and delete: refused while in use ------------------------------------------------
@@ -453,7 +443,7 @@ def test_flag_archive__prerequisite_of_another_flag__in_use_and_nothing_written(
 ) -> None:
     # Given new-checkout requires banner-text in staging
     services.prerequisite_add(state=_state(boolean_flag, "staging"), parent=string_flag, actor=None)
-    before = _footprint()
+    before = footprint()
     # When banner-text is archived
     with pytest.raises(InUseError) as caught:
         services.flag_archive(flag=string_flag, actor=release_manager)
@@ -462,7 +452,7 @@ def test_flag_archive__prerequisite_of_another_flag__in_use_and_nothing_written(
     assert caught.value.message == (
         "banner-text is a prerequisite of new-checkout; remove that first."
     )
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_flag_archive__dependent_archived_first__succeeds_and_bumps_everywhere(
@@ -483,12 +473,12 @@ def test_flag_archive__dependent_archived_first__succeeds_and_bumps_everywhere(
 
 def test_flag_archive__editor__permission_denied(boolean_flag: Flag, editor: User) -> None:
     # Given new-checkout, which has a state in protected production
-    before = _footprint()
+    before = footprint()
     # When an editor archives it (production's SDKs would stop receiving it)
     with pytest.raises(PermissionDeniedError):
         services.flag_archive(flag=boolean_flag, actor=editor)
     # Then nothing was written
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_flag_unarchive__release_manager__back_with_its_states(
@@ -511,7 +501,7 @@ def test_segment_delete__used_by_a_rule__in_use_and_nothing_written(
     services.rule_create(
         state=_state(boolean_flag, "staging"), serve={"variant": "on"}, segments=[beta_testers]
     )
-    before = _footprint()
+    before = footprint()
     # When an editor deletes it
     with pytest.raises(InUseError) as caught:
         services.segment_delete(segment=beta_testers, actor=editor)
@@ -519,7 +509,7 @@ def test_segment_delete__used_by_a_rule__in_use_and_nothing_written(
     assert caught.value.message == (
         "Segment beta-testers is used by new-checkout in staging; remove it there first."
     )
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_segment_delete__unused__deleted_with_history(beta_testers: Segment, editor: User) -> None:
@@ -585,13 +575,13 @@ def test_variant_delete__still_used__in_use_and_nothing_written(
 ) -> None:
     # Given banner-text's "sale" served, fallen back on, or required somewhere in staging
     setup(string_flag, _state(string_flag, "staging"))
-    before = _footprint()
+    before = footprint()
     # When an editor deletes "sale"
     with pytest.raises(InUseError) as caught:
         services.variant_delete(variant=string_flag.variants.get(key="sale"), actor=editor)
     # Then it is refused, saying where it is used, and nothing was written
     assert caught.value.message == expected
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_variant_delete__unused__deleted_with_history(string_flag: Flag, editor: User) -> None:
@@ -680,13 +670,13 @@ def test_rules_reorder__missing_a_rule__refused_and_nothing_written(
     state = _state(boolean_flag, "staging")
     first = services.rule_create(state=state, serve={"variant": "on"})
     services.rule_create(state=state, serve={"variant": "off"})
-    before = _footprint()
+    before = footprint()
     # When an editor reorders naming only one of them
     with pytest.raises(ValidationError) as caught:
         services.rules_reorder(state=state, rule_ids=[first.pk], actor=editor)
     # Then it is refused, and nothing was written
     assert caught.value.messages == ["Give every rule of this flag exactly once."]
-    assert _footprint() == before
+    assert footprint() == before
 
 
 def test_prerequisite_remove__editor__recorded_and_staging_bumped(
