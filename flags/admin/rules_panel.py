@@ -240,6 +240,21 @@ def posted(request: HttpRequest) -> bool:
     return request.method == "POST" and (ACTION in request.POST or EDITING in request.POST)
 
 
+def changes(request: HttpRequest, state: FlagState) -> bool:
+    """Whether the posted action or rule form changes anything.
+
+    A rule's form sent back untouched does not, and then needs no reason and no version check.
+    """
+    if not posted(request):
+        return False
+    if ACTION in request.POST:
+        return True
+    editor = editor_for(request, state, bound=True)
+    if editor is None:
+        return False
+    return editor.has_changed() or (editor.adding and SAVE in request.POST)
+
+
 def apply(request: HttpRequest, state: FlagState) -> str:
     """Perform the posted rule action, or save the posted rule; returns what was done, in words.
 

@@ -267,7 +267,7 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
     def save_model(self, request: HttpRequest, obj: FlagState, form: Any, change: bool) -> None:
         """Through flag_state_update, refused if the state changed since the page was loaded."""
         changed = set(form.changed_data) - {"version", "reason", "confirm_off"}
-        acting = rules_panel.posted(request)
+        acting = rules_panel.changes(request, obj)
         if not changed and not acting and not is_revert(request):
             return
         require_reason(request, [obj.environment])

@@ -205,3 +205,10 @@ class PercentField(forms.CharField):
         if not text:
             return None
         return parse_percentage(text)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        """Compare thousandths, not the stored number with the text shown for it."""
+        try:
+            return bool(self.clean(data) != initial)
+        except ValidationError:
+            return True

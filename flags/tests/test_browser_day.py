@@ -250,21 +250,24 @@ def _editor_morning(
 
 
 def _saved_unchanged(browser: Browser, live_server: LiveServer, shop: dict[str, Any]) -> None:
-    """Every form of the day's objects saved without a change: nothing stored differs."""
+    """Every form of the shop's flags, states, rules and segment saved without a change (rules'
+    forms open in place, a 30 % rollout and 50/50 splits among them): nothing stored differs.
+    """
     from .test_admin_round_trip import stored  # noqa: PLC0415  # the round-trip proof's reading
 
-    checkout: Flag = shop["checkout"]
-    staging = _state(checkout, "staging")
-    rule = Rule.objects.filter(state=staging).order_by("order").first()
-    assert rule is not None
+    flags = list(Flag.objects.filter(project=shop["project"]).order_by("key"))
+    states = FlagState.objects.filter(flag__in=flags).order_by("pk")
+    rules = Rule.objects.filter(state__flag__in=flags).order_by("pk")
+    urls = [
+        *(reverse("admin:flags_flag_change", args=[flag.pk]) for flag in flags),
+        *(reverse("admin:flags_flagstate_change", args=[state.pk]) for state in states),
+        *(reverse("admin:flags_rule_change", args=[rule.pk]) for rule in rules),  # in place
+        reverse("admin:flags_segment_change", args=[shop["beta"].pk]),
+    ]
+    assert any(rule.rollout == 30000 for rule in rules)
     page = sign_in(browser, live_server.url, shop["release_manager"])
     before = stored()
-    for url in (
-        reverse("admin:flags_flag_change", args=[checkout.pk]),
-        reverse("admin:flags_flagstate_change", args=[staging.pk]),
-        reverse("admin:flags_rule_change", args=[rule.pk]),  # its form, in place
-        reverse("admin:flags_segment_change", args=[shop["beta"].pk]),
-    ):
+    for url in urls:
         page.goto(url)
         page.locator("input[name=_save]").click()
         expect(page.locator(".messagelist .success")).to_have_count(1)
