@@ -1,13 +1,16 @@
 """FlagShip's admin, the product manager's workplace; one module per domain.
 
-- ``flags`` / ``flag_list`` / ``flag_actions`` / ``toggle``: the flag list with its on/off controls,
-  bulk actions, and the flag page with its variants;
-- ``states``: a flag in one environment (default serve, rules, prerequisites);
-- ``targeting``: rules and segments with their conditions;
+- ``flags`` / ``flag_list`` / ``flag_actions`` / ``toggle``: the flag list with its on/off controls
+  and what each state serves, bulk actions and confirmations, and the flag page with its variants;
+- ``states`` / ``rules_panel``: a flag in one environment (switch, prerequisites, rules read and
+  edited in place, default serve);
+- ``timeline`` / ``revert``: one timeline per flag, and reverting an environment to a moment of it;
+- ``compare``: environments side by side;
+- ``targeting``: the list of rules (each opens on its state's page) and segments;
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
-- ``base``: history, reverts and service refusals shared by every model admin.
+- ``base``: reasons, history, reverts and service refusals shared by every model admin.
 """
 
 from . import evaluations, flags, projects, states, targeting

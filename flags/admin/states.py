@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString
 
 from .. import selectors, services, words
 from ..forms import FlagStateForm, PrerequisiteForm
-from ..models import FlagState, Prerequisite, Rule
+from ..models import FlagState, Prerequisite
 from . import revert, rules_panel
 from .base import (
     FlagShipAdmin,
@@ -38,12 +38,6 @@ from .base import (
 
 # What a rule action did, said once the page is shown again.
 _done: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
-
-
-def conditions_in_words(rule: Rule) -> str:
-    """Conditions in words: "country is one of DE, FR and NOT email ends with @example.com"."""
-    documents = [condition.as_document() for condition in rule.conditions.all()]
-    return words.conditions_in_words(documents)
 
 
 class EnvironmentPermissionMixin:
