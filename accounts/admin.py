@@ -10,7 +10,9 @@ from django.contrib.admin.options import Action, ActionLocation
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+
+from flags.admin.base import people_links
 
 from . import services
 from .models import ApiKey, User
@@ -67,6 +69,12 @@ class ApiKeyAdmin(_HistoryApiKeyAdmin):
     search_fields = ("name", "lookup", "user__username")
     actions = ("revoke",)
     readonly_fields = ("lookup", "created_by", "created_at", "last_used_at", "revoked_at")
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The key's versions; people link to their page only for those who may open it."""
+        return super().history_view(request, object_id, people_links(request, extra_context))
 
     def get_form(
         self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any

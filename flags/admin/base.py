@@ -27,6 +27,7 @@ from django.urls import reverse
 
 from ..errors import FlagShipError
 from ..forms.base import TextBoxField
+from ..history.links import VIEW_PEOPLE
 from ..history.recording import reason
 from ..models import Environment
 from ..words import rollout_in_words, serve_in_words
@@ -100,6 +101,19 @@ def require_reason(request: HttpRequest, environments: Iterable[Environment]) ->
             {REASON_FIELD: f"Give a reason: changes in {needing[0]} are recorded with why."},
             code="reason_required",
         )
+
+
+def people_links(
+    request: HttpRequest, extra_context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The context of simple-history's list, linking people only for those who may open them.
+
+    Its template links through ``admin_user_view``; an empty name links nowhere.
+    """
+    context = dict(extra_context or {})
+    if not any(request.user.has_perm(permission) for permission in VIEW_PEOPLE):
+        context["admin_user_view"] = ""
+    return context
 
 
 def is_revert(request: HttpRequest) -> bool:
@@ -225,6 +239,31 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
             return HttpResponseRedirect(
                 reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
             )
+
+    def get_history_queryset(
+        self, request: HttpRequest, history_manager: Any, pk_name: str, object_id: Any
+    ) -> Any:
+        """simple-history's rows of one object, with its people and foreign keys joined.
+
+        simple-history calls ``select_related()`` with no names for a model without foreign keys
+        (a project, a tag), which Django 6.1 deprecates: such a model joins only its people.
+        """
+        rows = history_manager.filter(**{pk_name: object_id}).select_related("history_user")
+        related = [
+            field.name
+            for field in history_manager.model.tracked_fields
+            if isinstance(field, models.ForeignKey)
+        ]
+        return rows.select_related(*related) if related else rows
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """simple-history's list of versions; people are links only for those who may follow.
+
+        Anyone else would meet a 403 page.
+        """
+        return super().history_view(request, object_id, people_links(request, extra_context))
 
     def history_form_view(
         self,

@@ -152,3 +152,21 @@ def _breadcrumb_styles(live_server: LiveServer, urls: list[str]) -> list[dict[st
             tab.goto(url)
             styles.append(tab.evaluate(script))
     return styles
+
+
+def test_history_list__changed_by__a_link_only_for_those_who_may_open_it(
+    client: Client, administrator: User, viewer: User, project: Project
+) -> None:
+    # Given a project renamed by the administrator
+    services.project_update(project=project, actor=administrator, name="Renamed")
+    url = f"/admin/flags/project/{project.pk}/history/"
+    person = f"/admin/accounts/user/{administrator.pk}/change/"
+    # When a viewer and the administrator open its history
+    client.force_login(viewer)
+    as_viewer = client.get(url).content.decode()
+    client.force_login(administrator)
+    as_administrator = client.get(url).content.decode()
+    # Then only the administrator (who may open people's pages) gets the link
+    assert person not in as_viewer
+    assert "admin" in as_viewer
+    assert f'href="{person}"' in as_administrator
