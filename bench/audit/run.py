@@ -4,7 +4,6 @@ Run from the repository root::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.audit.run
     ... -m bench.audit.run --quick         # 5 000 rows, 3 runs: a smoke test, not a measurement
-    ... -m bench.audit.run --indexes       # also measure with the proposed indexes
     ... -m bench.audit.run --markdown out.md   # also write the report to out.md
 
 ``DATABASE_URL`` names a PostgreSQL server and a role allowed to create databases. The run
@@ -34,23 +33,6 @@ import psycopg
 
 DEFAULT_ROWS = 100_000
 QUICK_ROWS = 5_000
-# Indexes the audit page's queries would use, created by hand with --indexes (see
-# bench/RESULTS.md for what they change; migrations are the maintainers' to write). The first
-# four serve the scopes (a flag's or an environment's states, their rules, a project's flags);
-# the last three find the version of an object just before a row (entries' diffs).
-PROPOSED_INDEXES: tuple[str, ...] = (
-    "CREATE INDEX hist_flagstate_flag_ids ON flags_historicalflagstate (flag_id, id)",
-    "CREATE INDEX hist_flagstate_env_ids ON flags_historicalflagstate (environment_id, id)",
-    "CREATE INDEX hist_rule_state_ids ON flags_historicalrule (state_id, id)",
-    "CREATE INDEX hist_flag_project_ids ON flags_historicalflag (project_id, id)",
-    "CREATE INDEX hist_flagstate_versions "
-    "ON flags_historicalflagstate (id, history_date, history_id)",
-    "CREATE INDEX hist_rule_versions ON flags_historicalrule (id, history_date, history_id)",
-    "CREATE INDEX hist_condition_versions "
-    "ON flags_historicalcondition (id, history_date, history_id)",
-)
-
-
 def database_url(url: str, name: str) -> str:
     """``url`` pointing at database ``name`` instead."""
     parts = urlsplit(url)
@@ -81,7 +63,6 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--flags", type=int, help="flags of the large project (300)")
     parser.add_argument("--runs", type=int, help="timed requests per page (9)")
     parser.add_argument("--quick", action="store_true", help="5 000 rows, 50 flags, 3 runs")
-    parser.add_argument("--indexes", action="store_true", help="also time with the indexes")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
     options = parser.parse_args(argv)
     defaults = (QUICK_ROWS, 50, 3) if options.quick else (DEFAULT_ROWS, 300, 9)
@@ -150,13 +131,7 @@ def _run(url: str, options: argparse.Namespace) -> str:
         cursor.execute("VACUUM ANALYZE")
     seeded = time.perf_counter() - started
     before = measure(catalogue, runs=options.runs)
-    after = None
-    if options.indexes and PROPOSED_INDEXES:
-        with connection.cursor() as cursor:
-            for statement in PROPOSED_INDEXES:
-                cursor.execute(statement)
-            cursor.execute("VACUUM ANALYZE")
-        after = measure(catalogue, runs=options.runs)
+    after = None  # the history indexes the feed reads are the migrations' (flags 0007)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         (postgres,) = cursor.fetchone() or ("?",)
@@ -168,9 +143,6 @@ def _run(url: str, options: argparse.Namespace) -> str:
         "",
         table(before, after),
     ]
-    if after is not None:
-        lines += ["", "Indexes created by hand for the last columns:", ""]
-        lines += [f"    {statement};" for statement in PROPOSED_INDEXES]
     return "\n".join(lines)
 
 
