@@ -33,6 +33,8 @@ import psycopg
 
 DEFAULT_ROWS = 100_000
 QUICK_ROWS = 5_000
+
+
 def database_url(url: str, name: str) -> str:
     """``url`` pointing at database ``name`` instead."""
     parts = urlsplit(url)
