@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Prefetch, QuerySet
 
 from .models import (
@@ -109,6 +111,16 @@ def flag_dependents(flag: Flag) -> dict[str, list[str]]:
     return dependents
 
 
+def rule_outline(rule: Rule) -> dict[str, Any]:
+    """A rule in the ruleset format's shape, for ``flags.words`` (its conditions prefetched)."""
+    return {
+        "conditions": [condition.as_document() for condition in rule.conditions.all()],
+        "segments": [segment.key for segment in rule.segments.all()],
+        "rollout": rule.rollout,
+        "serve": rule.serve,
+    }
+
+
 def flag_state_summaries(flag: Flag) -> list[tuple[FlagState, StateSummary]]:
     """A flag's states in environment order, each with what it serves in words."""
     states = (
@@ -130,15 +142,7 @@ def flag_state_summaries(flag: Flag) -> list[tuple[FlagState, StateSummary]]:
             state_summary(
                 enabled=state.enabled,
                 off_variant=state.off_variant.key,
-                rules=[
-                    {
-                        "conditions": list(rule.conditions.all()),
-                        "segments": list(rule.segments.all()),
-                        "rollout": rule.rollout,
-                        "serve": rule.serve,
-                    }
-                    for rule in state.rules.all()
-                ],
+                rules=[rule_outline(rule) for rule in state.rules.all()],
                 default_serve=state.default_serve,
             ),
         )

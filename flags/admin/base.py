@@ -79,6 +79,11 @@ def reason_required(environment: Environment) -> bool:
     return environment.protected and environment.project.reason_required
 
 
+def missing_reason(environment: Environment) -> str:
+    """What a page says when a change in ``environment`` came without the reason it needs."""
+    return f"Give a reason: changes in {environment.name} are recorded with why."
+
+
 def reason_field() -> forms.CharField:
     """The optional "Reason for this change" every change form has (history keeps it)."""
     return forms.CharField(
@@ -95,12 +100,9 @@ def require_reason(request: HttpRequest, environments: Iterable[Environment]) ->
     """Refuse a change without a reason where one is required (shown next to the reason field)."""
     if request.POST.get(REASON_FIELD, "").strip():
         return
-    needing = [environment.name for environment in environments if reason_required(environment)]
+    needing = [environment for environment in environments if reason_required(environment)]
     if needing:
-        raise ValidationError(
-            {REASON_FIELD: f"Give a reason: changes in {needing[0]} are recorded with why."},
-            code="reason_required",
-        )
+        raise ValidationError({REASON_FIELD: missing_reason(needing[0])}, code="reason_required")
 
 
 def people_links(

@@ -25,7 +25,7 @@ from .. import selectors, services
 from ..errors import FlagShipError
 from ..history.recording import reason
 from ..models import Environment, Flag
-from .base import can_change_environment, reason_required, refusal_text
+from .base import can_change_environment, missing_reason, reason_required, refusal_text
 
 
 @dataclass
@@ -120,8 +120,8 @@ def _toggle_all(
     required_by = {} if enabled else _required_by(flags, environment, states)
     given = request.POST.get("reason", "").strip()
     confirmed = request.POST.get("confirmed") == "yes"
-    missing_reason = confirmed and not given and reason_required(environment)
-    if (environment.protected or required_by) and (not confirmed or missing_reason):
+    reason_missing = confirmed and not given and reason_required(environment)
+    if (environment.protected or required_by) and (not confirmed or reason_missing):
         return _confirmation(
             model_admin,
             request,
@@ -129,7 +129,7 @@ def _toggle_all(
             environment=environment,
             enabled=enabled,
             required_by=required_by,
-            missing_reason=missing_reason,
+            reason_missing=reason_missing,
         )
     report = Report()
     with reason(given):
@@ -170,7 +170,7 @@ def _confirmation(
     environment: Environment,
     enabled: bool,
     required_by: dict[str, list[str]],
-    missing_reason: bool,
+    reason_missing: bool,
 ) -> TemplateResponse:
     """Ask before turning flags on or off in a protected environment, or off where required."""
     word = "on" if enabled else "off"
@@ -187,7 +187,7 @@ def _confirmation(
         "action": request.POST.get("action", ""),
         "required_by": required_by,
         "reason_required": reason_required(environment),
-        "missing_reason": missing_reason,
+        "reason_error": missing_reason(environment) if reason_missing else "",
         "opts": model_admin.model._meta,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }

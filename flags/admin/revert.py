@@ -28,7 +28,7 @@ from ..history import as_of
 from ..history.feed import AUDITED, historical
 from ..history.recording import reason
 from ..models import FlagState, Segment
-from .base import can_change_environment, reason_required, refusal_text
+from .base import can_change_environment, missing_reason, reason_required, refusal_text
 from .compare import differing_parts, flag_rows
 
 
@@ -85,7 +85,7 @@ def revert_view(
         given = request.POST.get("reason", "").strip()
         version = request.POST.get("version", "")
         if not given and reason_required(state.environment):
-            problem = f"Give a reason: changes in {state.environment.name} are recorded with why."
+            problem = missing_reason(state.environment)
         else:
             try:
                 with reason(given):

@@ -15,8 +15,10 @@ transaction, after checking that the state has not changed since the page was lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
@@ -151,23 +153,11 @@ def first_served_variant(state: FlagState) -> str:
     return (others or keys)[0]
 
 
-def default_position(state: FlagState) -> int:
+def default_position(state: FlagState, rules: Sequence[Rule] | None = None) -> int:
     """Where a new rule goes: before the first catch-all rule, else last."""
-    rules = list(selectors.state_rules(state))
-    for index, rule in enumerate(rules):
-        if not rule.conditions.all() and not rule.segments.all():
-            return index
-    return len(rules)
-
-
-def rule_document(rule: Rule) -> dict[str, Any]:
-    """A rule in the ruleset format's shape, for ``flags.words`` (prefetched rows only)."""
-    return {
-        "conditions": [condition.as_document() for condition in rule.conditions.all()],
-        "segments": [segment.key for segment in rule.segments.all()],
-        "rollout": rule.rollout,
-        "serve": rule.serve,
-    }
+    ordered = list(selectors.state_rules(state)) if rules is None else rules
+    outlines = [selectors.rule_outline(rule) for rule in ordered]
+    return next((i for i, rule in enumerate(outlines) if words.is_catch_all(rule)), len(ordered))
 
 
 @dataclass(frozen=True)
@@ -188,15 +178,18 @@ def panel(
     request: HttpRequest,
     state: FlagState,
     *,
+    rules: Sequence[Rule],
     can_change: bool,
     refusal: ValidationError | None = None,
 ) -> SafeString:
-    """The rules panel of a state's page (templates/flags/rules_panel.html)."""
-    rules = list(selectors.state_rules(state))
+    """The rules panel of a state's page (templates/flags/rules_panel.html).
+
+    ``rules`` are ``selectors.state_rules(state)``, read once by the page.
+    """
     names = {segment.key: segment.name for rule in rules for segment in rule.segments.all()}
     rows = []
     for index, rule in enumerate(rules):
-        document = rule_document(rule)
+        document = selectors.rule_outline(rule)
         rows.append(
             RuleRow(
                 rule=rule,
@@ -213,8 +206,8 @@ def panel(
     if can_change:
         bound = request.method == "POST" and EDITING in request.POST
         editor = editor_for(request, state, bound=bound, refusal=refusal)
-    default = next((row.position - 1 for row in rows if row.catch_all), len(rows))
     catch_all = next((row for row in rows if row.catch_all), None)
+    default = catch_all.position - 1 if catch_all is not None else len(rows)
     context = {
         "state": state,
         "rows": rows,
@@ -240,6 +233,18 @@ def posted(request: HttpRequest) -> bool:
     return request.method == "POST" and (ACTION in request.POST or EDITING in request.POST)
 
 
+# The rule's form a POST carries, read once per request (``changes`` asks before the state is
+# saved, ``apply`` acts after).
+_posted_editors: WeakKeyDictionary[HttpRequest, Editor | None] = WeakKeyDictionary()
+
+
+def posted_editor(request: HttpRequest, state: FlagState) -> Editor | None:
+    """The rule's form posted with the page, bound to what was sent (None: none was open)."""
+    if request not in _posted_editors:
+        _posted_editors[request] = editor_for(request, state, bound=True)
+    return _posted_editors[request]
+
+
 def changes(request: HttpRequest, state: FlagState) -> bool:
     """Whether the posted action or rule form changes anything.
 
@@ -249,7 +254,7 @@ def changes(request: HttpRequest, state: FlagState) -> bool:
         return False
     if ACTION in request.POST:
         return True
-    editor = editor_for(request, state, bound=True)
+    editor = posted_editor(request, state)
     if editor is None:
         return False
     return editor.has_changed() or (editor.adding and SAVE in request.POST)
@@ -264,7 +269,7 @@ def apply(request: HttpRequest, state: FlagState) -> str:
     action, _, target = request.POST.get(ACTION, "").partition(":")
     if action in ACTIONS and target.isdigit():
         return _act(request, state, action, int(target))
-    editor = editor_for(request, state, bound=True)
+    editor = posted_editor(request, state)
     if editor is None:
         return ""
     # An untouched new rule is added only by its own button: the page's "Save" with an empty

@@ -203,15 +203,19 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
     ) -> HttpResponse:
         """The page, with its rules panel and what the state serves, in words."""
         if obj is not None:
+            rules = list(selectors.state_rules(obj))
             refusal = rules_panel.refusal_for_editor(self.refusal(request))
             context["rules_panel"] = rules_panel.panel(
-                request, obj, can_change=self.has_change_permission(request, obj), refusal=refusal
+                request,
+                obj,
+                rules=rules,
+                can_change=self.has_change_permission(request, obj),
+                refusal=refusal,
             )
-            rules = [rules_panel.rule_document(rule) for rule in selectors.state_rules(obj)]
             context["summary"] = words.state_summary(
                 enabled=obj.enabled,
                 off_variant=obj.off_variant.key,
-                rules=rules,
+                rules=[selectors.rule_outline(rule) for rule in rules],
                 default_serve=obj.default_serve,
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

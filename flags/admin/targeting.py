@@ -17,6 +17,7 @@ from ..models import Condition, FlagState, Rule, Segment
 from ..services.targeting import ConditionSpec
 from ..words import rollout_in_words
 from .base import FlagShipAdmin, actor, adopt, row
+from .revert import timeline_url
 from .rules_panel import default_position
 
 
@@ -110,6 +111,41 @@ class RuleAdmin(FlagShipAdmin[Rule]):
             return HttpResponseRedirect(reverse("admin:flags_rule_changelist"))
         url = reverse("admin:flags_flagstate_change", args=[rule.state_id])
         return HttpResponseRedirect(f"{url}?rule={rule.pk}#rule-editor")
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A rule's history is its flag's timeline, in its environment."""
+        rule = self.get_object(request, object_id)
+        if rule is None:
+            return HttpResponseRedirect(reverse("admin:flags_rule_changelist"))
+        return HttpResponseRedirect(timeline_url(rule.state))
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The revert of the rule's environment to that moment, previewed (flags.admin.revert).
+
+        Reverting one rule alone would save it around the services.
+        """
+        rule = self.get_object(request, object_id)
+        state_id = rule.state_id if rule is not None else None
+        if state_id is None:
+            state_id = (
+                Rule.history.model.objects.filter(history_id=int(version_id))
+                .values_list("state_id", flat=True)
+                .first()
+                if version_id.isdigit()
+                else None
+            )
+        if state_id is None:
+            return HttpResponseRedirect(reverse("admin:flags_rule_changelist"))
+        url = reverse("admin:flags_flagstate_revert", args=[state_id])
+        return HttpResponseRedirect(f"{url}?at=rule:{version_id}")
 
     @admin.display(description="position")
     def position(self, obj: Rule) -> int:

@@ -29,7 +29,7 @@ from .. import selectors, services
 from ..errors import PermissionDeniedError, StaleVersionError
 from ..history.recording import reason
 from ..models import FlagState
-from .base import can_change_environment, reason_required
+from .base import can_change_environment, missing_reason, reason_required
 
 BOOLEANS = {"true": True, "false": False}
 
@@ -70,7 +70,7 @@ def toggle_view(
         return HttpResponseBadRequest('"enabled" must be "true" or "false".')
     given = request.POST.get("reason", "").strip()
     if not given and reason_required(environment):
-        return confirmation(model_admin, request, state, dependents, missing_reason=True)
+        return confirmation(model_admin, request, state, dependents, reason_missing=True)
     version = request.POST.get("version", "")
     try:
         with reason(given):
@@ -103,7 +103,7 @@ def confirmation(
     state: FlagState,
     dependents: list[str],
     *,
-    missing_reason: bool = False,
+    reason_missing: bool = False,
 ) -> HttpResponse:
     """The page asking "Turn new-checkout off in Production?", naming the flags that require it."""
     enabled = not state.enabled
@@ -119,7 +119,7 @@ def confirmation(
         "rule_count": state.rules.count(),
         "dependents": dependents if not enabled else [],
         "reason_required": reason_required(state.environment),
-        "missing_reason": missing_reason,
+        "reason_error": missing_reason(state.environment) if reason_missing else "",
         "cancel_url": changelist_url(request),
         "opts": model_admin.model._meta,
     }

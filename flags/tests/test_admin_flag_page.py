@@ -314,9 +314,17 @@ def test_flag_delete__archived_flag__deleted_with_its_variants_and_states(
     # Given an archived flag (its states still name its off variant)
     services.flag_archive(flag=boolean_flag, actor=None)
     client.force_login(release_manager)
-    # When it is deleted from its page
-    response = client.post(f"/admin/flags/flag/{boolean_flag.pk}/delete/", {"post": "yes"})
+    # When it is deleted from its page, with a reason
+    flag_id = boolean_flag.pk
+    response = client.post(
+        f"/admin/flags/flag/{flag_id}/delete/", {"post": "yes", "reason": "Rolled out for good"}
+    )
     # Then it is gone with its states and variants (the off variant did not block it)
     assert response.status_code == 302
-    assert not Flag.objects.filter(pk=boolean_flag.pk).exists()
-    assert not FlagState.objects.filter(flag_id=boolean_flag.pk).exists()
+    assert not Flag.objects.filter(pk=flag_id).exists()
+    assert not FlagState.objects.filter(flag_id=flag_id).exists()
+    deleted = Flag.history.model.objects.get(id=flag_id, history_type="-")
+    assert (deleted.history_user, deleted.history_change_reason) == (
+        release_manager,
+        "Rolled out for good",
+    )

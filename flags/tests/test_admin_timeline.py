@@ -14,7 +14,7 @@ from django.urls import reverse
 from accounts.models import User
 from flags import services
 from flags.history.recording import reason
-from flags.models import Environment, Flag, FlagState, Segment
+from flags.models import Environment, Flag, FlagState, Rule, Segment
 
 from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
 from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
@@ -325,3 +325,20 @@ def test_revert__flag_salt__through_flag_update_every_version_moves(
         "staging": 1,
         "production": 1,
     }
+
+
+def test_rule_history_urls__lead_to_the_timeline_and_the_environment_revert(
+    client: Client, editor: User, changed: dict[str, Any]
+) -> None:
+    # Given a rule and one of its versions
+    rule = changed["rule"]
+    state: FlagState = changed["state"]
+    version = Rule.history.filter(id=rule.pk).earliest().history_id
+    client.force_login(editor)
+    # When its history and simple-history's revert page of that version are opened
+    listed = client.get(f"/admin/flags/rule/{rule.pk}/history/")
+    reverted = client.post(f"/admin/flags/rule/{rule.pk}/history/{version}/", {"_save": "1"})
+    # Then they lead to the flag's timeline and to the previewed revert: nothing is saved
+    assert listed["Location"] == _timeline(state.flag, environment=state.environment_id)
+    url = reverse("admin:flags_flagstate_revert", args=[state.pk])
+    assert reverted["Location"] == f"{url}?at=rule:{version}"

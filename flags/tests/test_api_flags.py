@@ -43,6 +43,26 @@ def test_project_create__by_administrator__creates_project_with_three_environmen
     ]
 
 
+def test_project_reason_required__created_and_patched__stored_and_shown(
+    administrator: User,
+) -> None:
+    """Given an Administrator, when a project requires reasons, then the row says so, and back."""
+    # When
+    client = signed_in(administrator)
+    created = client.post(
+        "/api/v1/projects/", {"key": "shop", "name": "Shop", "reason_required": True}, format="json"
+    )
+    stored_on = Project.objects.get(key="shop").reason_required
+    patched = client.patch("/api/v1/projects/shop/", {"reason_required": False}, format="json")
+    refused = client.patch("/api/v1/projects/shop/", {"reason_required": "yes"}, format="json")
+
+    # Then
+    assert (created.status_code, created.json()["reason_required"], stored_on) == (201, True, True)
+    assert (patched.status_code, patched.json()["reason_required"]) == (200, False)
+    assert refused.status_code == 400
+    assert Project.objects.get(key="shop").reason_required is False
+
+
 def test_project_create__duplicate_key__is_400_on_key(
     administrator: User, project: Project
 ) -> None:
