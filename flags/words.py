@@ -167,7 +167,8 @@ def state_summary(
             details.append(f"{percent(int(rollout))} of everyone → {gets}")
         else:
             details.append(f"everyone → {gets}")
-    others = len(rules) - len(parts)
+    # The catch-all's rollout is said as a share ("30 %"); every other rule is counted.
+    others = len(rules) - (1 if parts else 0)
     if others:
         parts.append(f"{others} rule{'s' if others != 1 else ''}")
     details.append(f"anyone else → {default}")
