@@ -12,6 +12,10 @@ stores the list comma-separated), and the references that strict validation refu
 with every flag that depends on them. A case runs when its flag (or, for ``all`` cases, each flag
 compared) could be entered. Rule ids are database ids on the server; results are compared after
 mapping them back to the vector's ids.
+
+``forward-compat.json`` holds documents a newer server may send, which lenient SDKs read past: the
+server itself must stay strict, so importing any of them that strict mode refuses fails with strict
+mode's code and writes nothing.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from flags import services, snapshot
-from flags.models import Environment, Segment
+from flags.models import Environment, Flag, Segment
 from flags.services import importing
 from flagship_sdk.engine import Ruleset
 
 VECTORS = Path(settings.BASE_DIR) / "sdk" / "vectors"
-NOT_EVALUATION_FILES = ("buckets.json", "invalid.json")
+NOT_EVALUATION_FILES = ("buckets.json", "invalid.json", "forward-compat.json")
 RESULT_FIELDS = ("value", "variant", "reason", "rule", "prerequisite", "error_code")
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
 ENVIRONMENT = (("vectors", "Vectors", False, "#6b7280"),)
@@ -226,3 +231,29 @@ def test_segment_model__vector_segment_keys__url_safe_or_left_out() -> None:
     # Then the unsafe ones are known (their flags are left out as "segment key not URL-safe")
     assert unsafe == ["bêta-ünicode"]
     assert Segment._meta.get_field("key").max_length == 100
+
+
+FORWARD_REFUSED = [
+    group
+    for group in json.loads((VECTORS / "forward-compat.json").read_text(encoding="utf-8"))["groups"]
+    if group["strict"] is not None
+]
+
+
+@pytest.mark.parametrize(
+    "group",
+    FORWARD_REFUSED,
+    ids=lambda group: str(group["strict"]["code"]) + ":" + group["strict"]["path"],
+)
+def test_forward_compat_group__imported__refused_as_strict_mode_refuses_it(
+    group: dict[str, Any], db: None
+) -> None:
+    # Given a document that lenient SDKs read past (a newer server's operator, value or format)
+    project = services.project_create(key="vectors", name="Vectors", environments=ENVIRONMENT)
+    environment = project.environments.get()
+    # When it is imported into the server
+    with pytest.raises(ValidationError) as raised:
+        importing.import_ruleset(document=group["ruleset"], environment=environment)
+    # Then the server refuses it with strict mode's code, and nothing is written
+    assert raised.value.code == group["strict"]["code"]
+    assert not Flag.objects.filter(project=project).exists()

@@ -28,7 +28,7 @@ def _condition(operator: str, values: list[Any], **extra: Any) -> dict[str, Any]
     return {"attribute": "a", "operator": operator, "values": values, **extra}
 
 
-@pytest.mark.parametrize(
+BAD_CONDITIONS = pytest.mark.parametrize(
     ("condition", "code", "path_end", "message_part"),
     [
         (_condition("starts_with", ["x"]), "unknown_operator", ".operator", "unknown operator"),
@@ -47,19 +47,53 @@ def _condition(operator: str, values: list[Any], **extra: Any) -> dict[str, Any]
             ".case_insensitive",
             "string operators only",
         ),
+        (
+            {"attribute": "a", "operator": "in", "values": "x"},
+            "invalid_document",
+            ".values",
+            "list",
+        ),
+        ({"attribute": "a", "operator": "in"}, "invalid_document", ".values", "required"),
     ],
 )
-def test_condition__invalid__rejected_with_code_path_and_message(
+
+
+@BAD_CONDITIONS
+def test_condition__invalid__strictly_rejected_with_code_path_and_message(
     condition: dict[str, Any], code: str, path_end: str, message_part: str
 ) -> None:
     # Given a flag whose first rule holds one bad condition
     doc = document({"new-checkout": boolean_flag(rules=[_rule(conditions=[condition])])})
-    # When it is compiled
-    error = _rejected(doc)
+    # When it is compiled strictly
+    error = _rejected(doc, strict=True)
     # Then the error names the code, the exact member and a helpful message
     assert error.code == code
     assert error.path == f'flags["new-checkout"].rules[0].conditions[0]{path_end}'
     assert message_part in error.message
+
+
+@BAD_CONDITIONS
+@pytest.mark.parametrize("negate", [False, True])
+def test_condition__invalid__leniently_a_problem_and_its_rule_never_matches(
+    condition: dict[str, Any], code: str, path_end: str, message_part: str, negate: bool
+) -> None:
+    # Given a flag whose first rule holds one bad condition (negated or not) and a catch-all rule
+    bad = {**condition, "negate": negate}
+    rules = [_rule(conditions=[bad]), {"id": "r2", "serve": {"variant": "off"}}]
+    doc = document({"new-checkout": boolean_flag(rules=rules)})
+    # When it is compiled leniently
+    ruleset = Ruleset.from_dict(doc)
+    # Then strict mode's error is recorded as the one problem, with the flag it belongs to
+    path = f'flags["new-checkout"].rules[0].conditions[0]{path_end}'
+    [problem] = ruleset.problems
+    assert (problem.code, problem.flag, problem.path) == (code, "new-checkout", path)
+    assert message_part in problem.message
+    assert problem.message.endswith("the condition never matches")
+    # And the bad condition holds for nobody, negated or not, with or without the attribute
+    for context in ({}, {"a": "x"}, {"a": 1}):
+        result = ruleset.evaluate("new-checkout", context)
+        assert (result.variant, result.reason, result.rule) == ("off", Reason.TARGETING_MATCH, "r2")
+        assert result.problem is problem
 
 
 def test_split__weights_not_summing__rejected() -> None:

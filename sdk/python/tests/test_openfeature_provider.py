@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from openfeature.flag_evaluation import Reason
 from openfeature.hook import Hook
 from openfeature.provider import ProviderStatus
 
-from flagship_sdk import ClientEvent, FlagShipClient
+from flagship_sdk import ClientEvent, EvaluationDetails, FlagShipClient
 from flagship_sdk.engine import Ruleset
 from flagship_sdk.openfeature import _MISMATCH, FlagShipProvider, _client_context, _describe, _float
 
@@ -874,15 +873,11 @@ def test_initialize__twice__one_listener(flagship: FlagShipClient) -> None:
 def test_prerequisite__parent_reported_by_client__in_metadata(
     flagship: FlagShipClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # EvaluationDetails has no ``prerequisite`` yet; the provider reports it once it has one.
-    answer = SimpleNamespace(
+    answer = EvaluationDetails(
         key="child",
         value=False,
         variant="off",
         reason="PREREQUISITE_FAILED",
-        error_code=None,
-        error_message=None,
-        rule=None,
         version=7,
         prerequisite="disabled",
     )
@@ -891,3 +886,28 @@ def test_prerequisite__parent_reported_by_client__in_metadata(
     assert details.reason == Reason.DEFAULT
     expected = {"version": 7, "prerequisiteFailed": True, "prerequisite": "disabled"}
     assert details.flag_metadata == expected
+
+
+def test_unknown_operator__resolved__reason_kept_and_problem_in_metadata() -> None:
+    # Given a client holding a ruleset whose first rule uses an operator this SDK does not know
+    rules = [
+        {
+            "id": "r-glob",
+            "conditions": [{"attribute": "email", "operator": "str_glob", "values": ["*"]}],
+            "serve": {"variant": "on"},
+        }
+    ]
+    doc = document({"glob": boolean_flag(rules=rules, default_serve={"variant": "off"})})
+    client = offline_client(doc)
+    try:
+        # When the flag is resolved through the provider
+        details = FlagShipProvider(client).resolve_boolean_details("glob", True)
+    finally:
+        client.close()
+    # Then it answers like a rule that did not match, and the metadata names the problem
+    assert (details.value, details.reason, details.error_code) == (False, Reason.DEFAULT, None)
+    assert details.flag_metadata == {
+        "version": 1,
+        "problem": "unknown_operator",
+        "problemPath": 'flags["glob"].rules[0].conditions[0].operator',
+    }

@@ -124,6 +124,7 @@ def test_result__to_dict__has_every_contract_field() -> None:
         "rule": "r",
         "prerequisite": None,
         "error_code": None,
+        "problem": None,
     }
     assert not result.is_error
     assert RULESET.evaluate("nope").is_error

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flagship_sdk.engine import Ruleset, RulesetError, bucket
+from flagship_sdk.engine import EvaluationResult, Ruleset, RulesetError, bucket
 
 from .conftest import evaluation_vector_files, load_vectors
 
@@ -75,7 +76,10 @@ def test_bucket_vector__computed__matches_expected(case: dict[str, Any]) -> None
     assert bucket(case["salt"], case["value"], case["seed"]) == case["bucket"]
 
 
-@pytest.mark.parametrize("case", load_vectors("invalid.json")["cases"], ids=lambda c: c["name"])
+INVALID = load_vectors("invalid.json")["cases"]
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda c: c["name"])
 def test_invalid_vector__compiled__is_rejected_with_code_and_path(case: dict[str, Any]) -> None:
     with pytest.raises(RulesetError) as caught:
         Ruleset.from_dict(case["ruleset"], strict=case["strict"])
@@ -83,3 +87,100 @@ def test_invalid_vector__compiled__is_rejected_with_code_and_path(case: dict[str
     if "path" in case["error"]:
         assert caught.value.path == case["error"]["path"]
     assert caught.value.message
+
+
+@pytest.mark.parametrize("case", [c for c in INVALID if not c["strict"]], ids=lambda c: c["name"])
+def test_invalid_vector__refused_leniently__refused_strictly_with_the_same_error(
+    case: dict[str, Any],
+) -> None:
+    # Given a document lenient mode refuses, when it is compiled strictly
+    with pytest.raises(RulesetError) as caught:
+        Ruleset.from_dict(case["ruleset"], strict=True)
+    # Then strict mode refuses it too, with the same code
+    assert caught.value.code == case["error"]["code"]
+
+
+CONDITION_CODES = ("unknown_operator", "invalid_value", "invalid_document")
+
+
+@pytest.mark.parametrize("case", [c for c in INVALID if c["strict"]], ids=lambda c: c["name"])
+def test_invalid_vector__strict_only__compiles_leniently_recording_the_error_as_a_problem(
+    case: dict[str, Any],
+) -> None:
+    # Given a document only strict mode refuses, when it is compiled leniently
+    ruleset = Ruleset.from_dict(case["ruleset"])
+    # Then it compiles, and what strict mode refuses in a condition is a problem of that condition
+    # (an unknown operator is named first, even where strict mode stops at its missing values)
+    error = case["error"]
+    if error["code"] in CONDITION_CODES:
+        condition = re.match(r".*\.conditions\[\d+\]", error["path"])
+        assert condition is not None
+        recorded = [p for p in ruleset.problems if p.path.startswith(condition.group())]
+        assert len(recorded) == 1
+        if error["code"] != "invalid_document":
+            assert (recorded[0].code, recorded[0].path) == (error["code"], error["path"])
+    elif error["code"] == "unsupported_format":
+        assert [problem.code for problem in ruleset.problems] == ["newer_format"]
+    ruleset.evaluate_all({"targetingKey": "user-1"})
+
+
+# --- forward-compat.json: lenient mode reads past what a newer server may send --------------------
+
+FORWARD = load_vectors("forward-compat.json")["groups"]
+
+
+def _forward_cases() -> list[Any]:
+    return [
+        pytest.param(index, case, id=f"forward-compat:{case['name']}")
+        for index, group in enumerate(FORWARD)
+        for case in group["cases"]
+    ]
+
+
+def _with_problem(result: EvaluationResult) -> dict[str, Any]:
+    observed = _observed(result)
+    problem = result.problem
+    observed["problem"] = None if problem is None else {"code": problem.code, "path": problem.path}
+    return observed
+
+
+@pytest.mark.parametrize(("group_index", "case"), _forward_cases())
+def test_forward_vector__evaluated_leniently__matches_expected_with_problem(
+    group_index: int, case: Any
+) -> None:
+    # Given a document a newer server may send, compiled leniently
+    ruleset = Ruleset.from_dict(FORWARD[group_index]["ruleset"])
+    # When the case is evaluated
+    if case.get("all"):
+        results = ruleset.evaluate_all(case["context"])
+        observed: Any = {key: _with_problem(result) for key, result in results.items()}
+    else:
+        observed = _with_problem(ruleset.evaluate(case["flag"], case["context"]))
+    # Then every field matches, the problem the evaluation went through included
+    assert _same(case["expected"], observed), (case["expected"], observed)
+
+
+@pytest.mark.parametrize(
+    "group", FORWARD, ids=[f"forward-compat[{index}]" for index in range(len(FORWARD))]
+)
+def test_forward_vector_group__compiled__records_problems_and_strict_mode_refuses(
+    group: dict[str, Any],
+) -> None:
+    # Given a document a newer server may send
+    document = group["ruleset"]
+    # When it is compiled leniently, then it records exactly the listed problems
+    problems = Ruleset.from_dict(document).problems
+    observed = sorted((p.code, p.flag or "", p.path) for p in problems)
+    expected = sorted((p["code"], p["flag"] or "", p["path"]) for p in group["problems"])
+    assert observed == expected
+    assert all(problem.message for problem in problems)
+    # And strict mode refuses it with the listed error (or, for unknown members, compiles it)
+    if group["strict"] is None:
+        assert Ruleset.from_dict(document, strict=True).problems == problems
+        return
+    with pytest.raises(RulesetError) as caught:
+        Ruleset.from_dict(document, strict=True)
+    assert (caught.value.code, caught.value.path) == (
+        group["strict"]["code"],
+        group["strict"]["path"],
+    )

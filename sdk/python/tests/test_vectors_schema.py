@@ -1,8 +1,9 @@
 """Consistency of the golden vectors in sdk/vectors/ and of docs/ruleset.schema.json.
 
 These tests do not run the engine: they check that every ruleset used by the evaluation vectors
-conforms to the published JSON Schema, that every vectors file has the documented structure, and
-that the exact buckets in buckets.json follow the bucket formula from their hashes.
+conforms to the published JSON Schema, that every vectors file has the documented structure, that
+the exact buckets in buckets.json follow the bucket formula from their hashes, and that the schema
+lists the members the engine knows.
 """
 
 import json
@@ -13,10 +14,12 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from flagship_sdk.engine.reading import MEMBERS
+
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "vectors"
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "ruleset.schema.json"
 
-NON_EVALUATION_FILES = frozenset({"buckets.json", "invalid.json"})
+NON_EVALUATION_FILES = frozenset({"buckets.json", "invalid.json", "forward-compat.json"})
 EXPECTED_FIELDS = frozenset({"value", "variant", "reason", "rule", "prerequisite", "error_code"})
 REASONS = frozenset(
     {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "DISABLED", "PREREQUISITE_FAILED", "ERROR"}
@@ -41,6 +44,11 @@ COMPILE_ERROR_CODES = frozenset(
 # Reference problems: rejected in strict mode only, and invisible to a schema.
 STRICT_ONLY_CODES = frozenset(
     {"unknown_segment", "unknown_prerequisite", "prerequisite_cycle", "prerequisite_too_deep"}
+)
+# What a condition's operator or values make unusable: refused in strict mode only.
+CONDITION_VALUE_CODES = frozenset({"unknown_operator", "invalid_value"})
+PROBLEM_CODES = frozenset(
+    {"unknown_operator", "invalid_value", "invalid_document", "unknown_field", "newer_format"}
 )
 # Codes whose documents are wrong in shape, so the schema must reject them too.
 SHAPE_CODES = frozenset(
@@ -236,8 +244,9 @@ def test_invalid_case__read__has_the_documented_structure(case: dict[str, Any]) 
         assert isinstance(error["path"], str)
         assert error["path"]
         assert not error["path"].startswith(".")
-    # Reference problems are errors in strict mode only, so only strict cases may expect them
-    if error["code"] in STRICT_ONLY_CODES:
+    # Reference problems and unusable conditions are errors in strict mode only, so only strict
+    # cases may expect them
+    if error["code"] in STRICT_ONLY_CODES | CONDITION_VALUE_CODES:
         assert case["strict"] is True
 
 
@@ -284,3 +293,72 @@ def test_invalid_case__strict_only_reference_problem__conforms_and_is_evaluated_
     # Then its shape is valid, and the evaluation vectors pin its lenient behaviour
     assert errors == []
     assert any(group["ruleset"] == ruleset for _, _, group in GROUPS)
+
+
+FORWARD = _load(VECTORS_DIR / "forward-compat.json")
+FORWARD_GROUPS = FORWARD["groups"]
+FORWARD_IDS = [f"forward-compat[{index}]" for index in range(len(FORWARD_GROUPS))]
+
+
+@pytest.mark.parametrize("group", FORWARD_GROUPS, ids=FORWARD_IDS)
+def test_forward_compat_group__read__has_the_documented_structure(group: dict[str, Any]) -> None:
+    # Given a group of documents a newer server may send
+    # Then it lists its problems, strict mode's answer and cases whose results add a problem
+    assert set(group) == {"description", "ruleset", "problems", "strict", "cases"}
+    assert group["problems"]
+    for problem in group["problems"]:
+        assert set(problem) == {"code", "flag", "path"}
+        assert problem["code"] in PROBLEM_CODES
+        assert problem["flag"] is None or problem["flag"] in group["ruleset"]["flags"]
+    if group["strict"] is not None:
+        assert set(group["strict"]) == {"code", "path"}
+        assert group["strict"]["code"] in COMPILE_ERROR_CODES
+    else:
+        # Only unknown members are read past in strict mode too.
+        assert {problem["code"] for problem in group["problems"]} == {"unknown_field"}
+    for case in group["cases"]:
+        results = case["expected"].values() if case.get("all") else [case["expected"]]
+        for result in results:
+            problem = result["problem"]
+            assert problem is None or set(problem) == {"code", "path"}, case["name"]
+            _assert_result_structure(
+                {key: value for key, value in result.items() if key != "problem"}, case["name"]
+            )
+
+
+def test_forward_compat_groups__taken_together__cover_every_kind_of_problem() -> None:
+    # Given every group of forward-compat.json
+    codes = {problem["code"] for group in FORWARD_GROUPS for problem in group["problems"]}
+    names = [case["name"] for group in FORWARD_GROUPS for case in group["cases"]]
+    # Then every problem code appears, and case names are unique
+    assert codes == PROBLEM_CODES
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize(
+    "group",
+    [g for g in FORWARD_GROUPS if any(p["code"] == "unknown_field" for p in g["problems"])],
+)
+def test_forward_compat_group__unknown_members__rejected_by_the_schema(
+    validator: Draft202012Validator, group: dict[str, Any]
+) -> None:
+    # Given a document with members format 1.0 does not have
+    # When it is validated against the schema, then the schema (what the server writes) refuses it
+    assert _schema_errors(validator, group["ruleset"]) != []
+
+
+def test_schema_members__compared_with_the_engine__are_the_same() -> None:
+    # Given the schema's objects and the members the engine knows (it records any other one)
+    schema = _load(SCHEMA_PATH)
+    listed = {
+        name: set(schema["$defs"][name]["properties"]) for name in MEMBERS if name != "document"
+    }
+    listed["document"] = set(schema["properties"])
+    # Then both list the same members for every object, and the schema admits no others
+    assert listed == {name: set(members) for name, members in MEMBERS.items()}
+    assert schema["additionalProperties"] is False
+    assert all(
+        schema["$defs"][name]["additionalProperties"] is False
+        for name in listed
+        if name != "document"
+    )

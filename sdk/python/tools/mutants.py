@@ -86,6 +86,24 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         "holds = served.variant != parent.off_variant",
         "holds = True",
     ),
+    (
+        "an unusable condition is dropped, not its rule",
+        "compiler.py",
+        "if dead or unusable is not None or rollout == 0:",
+        "if dead or rollout == 0:",
+    ),
+    (
+        "results after an unusable rule do not name it",
+        "compiler.py",
+        "passed = passed or unusable",
+        "passed = passed or None",
+    ),
+    (
+        "a child does not carry its parent's problem",
+        "ruleset.py",
+        "if served.problem is not None:",
+        "if False:",
+    ),
 ]
 
 TESTS = ["test_vectors.py", "test_properties.py", "test_compiler.py"]

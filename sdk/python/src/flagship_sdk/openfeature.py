@@ -21,6 +21,10 @@ Mapping (docs/sdk-python.md has the full table):
 - Reasons: FlagShip's reasons are OpenFeature's, except ``PREREQUISITE_FAILED``, reported as
   ``DEFAULT`` with ``flag_metadata["prerequisiteFailed"] = True`` (and ``"prerequisite"``, the
   parent flag, when the client reports it), like FlagShip's OFREP endpoints.
+- Forward compatibility: when evaluation passed over a rule disabled by a condition this SDK
+  cannot use (a newer server's operator or value), the reason stays what it is (``DEFAULT``,
+  ``TARGETING_MATCH``...) and ``flag_metadata`` holds ``problem`` (its code, e.g.
+  ``unknown_operator``) and ``problemPath`` (the condition's path in the ruleset).
 - Types: a flag's value must match the resolver: a boolean is never a number, an integer flag may
   be read as a float (the value is converted), a float flag read as an integer is
   ``TYPE_MISMATCH``, ``resolve_object_details`` needs a JSON object or array. On any error the
@@ -336,12 +340,20 @@ def _error(  # noqa: UP047  # the SDK supports Python 3.11: no PEP 695 type para
 
 
 def _flag_metadata(details: EvaluationDetails) -> dict[str, bool | int | float | str]:
-    """``rule``, ``version``; for a failed prerequisite ``prerequisiteFailed``, ``prerequisite``."""
+    """The metadata of a resolution: ``rule``, ``version`` and the notes below.
+
+    For a failed prerequisite ``prerequisiteFailed`` and ``prerequisite``; when evaluation passed
+    over a condition the SDK cannot use, ``problem`` (its code) and ``problemPath``.
+    """
     metadata: dict[str, bool | int | float | str] = {}
     if details.rule is not None:
         metadata["rule"] = details.rule
     if details.version is not None:
         metadata["version"] = details.version
+    problem = details.problem
+    if problem is not None:
+        metadata["problem"] = problem.code
+        metadata["problemPath"] = problem.path
     if details.reason == PREREQUISITE_FAILED:
         metadata["prerequisiteFailed"] = True
         parent = details.prerequisite

@@ -4,6 +4,8 @@
 ``POST /api/v1/evaluate``, ``POST /api/v1/sdk/evaluations`` (payloads recorded), with switchable
 failures: ``reset`` (close without answering), ``500``, ``malformed`` JSON, ``uncompilable``
 ruleset, ``slow`` (beyond the client's timeout), and for the stream ``truncated`` and ``silent``.
+With ``etags = False`` the ruleset is answered in full every time (no 304), as by a proxy that
+drops ``If-None-Match``.
 The server can be stopped and started again on the same port (connection refused meanwhile).
 """
 
@@ -153,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, b'{"format": 1, "version": ', {"ETag": etag})
         elif mode == "uncompilable":
             self._json(200, {"format": 99, "version": "x", "flags": []}, {"ETag": etag})
-        elif self.headers.get("If-None-Match") == etag:
+        elif fake.etags and self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.send_header("ETag", etag)
             self.send_header("Content-Length", "0")
@@ -253,6 +255,7 @@ class FakeServer:
         self.stream_mode = "ok"
         self.evaluate_mode = "ok"
         self.counts_mode = "ok"
+        self.etags = True
         self.heartbeat = 0.2
         self.retry_ms: int | None = None
         self.requests: list[tuple[str, str, dict[str, str]]] = []

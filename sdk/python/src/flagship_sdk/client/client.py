@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
-from ..engine import EvaluationResult, Reason, Ruleset
+from ..engine import EvaluationResult, Reason, Ruleset, RulesetProblem
 from .counts import CountsSender, EvaluationCounter
 from .details import ClientErrorCode, ClientEvent, ClientStatus, EvaluationDetails, EventType
 from .sse import SSEEvent, StreamFollower
@@ -48,6 +48,8 @@ DETAILS_CACHE_SIZE = 10_000
 # CATCH_UP_DELAY, 2 x CATCH_UP_DELAY, ... seconds later (150 ms in all).
 CATCH_UP_ATTEMPTS = 5
 CATCH_UP_DELAY = 0.01
+# At most this many problems of one ruleset are logged one by one; the rest are counted.
+MAX_LOGGED_PROBLEMS = 20
 
 Mode = Literal["auto", "local", "remote"]
 DataSource = Literal["none", "server", "bootstrap", "backup"]
@@ -131,6 +133,8 @@ class FlagShipClient:
         self._ready_or_closed = threading.Event()
         self._closed = False
         self._last_event_id: str | None = None
+        # The version and problems last logged, so a ruleset installed again is not logged again.
+        self._problems_logged: tuple[int, tuple[RulesetProblem, ...]] | None = None
 
         # Synchronisation thread state (guarded by _cond).
         self._cond = threading.Condition(threading.Lock())
@@ -367,6 +371,7 @@ class FlagShipClient:
             self._data_source = snapshot.source  # type: ignore[assignment]
             first = not self._ready_event.is_set()
         self._statics.install(snapshot.ruleset)
+        self._log_problems(snapshot)
         self._ready_event.set()
         self._ready_or_closed.set()
         if first:
@@ -379,6 +384,30 @@ class FlagShipClient:
         if old is None or old.version != snapshot.version or old.document != snapshot.document:
             previous = old.document if old is not None else None
             self._emit("changed", flags_changed=changed_flags(previous, snapshot.document))
+
+    def _log_problems(self, snapshot: Snapshot) -> None:
+        """Log what the engine read past in a ruleset: once per version, never per evaluation."""
+        problems = snapshot.ruleset.problems
+        logged = (snapshot.version, problems)
+        with self._state_lock:
+            if not problems or self._problems_logged == logged:
+                return
+            self._problems_logged = logged
+        for problem in problems[:MAX_LOGGED_PROBLEMS]:
+            self._logger.warning(
+                "flagship.client.ruleset_problem: version %s, %s at %s: %s",
+                snapshot.version,
+                problem.code,
+                problem.path,
+                problem.message,
+                extra={"problem_code": problem.code, "problem_path": problem.path},
+            )
+        if len(problems) > MAX_LOGGED_PROBLEMS:
+            self._logger.warning(
+                "flagship.client.ruleset_problems_truncated: version %s, %s more problems",
+                snapshot.version,
+                len(problems) - MAX_LOGGED_PROBLEMS,
+            )
 
     def _sync_failed(self, message: str) -> None:
         self._logger.warning("flagship.client.sync_failed: %s", message)
@@ -852,4 +881,5 @@ def _from_result(result: EvaluationResult, version: int) -> EvaluationDetails:
         rule=result.rule,
         version=version,
         prerequisite=result.prerequisite,
+        problem=result.problem,
     )

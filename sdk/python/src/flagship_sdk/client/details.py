@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from ..engine import RulesetProblem
+
 
 class ClientErrorCode:
     """Error codes the client adds to the engine's (``FLAG_NOT_FOUND``, ``INVALID_CONTEXT``...)."""
@@ -43,6 +45,9 @@ class EvaluationDetails:
     version: int | None = None
     #: With reason ``PREREQUISITE_FAILED``: the first prerequisite flag that failed.
     prerequisite: str | None = None
+    #: Set when evaluation passed over a rule disabled by a condition this SDK cannot use (a
+    #: newer server's operator or value): the value may differ from what a newer SDK serves.
+    problem: RulesetProblem | None = None
 
 
 EventType = Literal["ready", "changed", "error", "stale"]

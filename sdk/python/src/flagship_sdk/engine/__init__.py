@@ -5,9 +5,10 @@ vectors in sdk/vectors/.
 """
 
 from .bucketing import BUCKETS, PARTICIPATION_SEED, SPLIT_SEED, bucket
-from .compiler import FORMAT, KINDS, is_value_of_kind
+from .compiler import KINDS, is_value_of_kind
 from .conditions import OPERATORS
-from .errors import RulesetError
+from .errors import ProblemCode, RulesetError, RulesetProblem
+from .leniency import FORMAT, FORMAT_MINOR
 from .prerequisites import MAX_PREREQUISITE_DEPTH
 from .results import ErrorCode, EvaluationResult, Reason
 from .ruleset import Ruleset
@@ -15,6 +16,7 @@ from .ruleset import Ruleset
 __all__ = [
     "BUCKETS",
     "FORMAT",
+    "FORMAT_MINOR",
     "KINDS",
     "MAX_PREREQUISITE_DEPTH",
     "OPERATORS",
@@ -22,9 +24,11 @@ __all__ = [
     "SPLIT_SEED",
     "ErrorCode",
     "EvaluationResult",
+    "ProblemCode",
     "Reason",
     "Ruleset",
     "RulesetError",
+    "RulesetProblem",
     "bucket",
     "is_value_of_kind",
 ]

@@ -1,84 +1,34 @@
-"""Validating and compiling a ruleset document (docs/ruleset-format.md sections 1-3 and 6).
+"""Validating and compiling a ruleset document (docs/ruleset-format.md sections 1-3, 6 and 7).
 
 Every check names the member at fault with a path such as
-``flags["new-checkout"].rules[0].conditions[1].values[0]`` and a stable error code.
+``flags["new-checkout"].rules[0].conditions[1].values[0]`` and a stable error code. In lenient mode
+a condition whose operator or values this engine cannot use is not an error: it is recorded as a
+problem and its rule never matches; members the engine does not know are recorded and ignored.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from .conditions import Condition, compile_condition
-from .errors import RulesetError, key_path
+from .conditions import Condition
+from .errors import RulesetError, RulesetProblem, key_path
 from .fusion import fuse
+from .leniency import FORMAT, LenientReader
 from .model import DefaultServe, Flag, Prerequisite, Rule, Split
 from .prerequisites import link_prerequisites
+from .reading import as_object, attribute_list, invalid, non_empty_key, optional, required
 from .results import EvaluationResult, Reason
 
-FORMAT: Final = 1
 TOTAL_WEIGHT: Final = 100_000
 KINDS: Final = ("boolean", "string", "number", "json")
 DEFAULT_BUCKET_BY: Final = ("targetingKey",)
 
-
-def _invalid(path: str, message: str) -> RulesetError:
-    return RulesetError("invalid_document", path, message)
-
-
-def _member(obj: Mapping[str, Any], name: str, path: str, kind: type | tuple[type, ...]) -> Any:
-    where = f"{path}.{name}" if path else name
-    if name not in obj:
-        raise _invalid(where, f"{name!r} is required")
-    value = obj[name]
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise _invalid(where, f"{name!r} must be {_describe(kind)}")
-    return value
-
-
-def _optional(
-    obj: Mapping[str, Any], name: str, path: str, kind: type | tuple[type, ...], default: Any
-) -> Any:
-    if obj.get(name) is None:
-        return default
-    return _member(obj, name, path, kind)
-
-
-def _describe(kind: type | tuple[type, ...]) -> str:
-    names = {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "true or false",
-        int: "an integer",
-    }
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _object(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _invalid(path, "must be an object")
-    return value
-
-
-def _key(value: Any, path: str, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _invalid(path, f"{what} must be a non-empty string")
-    return value
-
-
-def _bucket_by(value: Any, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    if value is None:
-        return default
-    if isinstance(value, str) and value:
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
-        return tuple(value)
-    raise _invalid(path, "bucket_by must be an attribute name or a non-empty list of them")
+# A segment's compiled conditions, and the problem that makes it never match (or None).
+Segment = tuple[tuple[Condition, ...], RulesetProblem | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +39,12 @@ class CompiledDocument:
     version: int
     project: str | None
     environment: str | None
+    problems: tuple[RulesetProblem, ...]
 
 
 def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
     """Validate and compile a whole ruleset document (see ``Ruleset.from_dict``)."""
-    doc = _object(document, "")
+    doc = as_object(document, "")
     version_format = doc.get("format")
     if version_format != FORMAT or isinstance(version_format, bool):
         raise RulesetError(
@@ -101,66 +52,86 @@ def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
             "format",
             f"this engine reads ruleset format {FORMAT}, not {version_format!r}",
         )
-    version = _member(doc, "version", "", int)
+    compiler = FlagCompiler(strict=strict)
+    compiler.format_minor(optional(doc, "format_minor", "", int, 0))
+    compiler.members(doc, "document", "", None)
+    version = required(doc, "version", "", int)
     if version < 0:
-        raise _invalid("version", "'version' must be 0 or more")
-    project = _optional(doc, "project", "", str, None)
-    environment = _optional(doc, "environment", "", str, None)
-    compiler = FlagCompiler(_segments(_optional(doc, "segments", "", dict, {})))
+        raise invalid("version", "'version' must be 0 or more")
+    project = optional(doc, "project", "", str, None)
+    environment = optional(doc, "environment", "", str, None)
+    compiler.compile_segments(optional(doc, "segments", "", dict, {}))
     flags: dict[str, Flag] = {}
-    for key, flag_doc in _member(doc, "flags", "", dict).items():
+    for key, flag_doc in required(doc, "flags", "", dict).items():
         path = key_path("flags", key)
         if not isinstance(key, str) or not key:
-            raise _invalid(path, "a flag key must be a non-empty string")
+            raise invalid(path, "a flag key must be a non-empty string")
         flags[key] = compiler.flag(key, flag_doc, path)
     if strict and compiler.unknown_segments:
         where = compiler.unknown_segments[0]
         raise RulesetError("unknown_segment", where, "this segment does not exist")
     link_prerequisites(flags, strict=strict)
-    return CompiledDocument(flags, version, project, environment)
+    return CompiledDocument(flags, version, project, environment, tuple(compiler.problems))
 
 
-def _segments(docs: Mapping[str, Any]) -> dict[str, tuple[Condition, ...]]:
-    compiler = FlagCompiler({})
-    segments = {}
-    for key, doc in docs.items():
-        path = key_path("segments", key)
-        if not isinstance(key, str) or not key:
-            raise _invalid(path, "a segment key must be a non-empty string")
-        obj = _object(doc, path)
-        segments[key] = compiler.conditions(_optional(obj, "conditions", path, list, []), path)
-    return segments
+class FlagCompiler(LenientReader):
+    """Compiles the segments and flags of one document, recording the problems it reads past."""
 
-
-class FlagCompiler:
-    """Compiles the flags of one document against its segments."""
-
-    def __init__(self, segments: Mapping[str, tuple[Condition, ...]]) -> None:
-        self.segments = segments
+    def __init__(self, *, strict: bool) -> None:
+        super().__init__(strict=strict)
+        self.segments: dict[str, Segment] = {}
         self.unknown_segments: list[str] = []  # paths of references to missing segments
+
+    def compile_segments(self, docs: Mapping[str, Any]) -> None:
+        """Compile the document's segments, for the rules that reference them."""
+        for key, doc in docs.items():
+            path = key_path("segments", key)
+            if not isinstance(key, str) or not key:
+                raise invalid(path, "a segment key must be a non-empty string")
+            obj = as_object(doc, path)
+            self.members(obj, "segment", path, None)
+            conditions = optional(obj, "conditions", path, list, [])
+            self.segments[key] = self.conditions(conditions, path, None)
 
     def flag(self, key: str, doc: Any, path: str) -> Flag:
         """Compile one flag document."""
-        obj = _object(doc, path)
-        kind = _member(obj, "kind", path, str)
+        obj = as_object(doc, path)
+        self.members(obj, "flag", path, key)
+        kind = required(obj, "kind", path, str)
         if kind not in KINDS:
-            raise _invalid(f"{path}.kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        variants = self._variants(kind, _member(obj, "variants", path, dict), f"{path}.variants")
-        enabled = _member(obj, "enabled", path, bool)
-        off_variant = _member(obj, "off_variant", path, str)
+            raise invalid(f"{path}.kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        variants = self._variants(kind, required(obj, "variants", path, dict), f"{path}.variants")
+        enabled = required(obj, "enabled", path, bool)
+        off_variant = required(obj, "off_variant", path, str)
         self._variant_ref(off_variant, variants, f"{path}.off_variant")
-        salt = _optional(obj, "salt", path, str, key)
-        client_visible = _optional(obj, "client_visible", path, bool, False)
+        salt = optional(obj, "salt", path, str, key)
+        client_visible = optional(obj, "client_visible", path, bool, False)
 
-        def result(variant: str, reason: str, rule: str | None = None) -> EvaluationResult:
-            return EvaluationResult(key, variants[variant], variant, reason, rule)
+        def result(
+            variant: str,
+            reason: str,
+            rule: str | None = None,
+            problem: RulesetProblem | None = None,
+        ) -> EvaluationResult:
+            value = variants[variant]
+            return EvaluationResult(key, value, variant, reason, rule, None, None, problem)
 
-        rules = self._rules(_optional(obj, "rules", path, list, []), variants, result, path)
+        rules, passed = self._rules(
+            optional(obj, "rules", path, list, []), variants, result, path, key
+        )
         if "default_serve" not in obj:
-            raise _invalid(f"{path}.default_serve", "'default_serve' is required")
-        default = self._default(obj["default_serve"], variants, result, bool(rules), path)
+            raise invalid(f"{path}.default_serve", "'default_serve' is required")
+        default = self._default(
+            doc=obj["default_serve"],
+            variants=variants,
+            result=result,
+            has_rules=bool(rules),
+            path=path,
+            key=key,
+            passed=passed,
+        )
         prerequisites = self._prerequisites(
-            _optional(obj, "prerequisites", path, list, []),
+            optional(obj, "prerequisites", path, list, []),
             key,
             variants[off_variant],
             off_variant,
@@ -190,7 +161,7 @@ class FlagCompiler:
             raise RulesetError("invalid_variant", path, "a flag needs at least one variant")
         for name, value in doc.items():
             where = key_path(path, name)
-            _key(name, where, "a variant key")
+            non_empty_key(name, where, "a variant key")
             if not is_value_of_kind(kind, value):
                 raise RulesetError(
                     "invalid_variant", where, f"{value!r} is not a value of a {kind} flag"
@@ -208,37 +179,61 @@ class FlagCompiler:
         return name
 
     def _rules(
-        self, docs: list[Any], variants: Mapping[str, Any], result: Any, path: str
-    ) -> list[Rule | None]:
+        self, docs: list[Any], variants: Mapping[str, Any], result: Any, path: str, key: str
+    ) -> tuple[list[Rule | None], RulesetProblem | None]:
+        """Compile the rules; also return the problem of the first rule that can never match.
+
+        Every result served after that rule carries its problem: evaluation passed over it.
+        """
         seen: set[str] = set()
         rules: list[Rule | None] = []
+        passed: RulesetProblem | None = None
         for index, doc in enumerate(docs):
             where = f"{path}.rules[{index}]"
-            obj = _object(doc, where)
-            rule_id = _key(obj.get("id"), f"{where}.id", "a rule id")
+            obj = as_object(doc, where)
+            rule_id = non_empty_key(obj.get("id"), f"{where}.id", "a rule id")
             if rule_id in seen:
                 raise RulesetError(
                     "duplicate_rule_id", f"{where}.id", f"rule id {rule_id!r} is used twice"
                 )
             seen.add(rule_id)
-            rules.append(self._rule(rule_id, obj, variants, result, where))
-        return rules
+            rule, unusable = self._rule(
+                rule_id=rule_id,
+                obj=obj,
+                variants=variants,
+                result=result,
+                path=where,
+                key=key,
+                passed=passed,
+            )
+            rules.append(rule)
+            passed = passed or unusable
+        return rules, passed
 
     def _rule(
         self,
+        *,
         rule_id: str,
         obj: Mapping[str, Any],
         variants: Mapping[str, Any],
         result: Any,
         path: str,
-    ) -> Rule | None:
-        conditions = list(self.conditions(_optional(obj, "conditions", path, list, []), path))
+        key: str,
+        passed: RulesetProblem | None,
+    ) -> tuple[Rule | None, RulesetProblem | None]:
+        """Compile one rule; ``None`` when it never matches, with the problem that disables it."""
+        self.members(obj, "rule", path, key)
+        own, unusable = self.conditions(optional(obj, "conditions", path, list, []), path, key)
+        conditions = list(own)
         dead = False
-        for index, name in enumerate(_optional(obj, "segments", path, list, [])):
+        for index, name in enumerate(optional(obj, "segments", path, list, [])):
             where = f"{path}.segments[{index}]"
-            _key(name, where, "a segment reference")
+            non_empty_key(name, where, "a segment reference")
             if name in self.segments:
-                conditions.extend(self.segments[name])
+                segment_conditions, segment_problem = self.segments[name]
+                conditions.extend(segment_conditions)
+                # A segment with a condition this engine cannot use never matches.
+                unusable = unusable or segment_problem
             else:
                 self.unknown_segments.append(where)
                 dead = True  # an unknown segment never matches, so neither does the rule
@@ -253,9 +248,9 @@ class FlagCompiler:
                 f"{path}.rollout",
                 f"rollout must be an integer from 0 to {TOTAL_WEIGHT} (thousandths of a percent)",
             )
-        bucket_by = _bucket_by(obj.get("bucket_by"), f"{path}.bucket_by", DEFAULT_BUCKET_BY)
+        bucket_by = attribute_list(obj.get("bucket_by"), f"{path}.bucket_by", DEFAULT_BUCKET_BY)
         if "serve" not in obj:
-            raise _invalid(f"{path}.serve", "'serve' is required")
+            raise invalid(f"{path}.serve", "'serve' is required")
         single, split = self._serve(
             doc=obj["serve"],
             variants=variants,
@@ -264,13 +259,25 @@ class FlagCompiler:
             rule_id=rule_id,
             bucket_by=bucket_by,
             path=f"{path}.serve",
+            flag=key,
+            problem=passed,
         )
-        if dead or rollout == 0:
-            return None
-        return Rule(rule_id, fuse(conditions), rollout, bucket_by, single, split)
+        # An unusable condition is false whatever its negate, so the rule never matches: it is
+        # left out like a rule naming an unknown segment.
+        if dead or unusable is not None or rollout == 0:
+            return None, unusable
+        return Rule(rule_id, fuse(conditions), rollout, bucket_by, single, split), None
 
     def _default(
-        self, doc: Any, variants: Mapping[str, Any], result: Any, has_rules: bool, path: str
+        self,
+        *,
+        doc: Any,
+        variants: Mapping[str, Any],
+        result: Any,
+        has_rules: bool,
+        path: str,
+        key: str,
+        passed: RulesetProblem | None,
     ) -> DefaultServe:
         reason = Reason.DEFAULT if has_rules else Reason.STATIC
         single, split = self._serve(
@@ -281,10 +288,12 @@ class FlagCompiler:
             rule_id=None,
             bucket_by=DEFAULT_BUCKET_BY,
             path=f"{path}.default_serve",
+            flag=key,
+            problem=passed,
         )
         missing = None
         if split is not None:
-            missing = result(split.results[0].variant, Reason.DEFAULT)
+            missing = result(split.results[0].variant, Reason.DEFAULT, None, passed)
         return DefaultServe(single, split, missing)
 
     def _serve(
@@ -297,19 +306,24 @@ class FlagCompiler:
         rule_id: str | None,
         bucket_by: tuple[str, ...],
         path: str,
+        flag: str,
+        problem: RulesetProblem | None,
     ) -> tuple[EvaluationResult | None, Split | None]:
-        obj = _object(doc, path)
+        obj = as_object(doc, path)
         if ("variant" in obj) == ("split" in obj):
-            raise _invalid(path, "a serve has exactly one of 'variant' and 'split'")
+            raise invalid(path, "a serve has exactly one of 'variant' and 'split'")
         if "variant" in obj:
+            self.members(obj, "variantServe", path, flag)
             variant = self._variant_ref(obj["variant"], variants, f"{path}.variant")
-            return result(variant, reason, rule_id), None
-        entries = _member(obj, "split", path, list)
+            return result(variant, reason, rule_id, problem), None
+        self.members(obj, "splitServe", path, flag)
+        entries = required(obj, "split", path, list)
         names: list[str] = []
         weights: list[int] = []
         for index, entry in enumerate(entries):
             where = f"{path}.split[{index}]"
-            item = _object(entry, where)
+            item = as_object(entry, where)
+            self.members(item, "splitEntry", where, flag)
             name = self._variant_ref(item.get("variant"), variants, f"{where}.variant")
             weight = item.get("weight")
             if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
@@ -328,33 +342,9 @@ class FlagCompiler:
                 f"{path}.split",
                 f"weights must add up to {TOTAL_WEIGHT} (100 %), not {sum(weights)}",
             )
-        split_by = _bucket_by(obj.get("bucket_by"), f"{path}.bucket_by", bucket_by)
-        results = tuple(result(name, Reason.SPLIT, rule_id) for name in names)
+        split_by = attribute_list(obj.get("bucket_by"), f"{path}.bucket_by", bucket_by)
+        results = tuple(result(name, Reason.SPLIT, rule_id, problem) for name in names)
         return None, Split(split_by, tuple(accumulate(weights)), results)
-
-    def conditions(self, docs: list[Any], path: str) -> tuple[Condition, ...]:
-        """Compile a list of condition documents found at ``path``."""
-        predicates = []
-        for index, doc in enumerate(docs):
-            where = f"{path}.conditions[{index}]"
-            obj = _object(doc, where)
-            operator = _member(obj, "operator", where, str)
-            # Only the presence operators may leave out their values.
-            if operator in ("exists", "not_exists"):
-                values = _optional(obj, "values", where, list, [])
-            else:
-                values = _member(obj, "values", where, list)
-            predicates.append(
-                compile_condition(
-                    attribute=_key(obj.get("attribute"), f"{where}.attribute", "an attribute"),
-                    operator=operator,
-                    values=cast(Sequence[Any], values),
-                    negate=_optional(obj, "negate", where, bool, False),
-                    case_insensitive=_optional(obj, "case_insensitive", where, bool, False),
-                    path=where,
-                )
-            )
-        return tuple(predicates)
 
     def _prerequisites(
         self, docs: list[Any], key: str, off_value: Any, off_variant: str, path: str
@@ -362,11 +352,12 @@ class FlagCompiler:
         prerequisites = []
         for index, doc in enumerate(docs):
             where = f"{path}.prerequisites[{index}]"
-            obj = _object(doc, where)
-            parent = _key(obj.get("flag"), f"{where}.flag", "a prerequisite flag")
-            listed = _optional(obj, "variants", where, list, [])
+            obj = as_object(doc, where)
+            self.members(obj, "prerequisite", where, key)
+            parent = non_empty_key(obj.get("flag"), f"{where}.flag", "a prerequisite flag")
+            listed = optional(obj, "variants", where, list, [])
             for position, name in enumerate(listed):
-                _key(name, f"{where}.variants[{position}]", "a variant")
+                non_empty_key(name, f"{where}.variants[{position}]", "a variant")
             failed = EvaluationResult(
                 key, off_value, off_variant, Reason.PREREQUISITE_FAILED, None, parent
             )

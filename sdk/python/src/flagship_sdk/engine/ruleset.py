@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import mmh3
 
 from .bucketing import BUCKETS, PARTICIPATION_SEED, SPLIT_SEED, bucket_value, murmur_text
 from .compiler import compile_document
+from .errors import RulesetProblem
 from .model import Flag, Split
 from .results import ErrorCode, EvaluationResult, error_result
 
@@ -27,9 +29,10 @@ class Ruleset:
     """One environment's flags and segments, compiled once and evaluated many times.
 
     A ``Ruleset`` is immutable after ``from_dict`` and safe to share between threads.
+    ``problems`` lists what the compiler read past (docs/ruleset-format.md §7), in document order.
     """
 
-    __slots__ = ("_flags", "environment", "project", "version")
+    __slots__ = ("_flags", "environment", "problems", "project", "version")
 
     def __init__(
         self,
@@ -38,19 +41,23 @@ class Ruleset:
         version: int,
         project: str | None = None,
         environment: str | None = None,
+        problems: tuple[RulesetProblem, ...] = (),
     ) -> None:
         self._flags = flags
         self.version = version
         self.project = project
         self.environment = environment
+        self.problems = problems
 
     @classmethod
     def from_dict(cls, document: Any, *, strict: bool = False) -> Ruleset:
         """Validate and compile a ruleset document; raise ``RulesetError`` if it is invalid.
 
         ``strict`` also rejects references to missing segments and prerequisite flags, prerequisite
-        cycles and chains deeper than 10 (FlagShip saves nothing that fails it); the default lenient
-        mode lets those references fail at evaluation instead, as SDKs need.
+        cycles and chains deeper than 10, conditions whose operator or values the engine cannot
+        use and a newer minor format (FlagShip saves nothing that fails it). The default lenient
+        mode, which SDKs use, lets those fail at evaluation instead and records the last two in
+        ``problems``: a newer server never stops an older SDK from taking a new ruleset.
         """
         compiled = compile_document(document, strict=strict)
         return cls(
@@ -58,6 +65,7 @@ class Ruleset:
             version=compiled.version,
             project=compiled.project,
             environment=compiled.environment,
+            problems=compiled.problems,
         )
 
     def __contains__(self, flag_key: object) -> bool:
@@ -165,6 +173,8 @@ def _evaluate(
             served = _evaluate(parent, context, flags, memo)
             if memo is not None:
                 memo[parent.key] = served
+        if served.problem is not None:  # only with lenient problems: not on the usual path
+            return _evaluate_inheriting(flag, context, flags, memo)
         if prerequisite.variants is None:
             holds = served.variant != parent.off_variant
         else:
@@ -207,6 +217,41 @@ def _evaluate(
         assert default.missing is not None  # noqa: S101  # built with every split default
         return default.missing
     return result
+
+
+def _evaluate_inheriting(
+    flag: Flag, context: Mapping[str, Any], flags: Mapping[str, Flag], memo: Memo | None
+) -> EvaluationResult:
+    """Evaluate a flag one of whose prerequisite parents served a result with a problem.
+
+    The flag's result then went through that problem too, so it carries it (the first one met, in
+    evaluation order). Results are built here rather than in advance: this is the rare path.
+    """
+    inherited: RulesetProblem | None = None
+    for prerequisite in flag.prerequisites:
+        if prerequisite.broken:
+            return _inherit(prerequisite.failed, inherited)
+        parent = flags[prerequisite.flag]
+        served = memo.get(parent.key) if memo is not None else None
+        if served is None:
+            served = _evaluate(parent, context, flags, memo)
+            if memo is not None:
+                memo[parent.key] = served
+        inherited = inherited or served.problem
+        if prerequisite.variants is None:
+            holds = served.variant != parent.off_variant
+        else:
+            holds = served.variant in prerequisite.variants
+        if not holds:
+            return _inherit(prerequisite.failed, inherited)
+    result = _evaluate(replace(flag, prerequisites=()), context, flags, memo)
+    return _inherit(result, inherited)
+
+
+def _inherit(result: EvaluationResult, problem: RulesetProblem | None) -> EvaluationResult:
+    if problem is None or result.problem is problem:
+        return result
+    return replace(result, problem=problem)
 
 
 def _split(split: Split, prefix: str, context: Mapping[str, Any]) -> EvaluationResult | None:
