@@ -16,11 +16,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db import connection
 from django.db.models import Prefetch
 
 from flagship_sdk.engine import FORMAT
 
-from .models import Condition, Environment, Flag, FlagState, Prerequisite, Rule, Segment, Variant
+from . import versions
+from .models import (
+    Condition,
+    Environment,
+    Flag,
+    FlagState,
+    Prerequisite,
+    Project,
+    Rule,
+    Segment,
+    Variant,
+)
 
 DEFAULT_BUCKET_BY = "targetingKey"
 
@@ -285,12 +297,42 @@ def environment_ruleset(environment: Environment) -> dict[str, Any]:
     Rows, not model instances: the environment, its live states (with their flag and off
     variant), variants, rules, rule conditions, rule segments, prerequisites, segments and segment
     conditions. The document is the one ``state_document`` and ``segments_document`` write.
+
+    All of them read one committed state, and ``version`` is that state's (``versions.one_state``):
+    in a snapshot transaction of its own, or in the caller's transaction, whose own uncommitted
+    writes it then includes (such a document is not to be shared).
     """
-    env_id, env_key, version, project_id, project_key = (
-        Environment.objects.filter(pk=environment.pk)
-        .values_list("pk", "key", "ruleset_version", "project_id", "project__key")
-        .get()
-    )
+    with versions.one_state() as lock:
+        return _environment_ruleset(environment.pk, lock=lock)
+
+
+def _environment_row(pk: int, *, lock: bool) -> tuple[int, str, int, int, str]:
+    """The environment's id, key, version, project id and project key (read ``FOR SHARE``)."""
+    if not lock:
+        row: tuple[int, str, int, int, str] = (
+            Environment.objects.filter(pk=pk)
+            .values_list("pk", "key", "ruleset_version", "project_id", "project__key")
+            .get()
+        )
+        return row
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.id, e.key, e.ruleset_version, e.project_id, p.key "  # noqa: S608  # table names from the models, the id a parameter
+            f"FROM {quote(Environment._meta.db_table)} e "
+            f"JOIN {quote(Project._meta.db_table)} p ON p.id = e.project_id "
+            "WHERE e.id = %s FOR SHARE OF e",
+            [pk],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        raise Environment.DoesNotExist("Environment matching query does not exist.")
+    env_id, key, version, project_id, project_key = found
+    return env_id, key, version, project_id, project_key
+
+
+def _environment_ruleset(pk: int, *, lock: bool) -> dict[str, Any]:
+    env_id, env_key, version, project_id, project_key = _environment_row(pk, lock=lock)
     live = {"state__environment_id": env_id, "state__flag__archived": False}
     states = list(
         FlagState.objects.filter(environment_id=env_id, flag__archived=False)

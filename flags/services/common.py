@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
-from django.db.models import F
+from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import snapshot
+from .. import snapshot, versions
 from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
@@ -104,15 +102,12 @@ def check_can_change_everywhere(actor: Any | None, flag_id: int) -> None:
 
 
 def bump(environment_ids: Iterable[int]) -> None:
-    """Advance the ruleset version of environments, in the current transaction.
+    """Advance the ruleset version of environments, once per transaction (``flags.versions``).
 
-    SDKs and caches learn about the change when the transaction commits.
+    However many rows and service calls a transaction writes, each environment's version moves
+    by one; SDKs and caches learn about it once, when the transaction commits.
     """
-    ids = sorted(set(environment_ids))
-    if not ids:
-        return
-    Environment.objects.filter(pk__in=ids).update(ruleset_version=F("ruleset_version") + 1)
-    transaction.on_commit(partial(_announce, ids))
+    versions.advance(environment_ids, _announce)
 
 
 def _announce(environment_ids: list[int]) -> None:

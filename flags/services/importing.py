@@ -283,9 +283,10 @@ def _write(
         flag_documents, order, project, environment, environments, user, batch_size, result
     )
     _write_targeting(flag_documents, flags, states, segments, user, batch_size, result)
-    _check_stored(environment, flag_documents, result.rule_ids)
-    # Every environment's document gained the flags (switched off outside the target).
+    # Every environment's document gained the flags (switched off outside the target). Advanced
+    # before the check reads the environment (flags.versions: build after advancing).
     bump(other.pk for other in environments)
+    _check_stored(environment, flag_documents, result.rule_ids)
     return result
 
 

@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..errors import InUseError
-from ..models import Condition, Flag, FlagState, Prerequisite, Project, Rule, Segment
-from .common import check_can_change, delete, save
+from ..models import Condition, Environment, Flag, FlagState, Prerequisite, Project, Rule, Segment
+from .common import bump, check_can_change, delete, save
 from .flags import touch_state
 
 # attribute, operator, values, negate?, case_insensitive?, and id? (the condition it changes)
@@ -263,7 +263,7 @@ def condition_save(*, condition: Condition, actor: Any | None) -> Condition:
     for state in affected:
         check_can_change(actor, state.environment)
     if save(condition, actor):
-        _targeting_changed(affected, actor)
+        _condition_changed(condition, affected, actor)
     return condition
 
 
@@ -274,7 +274,19 @@ def condition_delete(*, condition: Condition, actor: Any | None) -> None:
     for state in affected:
         check_can_change(actor, state.environment)
     delete(condition, actor)
-    _targeting_changed(affected, actor)
+    _condition_changed(condition, affected, actor)
+
+
+def _condition_changed(
+    condition: Condition, affected: Sequence[FlagState], actor: Any | None
+) -> None:
+    if condition.segment_id is None:
+        _targeting_changed(affected, actor)
+    else:
+        project_id = Segment.objects.values_list("project_id", flat=True).get(
+            pk=condition.segment_id
+        )
+        _segments_changed(project_id, affected, actor)
 
 
 def _affected_states(condition: Condition) -> list[FlagState]:
@@ -299,6 +311,16 @@ def _targeting_changed(states: Sequence[FlagState], actor: Any | None) -> None:
         touch_state(state, actor)
 
 
+def _segments_changed(project_id: int, states: Sequence[FlagState], actor: Any | None) -> None:
+    """A segment was created, changed or removed: every environment of its project moves.
+
+    Each environment's document lists all of the project's segments (used there or not), and a
+    version stands for exactly one document.
+    """
+    _targeting_changed(states, actor)
+    bump(Environment.objects.filter(project_id=project_id).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def segment_create(
     *,
@@ -314,6 +336,7 @@ def segment_create(
     save(segment, actor)
     for condition in _conditions(conditions, segment=segment):
         save(condition, actor)
+    _segments_changed(project.pk, [], actor)
     return segment
 
 
@@ -338,7 +361,7 @@ def segment_update(
     if conditions is not None:
         current = segment.conditions.order_by("order", "id")
         if _sync_conditions(current, conditions, actor, segment=segment):
-            _targeting_changed(affected, actor)
+            _segments_changed(segment.project_id, affected, actor)
     return segment
 
 
@@ -351,7 +374,9 @@ def segment_delete(*, segment: Segment, actor: Any | None) -> None:
     if users.exists():
         places = ", ".join(sorted({str(rule.state) for rule in users}))
         raise InUseError(f"Segment {segment.key} is used by {places}; remove it there first.")
+    project_id = segment.project_id
     delete(segment, actor)
+    _segments_changed(project_id, [], actor)
 
 
 @transaction.atomic

@@ -423,3 +423,53 @@ def test_new_rule_open_untouched__page_saved__no_rule_added(
     # Then no rule was added (an untouched new rule would serve everyone "on")
     assert done.status_code == 302
     assert not state.rules.exists()
+
+
+def test_state_page__switch_default_prerequisite_and_rule_saved_together__one_version(
+    client: Client, editor: User, string_flag: Flag, boolean_flag: Flag, staging: Environment
+) -> None:
+    # Given banner-text in staging with a rule of two conditions
+    state = string_flag.states.get(environment=staging)
+    rule = services.rule_create(
+        state=state,
+        serve={"variant": "sale"},
+        conditions=[
+            {"attribute": "country", "operator": "in", "values": ["DE"]},
+            {"attribute": "plan", "operator": "in", "values": ["pro"]},
+        ],
+    )
+    version = _version(staging)
+    client.force_login(editor)
+    # When, with the rule's form open, the editor switches it on, serves "new" by default, adds
+    # new-checkout as a prerequisite, edits a condition, removes one, adds one, and saves once
+    shown = client.get(_url(state, f"?rule={rule.pk}"))
+    done = _press(
+        client,
+        shown,
+        "_save",
+        changes={
+            "enabled": "on",
+            "default_serve_variant": "new",
+            "prerequisites-TOTAL_FORMS": "1",
+            "prerequisites-0-state": str(state.pk),
+            "prerequisites-0-flag": str(boolean_flag.pk),
+            "prerequisites-0-variants": [f"{boolean_flag.pk}:on"],
+            "rule-conditions-0-values": "DE\r\nFR",
+            "rule-conditions-1-DELETE": "on",
+            "rule-conditions-2-attribute": "appVersion",
+            "rule-conditions-2-operator": "semver_gte",
+            "rule-conditions-2-values": "2.0.0",
+        },
+    )
+    # Then everything is stored, and staging's ruleset version moved once
+    assert done.status_code == 302
+    saved = FlagState.objects.get(pk=state.pk)
+    assert (saved.enabled, saved.default_serve) == (True, {"variant": "new"})
+    assert list(saved.prerequisites.values_list("flag_id", "variants")) == [
+        (boolean_flag.pk, ["on"])
+    ]
+    assert [(c.attribute, c.values) for c in rule.conditions.order_by("order")] == [
+        ("country", ["DE", "FR"]),
+        ("appVersion", ["2.0.0"]),
+    ]
+    assert _version(staging) == version + 1

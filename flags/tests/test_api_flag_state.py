@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
+from flags import services
 from flags.models import Environment, Flag, FlagState, Rule, Segment
 
 URL = "/api/v1/projects/demo/flags/new-checkout/environments/staging/"
@@ -280,3 +281,44 @@ def test_state__history_after_toggle__lists_the_change_with_old_and_new(
     changes = {change["field"]: (change["old"], change["new"]) for change in newest["changes"]}
     assert changes["enabled"] == (False, True)
     assert changes["version"] == (1, 2)
+
+
+def test_state__put_replacing_rules__ruleset_version_moves_once(
+    editor: User, boolean_flag: Flag, staging: Environment
+) -> None:
+    """Given 3 rules, when a PUT replaces them with 4 and switches on, then one new version."""
+    # Given
+    state = state_of(boolean_flag, staging)
+    for country in ("DE", "FR", "NL"):
+        services.rule_create(
+            state=state,
+            serve={"variant": "on"},
+            conditions=[{"attribute": "country", "operator": "in", "values": [country]}],
+        )
+    state = state_of(boolean_flag, staging)
+    version = Environment.objects.get(pk=staging.pk).ruleset_version
+    body: dict[str, Any] = {
+        "enabled": True,
+        "off_variant": "off",
+        "default_serve": {"variant": "off"},
+        "rules": [
+            {
+                "conditions": [{"attribute": "plan", "operator": "in", "values": [plan]}],
+                "serve": {"variant": "on"},
+            }
+            for plan in ("free", "pro", "team", "enterprise")
+        ],
+    }
+
+    # When
+    response = signed_in(editor).put(URL, body, format="json", HTTP_IF_MATCH=f'"{state.version}"')
+
+    # Then
+    assert response.status_code == 200, response.content
+    assert [rule["conditions"][0]["values"] for rule in response.json()["rules"]] == [
+        ["free"],
+        ["pro"],
+        ["team"],
+        ["enterprise"],
+    ]
+    assert Environment.objects.get(pk=staging.pk).ruleset_version == version + 1

@@ -220,7 +220,7 @@ def test_rule_create__editor_in_protected_production__permission_denied(
     assert footprint() == before
 
 
-def test_segment_update__conditions_changed__bumps_every_environment_using_it(
+def test_segment_update__conditions_changed__bumps_every_environment_of_its_project_once(
     boolean_flag: Flag, beta_testers: Segment, release_manager: User
 ) -> None:
     # Given beta-testers used by new-checkout's rules in staging and production (not development)
@@ -238,8 +238,9 @@ def test_segment_update__conditions_changed__bumps_every_environment_using_it(
         actor=release_manager,
         conditions=[{"attribute": "email", "operator": "str_ends_with", "values": ["@corp.com"]}],
     )
-    # Then staging and production moved, development did not, and the new condition is theirs
-    assert _grown(before, project) == {"development": 0, "staging": 1, "production": 1}
+    # Then every environment moved once: each document lists the project's segments, used there
+    # (staging, production) or not (development); and the new condition is theirs
+    assert _grown(before, project) == {"development": 1, "staging": 1, "production": 1}
     condition = beta_testers.conditions.get()
     assert _last_history(type(condition), condition.pk).history_user == release_manager
 
@@ -711,9 +712,10 @@ def test_condition_delete__segment_condition_used_in_production__release_manager
     with pytest.raises(PermissionDeniedError):
         services.condition_delete(condition=condition, actor=editor)
     services.condition_delete(condition=condition, actor=release_manager)
-    # Then only the release manager's deletion happened, and production moved once
+    # Then only the release manager's deletion happened, and every environment moved once (each
+    # document lists the project's segments)
     assert not beta_testers.conditions.exists()
-    assert _grown(before, project) == {"development": 0, "staging": 0, "production": 1}
+    assert _grown(before, project) == {"development": 1, "staging": 1, "production": 1}
 
 
 def test_flag_state_update__default_serve_by_editor__recorded_and_staging_bumped(
