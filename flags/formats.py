@@ -22,6 +22,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from flagship import jsonbody
+
 THOUSANDTHS = 1000  # rollouts and weights are stored in thousandths of a percent
 MAX_DECIMALS = 3
 HUNDRED_PERCENT = 100 * THOUSANDTHS
@@ -80,8 +82,8 @@ def parse_variant_value(kind: str, text: str) -> Any:
         return _parse_number(text.strip())
     if kind == "json":
         try:
-            return json.loads(text)
-        except ValueError as error:
+            return jsonbody.loads(text)
+        except ValueError as error:  # too deep, NaN and Infinity too
             raise ValidationError(f"Enter valid JSON: {error}.", code="invalid") from None
     raise ValidationError("A boolean flag's variants are on and off.", code="invalid_variant")
 

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -45,7 +45,7 @@ PROBLEM_RESPONSES: dict[tuple[int, str], OpenApiResponse] = {
         response=schema.PROBLEM_REF, description=description
     )
     for status, description in (
-        (400, "Invalid request: `invalid` with field errors, or `malformed_json`."),
+        (400, "`invalid` with field errors, `malformed_json`, or `json_too_deep` (nesting)."),
         (401, "Missing or invalid credentials."),
         (403, "`permission_denied`: the caller may not do this."),
         (404, "`not_found`."),
@@ -251,6 +251,8 @@ def problem_for_exception(
         detail = "You do not have permission to perform this action."
     elif isinstance(exc, RequestDataTooBig):
         status, code, detail = 413, "payload_too_large", "The request body is too large."
+    elif isinstance(exc, SuspiciousOperation):  # as Django answers it: too many fields, and such
+        status, code, detail = 400, "bad_request", "The request could not be read."
     elif isinstance(exc, OperationalError | InterfaceError):
         logger.error("database.unavailable", exc_info=exc)
         status, code = 503, "database_unavailable"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -155,6 +156,8 @@ class BodySizeLimitMiddleware:
     for JSON bodies; this one does, on /api/ (problem details) and /ofrep/ (OFREP's error shape).
     """
 
+    A query string of more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters is refused here too (400):
+    Django raises ``TooManyFieldsSent`` where a view first reads it, which would be a 500 there.
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
@@ -170,6 +173,11 @@ class BodySizeLimitMiddleware:
                 return _too_large(request, limit)
         return self.get_response(request)
 
+        if request.META.get("QUERY_STRING") and request.path.startswith(_LIMITED_PREFIXES):
+            try:
+                request.GET  # noqa: B018  # parsed once, here; the view reads the same QueryDict
+            except TooManyFieldsSent:
+                return _too_many_parameters(request)
 
 def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
     from flagship import errors  # noqa: PLC0415  # see the note on imports above
@@ -186,6 +194,22 @@ def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
 
 class AdminLoginRateLimitMiddleware:
     """Limit sign-in attempts (POST /admin/login/) per address: FLAGSHIP_ADMIN_LOGIN_RATE."""
+def _too_many_parameters(request: HttpRequest) -> HttpResponse:
+    from flagship import errors  # noqa: PLC0415  # see the note on imports above
+
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    detail = f"The query string has more than {limit} parameters."
+    if errors.is_api_path(request.path):
+        return errors.problem_response(
+            request, status=400, code="too_many_parameters", detail=detail
+        )
+    return HttpResponse(
+        json.dumps({"errorCode": "GENERAL", "errorDetails": detail}),
+        status=400,
+        content_type="application/json",
+    )
+
+
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response

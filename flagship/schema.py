@@ -56,7 +56,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 # Statuses every /api/ operation may answer with, besides those its view documents itself.
 COMMON_PROBLEMS: dict[str, str] = {
-    "400": "Invalid request (code `invalid` with field errors, or `malformed_json`).",
+    "400": "Invalid request (code `invalid` with field errors, `malformed_json`, or "
+    "`json_too_deep`: objects and arrays nested deeper than FLAGSHIP_MAX_JSON_DEPTH).",
     "401": "Missing or invalid credentials.",
     "403": "The caller may not do this.",
     "404": "No such resource.",

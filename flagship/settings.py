@@ -300,7 +300,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting limit (flagship.jsonbody): too deep is 400, not 500.
+    "DEFAULT_PARSER_CLASSES": ["flagship.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "flagship.errors.exception_handler",
     # Per-user limit on management calls (FLAGSHIP_MANAGEMENT_RATE); evaluation is exempt.

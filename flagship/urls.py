@@ -7,6 +7,8 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from flagship.routing import slash_optional
+
 # The evaluation routes come first: Django tries patterns in order, and the management API's
 # dozens of routes would otherwise be matched against every SDK request.
 urlpatterns = [
@@ -21,8 +23,17 @@ urlpatterns = [
         RedirectView.as_view(url=lazy(static, str)("flags/favicon.svg"), permanent=True),
     ),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Every API route answers with or without its trailing slash (the included URLconfs too).
+    *slash_optional(
+        [
+            path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+            path(
+                "api/docs/",
+                SpectacularSwaggerView.as_view(url_name="api-schema"),
+                name="api-docs",
+            ),
+        ]
+    ),
     path("api/<version>/", include("accounts.api.urls")),
     path("api/<version>/", include("flags.api.urls")),
     path("", include("flagship.health")),  # /healthz and /readyz

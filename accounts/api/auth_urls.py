@@ -2,6 +2,8 @@
 
 from django.urls import URLPattern, URLResolver, path
 
+from flagship.routing import slash_optional
+
 from . import auth
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -10,3 +12,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("token/verify/", auth.TokenCheckView.as_view(), name="auth-token-verify"),
     path("logout/", auth.LogoutView.as_view(), name="auth-logout"),
 ]
+
+# Every route answers with or without its trailing slash (flagship.routing).
+urlpatterns = slash_optional(urlpatterns)

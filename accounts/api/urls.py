@@ -2,6 +2,8 @@
 
 from django.urls import URLPattern, URLResolver, include, path
 
+from flagship.routing import slash_optional
+
 from .keys import EnvironmentKeyViewSet
 from .views import MeView, TokenViewSet
 
@@ -37,3 +39,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="environment-key-revoke",
     ),
 ]
+
+# Every route answers with or without its trailing slash (flagship.routing).
+urlpatterns = slash_optional(urlpatterns)

@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from ..errors import FlagShipError
-from ..forms.base import TextBoxField
+from ..forms.base import LimitedJSONField, TextBoxField
 from ..history.links import VIEW_PEOPLE
 from ..history.recording import reason
 from ..models import Environment
@@ -157,8 +157,12 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
 
     # Deleting these objects changes what SDKs receive (or cascades): no "delete selected".
     deletion_has_side_effects = True
-    # Text boxes send line breaks as CRLF: read them back as the LF they were stored with.
-    formfield_overrides = {models.TextField: {"form_class": TextBoxField}}
+    # Text boxes send line breaks as CRLF: read them back as the LF they were stored with. JSON is
+    # read with the API's nesting limit (flagship.jsonbody): too deep is a form error, not a 500.
+    formfield_overrides = {
+        models.TextField: {"form_class": TextBoxField},
+        models.JSONField: {"form_class": LimitedJSONField},
+    }
 
     class Media:
         css = {"all": ("flags/admin.css",)}

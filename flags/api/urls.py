@@ -4,6 +4,8 @@ from typing import Any
 
 from django.urls import URLPattern, URLResolver, path
 
+from flagship.routing import slash_optional
+
 from .views.audit import AuditView
 from .views.flags import FlagViewSet, VariantViewSet
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
@@ -58,3 +60,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("tags/<str:tag>/", TagViewSet.as_view({"get": "retrieve"}), name="tag-detail"),
     path("audit/", AuditView.as_view(), name="audit"),
 ]
+
+# Every route answers with or without its trailing slash (flagship.routing).
+urlpatterns = slash_optional(urlpatterns)

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from accounts import keys
 from accounts.authentication import presented_secret, recently_recorded
 from accounts.models import ApiKey
+from flagship import jsonbody
 
 from . import local, throttling
 from .cache import CompiledRuleset, compiled_for, known_version
@@ -105,10 +106,6 @@ def accepts_json(request: HttpRequest) -> bool:
     return not accept or "*/*" in accept or JSON in accept or "application/*" in accept
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
 def plain_context(request: HttpRequest, *, any_content_type: bool = False) -> dict[str, Any] | None:
     """The context of a body that is empty or exactly ``{"context": {...}}``, else ``None``."""
     body = request.body
@@ -117,8 +114,8 @@ def plain_context(request: HttpRequest, *, any_content_type: bool = False) -> di
     if not any_content_type and not request.META.get("CONTENT_TYPE", "").startswith(JSON):
         return None
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except ValueError:
+        data = jsonbody.loads(body)
+    except ValueError:  # too deep too (JSONTooDeepError): the full path answers it
         return None
     if not isinstance(data, dict) or (len(data) > 1 or (data and "context" not in data)):
         return None

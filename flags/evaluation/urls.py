@@ -1,6 +1,8 @@
-"""Evaluation API URLs, under ``/api/<version>/`` (no trailing slashes, like OFREP)."""
+"""Evaluation API URLs under ``/api/<version>/``: no trailing slash (one accepted), like OFREP."""
 
 from django.urls import URLPattern, URLResolver, path
+
+from flagship.routing import slash_optional
 
 from . import counts, views
 
@@ -10,3 +12,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("ruleset", views.RulesetView.as_view(), name="ruleset"),
     path("sdk/evaluations", counts.EvaluationCountsView.as_view(), name="sdk-evaluations"),
 ]
+
+# Every route answers with or without its trailing slash (flagship.routing).
+urlpatterns = slash_optional(urlpatterns)

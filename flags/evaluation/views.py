@@ -35,7 +35,10 @@ from .throttling import EvaluationRateThrottle
 
 TAG = "evaluation"
 ERRORS = {
-    400: OpenApiResponse(description="Malformed JSON, or a context that is not an object."),
+    400: OpenApiResponse(
+        description="Malformed JSON (`malformed_json`), a body nested too deep (`json_too_deep`), "
+        "or a context that is not an object."
+    ),
     401: OpenApiResponse(description="No API key, or an invalid, expired or revoked one."),
     403: OpenApiResponse(description="Not an environment key (admin tokens and users)."),
     429: OpenApiResponse(description="Rate limit reached; `Retry-After` gives seconds."),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
+
+from flagship import jsonbody
 
 from ..models import Environment
 
@@ -56,7 +57,7 @@ class EvaluateForm(forms.Form):
         if not text:
             return {}
         try:
-            context = json.loads(text)
+            context = jsonbody.loads(text)
         except ValueError as error:
             raise ValidationError(f"Enter valid JSON: {error}.", code="invalid") from None
         if not isinstance(context, dict):

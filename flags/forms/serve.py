@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from flagship import jsonbody
+
 from ..formats import format_percentage, parse_percentage
 
 # Members of a split serve besides its entries that the widget keeps as they are (set by the API).
@@ -114,7 +116,7 @@ def _serve_inputs(value: Any) -> dict[str, Any]:
 
 def _extra_words(extra: str) -> str:
     try:
-        members = json.loads(extra) if extra else {}
+        members = jsonbody.loads(extra) if extra else {}
     except ValueError:
         return ""
     bucket_by = members.get("bucket_by") if isinstance(members, dict) else None
@@ -128,7 +130,7 @@ def _split_extras(text: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        members = json.loads(text)
+        members = jsonbody.loads(text)
     except ValueError:
         members = None
     if not isinstance(members, dict) or not set(members) <= SPLIT_EXTRAS:

@@ -1,11 +1,14 @@
-"""OFREP URLs, under ``/ofrep/v1/``: no trailing slash, and never a redirect to one.
+"""OFREP URLs, under ``/ofrep/v1/``: no trailing slash (one is accepted too), never a redirect.
 
-Every path below ``evaluate/flags/`` is the single-flag endpoint (an empty or unknown key answers
-FLAG_NOT_FOUND in OFREP's shape), and ``no_append_slash`` keeps CommonMiddleware from redirecting.
+``evaluate/flags/`` is the bulk endpoint too; every other path below it is the single-flag one
+(a trailing slash is not part of the key; an empty or unknown key answers FLAG_NOT_FOUND in
+OFREP's shape), and ``no_append_slash`` keeps CommonMiddleware from redirecting.
 """
 
 from django.urls import URLPattern, URLResolver, path, re_path
 from django.views.decorators.common import no_append_slash
+
+from flagship.routing import slash_optional
 
 from . import views
 
@@ -17,3 +20,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="ofrep-flag",
     ),
 ]
+
+# Every route answers with or without its trailing slash (flagship.routing).
+urlpatterns = slash_optional(urlpatterns)

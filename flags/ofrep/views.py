@@ -33,6 +33,7 @@ from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import FastPathMixin, etag_matches
 from flags.stream.views import advertised_stream_url
+from flagship import breakers, jsonbody
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
 from .serializers import (
@@ -65,10 +66,6 @@ class OfrepError(Exception):
         self.details = details
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def request_context(request: Request) -> dict[str, Any]:
     """The request's ``context``: ``{}`` when the body or the context is absent.
 
@@ -83,8 +80,8 @@ def request_context(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except ValueError as error:
+        body = jsonbody.loads(raw)
+    except ValueError as error:  # JSONTooDeepError too: its message gives the limit
         raise OfrepError(400, PARSE_ERROR, f"The request body is not valid JSON: {error}") from None
     if body is None:
         return {}

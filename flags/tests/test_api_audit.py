@@ -120,6 +120,23 @@ def test_audit__since_and_until__changes_in_that_time_only(
     ]
 
 
+def test_audit__empty_filters__ignored(viewer: User, editor: User, boolean_flag: Flag) -> None:
+    # Given a change recorded
+    services.flag_toggle(
+        state=boolean_flag.states.get(environment__key="staging"), enabled=True, actor=editor
+    )
+    client = signed_in(viewer)
+    unfiltered = _rows(client, "")
+
+    # When every filter is sent empty, or blank (as forms and clients send "any")
+    empty = _rows(client, "project=&environment=&flag=&user=&since=&until=&page=&page_size=")
+    blank = _rows(client, "user=%20&since=%20")
+
+    # Then they are ignored: the whole feed, not a 400
+    assert empty == blank == unfiltered
+    assert ("flagstate", "changed") in unfiltered
+
+
 def test_audit__environment_without_project__400_project_required(viewer: User) -> None:
     # When an environment is given without its project
     response = signed_in(viewer).get(f"{AUDIT}?environment=production&flag=f")

@@ -156,6 +156,34 @@ def test_flag_list__filters_and_search__return_matching_keys(
     assert keys("?search=pay") == ["pay-fast"]
 
 
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        (FLAGS, ["lifecycle", "archived", "kind", "tag", "search", "ordering", "page"]),
+        ("/api/v1/projects/", ["key", "search", "ordering", "page"]),
+        ("/api/v1/projects/demo/segments/", ["key", "search", "ordering", "page"]),
+        ("/api/v1/tags/", ["name", "search", "ordering", "page"]),
+    ],
+)
+def test_list__empty_filters__ignored(
+    viewer: User, project: Project, url: str, params: list[str]
+) -> None:
+    # Given a flag, a segment and a tag, and their unfiltered lists
+    tag = services.tag_create(name="payments")
+    services.flag_create(project=project, key="pay", name="Pay", tags=[tag])
+    services.segment_create(project=project, key="beta", name="Beta")
+    client = signed_in(viewer)
+    unfiltered = client.get(url)
+
+    # When every filter is sent empty (as forms and clients send "any")
+    response = client.get(url + "?" + "&".join(f"{name}=" for name in params))
+
+    # Then they are ignored: the same list
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == unfiltered.json()["results"]
+    assert response.json()["count"] >= 1
+
+
 def _flags(project: Project, count: int, tag: Tag) -> None:
     for number in range(count):
         services.flag_create(project=project, key=f"flag-{number:03}", name="F", tags=[tag])

@@ -250,19 +250,21 @@ def test_rate_limit_is_429_with_integer_retry_after(
     assert 1 <= int(limited["Retry-After"]) <= 3600
 
 
-# --- no trailing slash, no redirect --------------------------------------------------------------
+# --- no trailing slash (one is accepted too), no redirect ----------------------------------------
 
 
-def test_ofrep_paths_never_redirect(
+def test_ofrep_paths__trailing_slash__same_answer_never_a_redirect(
     client: Client, flags: dict[str, Flag], server_key: str
 ) -> None:
-    assert post(client, FLAGS, server_key).status_code == 200
-    slash = post(client, f"{FLAGS}/", server_key)
-    assert slash.status_code == 404
-    assert slash.json()["errorCode"] == "FLAG_NOT_FOUND"
-    trailing = post(client, f"{FLAGS}/discount/", server_key)
-    assert trailing.status_code == 404
-    assert trailing.json()["errorCode"] == "FLAG_NOT_FOUND"
+    bulk, bulk_slash = post(client, FLAGS, server_key), post(client, f"{FLAGS}/", server_key)
+    assert bulk.status_code == bulk_slash.status_code == 200
+    assert bulk_slash.json() == bulk.json()
+    one = post(client, f"{FLAGS}/discount", server_key)
+    one_slash = post(client, f"{FLAGS}/discount/", server_key)
+    assert one.status_code == one_slash.status_code == 200
+    assert one_slash.json() == one.json() == {**one.json(), "key": "discount"}
+    empty_key = post(client, f"{FLAGS}//", server_key)
+    assert_ofrep_error(empty_key, 404, {"key": "", "errorCode": "FLAG_NOT_FOUND"})
     for url in (FLAGS, f"{FLAGS}/", f"{FLAGS}/discount", f"{FLAGS}/discount/"):
         assert post(client, url, server_key).status_code not in (301, 302, 307, 308)
 

@@ -65,7 +65,11 @@ class AuditView(HistoryMixin, GenericAPIView[Any]):
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """One page of changes, filtered by project, environment, flag, person and time."""
-        filters = AuditFilterSerializer(data=request.query_params.dict())
+        # An empty filter (?user=, as forms and clients send for "any") is left out, not refused.
+        params = {
+            name: value for name, value in request.query_params.dict().items() if value.strip()
+        }
+        filters = AuditFilterSerializer(data=params)
         filters.is_valid(raise_exception=True)
         given = filters.validated_data
         project_id = environment_id = flag_id = user_id = None
