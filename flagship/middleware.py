@@ -26,6 +26,8 @@ from django.template import loader
 from django.utils.html import escape
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # ships no types
 
+from flagship import rates  # settings only: safe while logging is configured
+
 # LOGGING imports this module (RequestIdFilter) while Django configures logging, before apps are
 # loaded, when DRF cannot be imported yet: so flagship.errors (which imports DRF) is imported
 # inside the functions that use it.
@@ -154,10 +156,10 @@ class BodySizeLimitMiddleware:
 
     DRF's parsers read the stream directly, so Django's own check (on ``request.body``) never runs
     for JSON bodies; this one does, on /api/ (problem details) and /ofrep/ (OFREP's error shape).
-    """
-
     A query string of more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters is refused here too (400):
     Django raises ``TooManyFieldsSent`` where a view first reads it, which would be a 500 there.
+    """
+
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
@@ -171,13 +173,13 @@ class BodySizeLimitMiddleware:
                 length = 0
             if length > limit:
                 return _too_large(request, limit)
-        return self.get_response(request)
-
         if request.META.get("QUERY_STRING") and request.path.startswith(_LIMITED_PREFIXES):
             try:
                 request.GET  # noqa: B018  # parsed once, here; the view reads the same QueryDict
             except TooManyFieldsSent:
                 return _too_many_parameters(request)
+        return self.get_response(request)
+
 
 def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
     from flagship import errors  # noqa: PLC0415  # see the note on imports above
@@ -192,8 +194,6 @@ def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
     )
 
 
-class AdminLoginRateLimitMiddleware:
-    """Limit sign-in attempts (POST /admin/login/) per address: FLAGSHIP_ADMIN_LOGIN_RATE."""
 def _too_many_parameters(request: HttpRequest) -> HttpResponse:
     from flagship import errors  # noqa: PLC0415  # see the note on imports above
 
@@ -210,6 +210,8 @@ def _too_many_parameters(request: HttpRequest) -> HttpResponse:
     )
 
 
+class AdminLoginRateLimitMiddleware:
+    """Limit sign-in attempts (POST /admin/login/) per address: FLAGSHIP_ADMIN_LOGIN_RATE."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
@@ -218,7 +220,7 @@ def _too_many_parameters(request: HttpRequest) -> HttpResponse:
         """Answer 429 with Retry-After once the address has used up its attempts."""
         from flagship import errors  # noqa: PLC0415  # see the note on imports above
 
-        rate = settings.FLAGSHIP_ADMIN_LOGIN_RATE
+        rate = rates.rate(rates.ADMIN_LOGIN)
         if request.method == "POST" and request.path == "/admin/login/" and rate:
             usage = get_usage(
                 request, group="admin-login", key="ip", rate=rate, method="POST", increment=True

@@ -2,18 +2,19 @@
 
 DRF throttle classes, so a limited request becomes ``Throttled`` and the exception handler answers
 429 problem details with ``Retry-After`` (seconds until the current window ends). Rates are
-settings (``FLAGSHIP_AUTH_RATE``, ``FLAGSHIP_MANAGEMENT_RATE``), read per request; an empty rate
-turns a limit off.
+settings (``FLAGSHIP_AUTH_RATE``, ``FLAGSHIP_MANAGEMENT_RATE``), read per request through
+``flagship.rates`` (which holds their defaults); an empty rate turns a limit off.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # ships no types
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+from flagship import rates
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is half-loaded
     from rest_framework.views import APIView
@@ -38,7 +39,7 @@ class _RateLimitThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         """Count the request; refuse it once the window's limit is used up."""
-        rate = getattr(settings, self.rate_setting, "")
+        rate = rates.rate(self.rate_setting)
         value = self.key(request) if rate else None
         if value is None:
             return True
@@ -63,7 +64,7 @@ class AuthRateThrottle(_RateLimitThrottle):
     """Per client address on the token endpoints (``FLAGSHIP_AUTH_RATE``)."""
 
     group = "auth"
-    rate_setting = "FLAGSHIP_AUTH_RATE"
+    rate_setting = rates.AUTH
 
     def key(self, request: Request) -> str | None:
         """The client address."""
@@ -77,7 +78,7 @@ class ManagementRateThrottle(_RateLimitThrottle):
     """
 
     group = "management"
-    rate_setting = "FLAGSHIP_MANAGEMENT_RATE"
+    rate_setting = rates.MANAGEMENT
 
     def key(self, request: Request) -> str | None:
         """The user's id, or ``None`` for anonymous, evaluation and non-API requests."""

@@ -347,28 +347,37 @@ SPECTACULAR_SETTINGS = {
 }
 # CORS only for what browsers call with client keys: evaluation and OFREP.
 CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream|api/v1/sdk/evaluations)"
+        # The change stream, a plain async view drf-spectacular cannot see.
+        "flagship.schema.add_stream_operation",
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "if-none-match", "x-api-key"]
 CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID"]
 # Request bodies larger than this are refused with 413 (JSON APIs need little).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1_048_576)
-# Rate limits ("<count>/<period>", period s, m, h or d; empty turns a limit off), counted in the
-# default cache by django-ratelimit. Exceeded: 429 with Retry-After. Off by default in the test
-# suite, whose many logins from one address would trip them; their tests set them.
+# How deep JSON objects and arrays may nest in a request body (the API, OFREP, the admin's JSON
+# fields); deeper is 400 json_too_deep (OFREP: PARSE_ERROR). flagship.jsonbody reads it.
+FLAGSHIP_MAX_JSON_DEPTH = env.int("FLAGSHIP_MAX_JSON_DEPTH", default=64)
+# Rate limits ("<count>/<period>", period s, m, h or d; empty turns a limit off). Each is read from
+# its environment variable here; unset, it stays None and flagship.rates supplies its default
+# (flagship.rates.DEFAULTS, the one place defaults live), per request. Exceeded: 429 with
+# Retry-After. Every default is off in the test suite, whose many logins from one address would
+# trip them; their tests set them. Sizing: docs/operations.md, "Rate limits".
 _RATES_ON = ENVIRONMENT != "test"
-FLAGSHIP_AUTH_RATE = env.str(  # per client address
-    "FLAGSHIP_AUTH_RATE", default="10/m" if _RATES_ON else ""
-)
-FLAGSHIP_ADMIN_LOGIN_RATE = env.str(  # per client address
-    "FLAGSHIP_ADMIN_LOGIN_RATE", default="10/m" if _RATES_ON else ""
-)
-FLAGSHIP_MANAGEMENT_RATE = env.str(  # per user
-    "FLAGSHIP_MANAGEMENT_RATE", default="600/m" if _RATES_ON else ""
-)
-FLAGSHIP_EVALUATION_RATE = env.str(  # per environment key, evaluation API and OFREP together
-    "FLAGSHIP_EVALUATION_RATE", default="6000/m" if _RATES_ON else ""
-)
+FLAGSHIP_DEFAULT_RATES_ON = _RATES_ON
+FLAGSHIP_AUTH_RATE = env.str("FLAGSHIP_AUTH_RATE", default=None)  # per client address
+FLAGSHIP_ADMIN_LOGIN_RATE = env.str("FLAGSHIP_ADMIN_LOGIN_RATE", default=None)  # per address
+FLAGSHIP_MANAGEMENT_RATE = env.str("FLAGSHIP_MANAGEMENT_RATE", default=None)  # per user
+# Evaluation (evaluation API, evaluation counts and OFREP together) per server key, per client key
+# (all addresses), and per client key and client address.
+FLAGSHIP_SERVER_KEY_RATE = env.str("FLAGSHIP_SERVER_KEY_RATE", default=None)
+FLAGSHIP_CLIENT_KEY_RATE = env.str("FLAGSHIP_CLIENT_KEY_RATE", default=None)
+FLAGSHIP_CLIENT_ADDRESS_RATE = env.str("FLAGSHIP_CLIENT_ADDRESS_RATE", default=None)
+# New change-stream connections per key, and per client key and client address.
+FLAGSHIP_STREAM_KEY_RATE = env.str("FLAGSHIP_STREAM_KEY_RATE", default=None)
+FLAGSHIP_STREAM_ADDRESS_RATE = env.str("FLAGSHIP_STREAM_ADDRESS_RATE", default=None)
+# Deprecated: when set, the server and client key rates that are not set themselves.
+FLAGSHIP_EVALUATION_RATE = env.str("FLAGSHIP_EVALUATION_RATE", default=None)
 RATELIMIT_USE_CACHE = "default"
 
 # --- FlagShip --------------------------------------------------------------------------------

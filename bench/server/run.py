@@ -1100,8 +1100,8 @@ def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
         "DJANGO_ENV_FILE": str(workdir / "no.env"),
         "DATABASE_URL": database_url(args.postgres),
         "REDIS_URL": args.redis,
-        # Counted as in production (a Redis increment per request) but never reached.
-        "FLAGSHIP_EVALUATION_RATE": "1000000000/s",
+        # Rate limits at their production defaults (flagship.rates): a refusal would show as an
+        # error, and one instance at full speed must stay well under a server key's limit.
         "PYTHONUNBUFFERED": "1",
     }
 

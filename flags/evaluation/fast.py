@@ -143,7 +143,7 @@ def admitted(
     key = authenticate(request, kinds)
     if key is None:
         return None
-    if throttling.allow(key.lookup) is not None:
+    if throttling.allow(key.lookup, key.kind, throttling.client_address(request)) is not None:
         return None  # the window is now blocked: the full path answers 429 without counting
     version = known_version(key.environment_id)
     return key, compiled_for(key.environment_id, key.project_id, version)

@@ -44,6 +44,7 @@ from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
 from flags import events
+from flags.evaluation import throttling
 from flags.models import Environment
 from flagship.errors import problem_response
 
@@ -252,6 +253,10 @@ async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
         return key
     if key.environment_id is None:  # pragma: no cover - environment keys always have one
         return _refusal(request, 403, "environment_key_required", "Not an environment key.")
+    address = throttling.client_address(request)
+    retry_after = await sync_to_async(throttling.allow_stream)(key.lookup, key.kind, address)
+    if retry_after is not None:
+        return throttling.rate_limited(request, retry_after)
     last_event_id = _last_event_id(request)
     if isinstance(request, ASGIRequest):
         content: Iterable[str] | AsyncIterator[str] = _events(

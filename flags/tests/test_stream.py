@@ -432,6 +432,43 @@ def test_bad_requests(web: Client, db_staging: Environment) -> None:
     assert bad_format.status_code == 400
 
 
+@override_settings(FLAGSHIP_STREAM_ADDRESS_RATE="2/h")
+def test_new_connections_of_a_client_key_are_rate_limited_per_address(
+    web: Client, db_staging: Environment
+) -> None:
+    secret = issue(db_staging, ApiKey.Kind.CLIENT)
+
+    def connect(address: str) -> Any:
+        return web.get(f"{STREAM}?key={secret}", REMOTE_ADDR=address)
+
+    statuses = [connect("203.0.113.7").status_code for _ in range(2)]
+    limited = connect("203.0.113.7")
+    other_address = connect("198.51.100.20")
+
+    assert statuses == [200, 200]
+    assert limited.status_code == 429
+    assert limited["Content-Type"] == "application/problem+json"
+    assert 1 <= int(limited["Retry-After"]) <= 3600
+    assert limited.json()["code"] == "rate_limited"
+    assert other_address.status_code == 200
+
+
+@override_settings(FLAGSHIP_STREAM_KEY_RATE="2/h")
+def test_new_connections_are_rate_limited_per_key(web: Client, db_staging: Environment) -> None:
+    secret = issue(db_staging, ApiKey.Kind.SERVER)
+
+    def connect(key: str, address: str) -> int:
+        return web.get(STREAM, headers={"X-API-Key": key}, REMOTE_ADDR=address).status_code
+
+    statuses = [connect(secret, address) for address in ("203.0.113.7", "198.51.100.20")]
+    limited = connect(secret, "198.51.100.21")
+    another_key = connect(issue(db_staging, ApiKey.Kind.SERVER), "198.51.100.21")
+
+    assert statuses == [200, 200]
+    assert limited == 429
+    assert another_key == 200
+
+
 def test_outside_asgi_the_current_state_is_answered_once(
     web: Client, db_staging: Environment
 ) -> None:

@@ -37,7 +37,13 @@ API_CHECKS = [
     response_schema_conformance,
 ]
 # Routes an environment key (not a person) calls.
-KEYED_PREFIXES = ("/api/v1/evaluate", "/api/v1/ruleset", "/api/v1/sdk/", "/ofrep/")
+KEYED_PREFIXES = (
+    "/api/v1/evaluate",
+    "/api/v1/ruleset",
+    "/api/v1/sdk/",
+    "/api/v1/stream",
+    "/ofrep/",
+)
 
 
 def test_schema__served_as_openapi_3(client: Client) -> None:
@@ -64,6 +70,19 @@ def test_schema__api_operations_document_problems_ofrep_not(client: Client) -> N
         if path.startswith("/ofrep/"):
             for operation in operations.values():
                 assert "default" not in operation["responses"]
+
+
+def test_schema__documents_the_change_stream(client: Client) -> None:
+    schema = client.get("/api/schema/", headers={"Accept": "application/json"}).json()
+    operation = schema["paths"]["/api/v1/stream"]["get"]
+
+    assert list(operation["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert operation["security"] == [{"apiKeyAuth": []}, {"clientKeyQuery": []}]
+    assert schema["components"]["securitySchemes"]["clientKeyQuery"]["in"] == "query"
+    limited = operation["responses"]["429"]
+    assert "application/problem+json" in limited["content"]
+    assert "Retry-After" in limited["headers"]
+    assert {"400", "401", "403", "404", "default"} <= set(operation["responses"])
 
 
 def test_docs__swagger_ui_from_sidecar_not_a_cdn(client: Client) -> None:

@@ -7,6 +7,7 @@ a clean environment (and no .env file).
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from flagship import rates
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "flagship" / "settings.py"
@@ -109,6 +112,14 @@ def test_env_example__documents_only_variables_that_something_reads() -> None:
     assert sorted(stale) == []
 
 
+def test_env_example__rate_defaults__those_of_flagship_rates() -> None:
+    pattern = re.compile(r"^#?\s*(FLAGSHIP_[A-Z_]+_RATE)=(.*)$", flags=re.MULTILINE)
+    documented = dict(pattern.findall(ENV_EXAMPLE.read_text()))
+
+    assert {name: documented.get(name) for name in rates.DEFAULTS} == rates.DEFAULTS
+    assert documented[rates.EVALUATION] == ""  # deprecated: no default
+
+
 def test_embedded_default__nothing_configured__sqlite_and_local_memory_cache() -> None:
     result = load_settings()
 
@@ -184,6 +195,24 @@ def test_production__secret_and_hosts__check_deploy_has_no_issues() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_production__no_rate_configured__every_limit_at_its_default() -> None:
+    code = (
+        "import json, django; django.setup(); from flagship import rates; "
+        "print(json.dumps({name: rates.rate(name) for name in rates.DEFAULTS}))"
+    )
+    result = run(
+        ["-c", code],
+        DJANGO_SETTINGS_MODULE="flagship.settings",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="flagship.example.com",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == rates.DEFAULTS
+    assert rates.DEFAULTS[rates.SERVER_KEY] == "1200000/m"
 
 
 def test_unknown_environment__refuses_to_start() -> None:
