@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 # DJANGO_ENV=test is set by the flagship.testing plugin, loaded before Django reads its settings.
+from collections.abc import Iterator
+
 import pytest
 
 from accounts import roles
 from accounts.models import User
 from accounts.tests.factories import make_user
+from flagship import breakers
 
 
 @pytest.fixture
@@ -32,3 +35,11 @@ def release_manager(db: None) -> User:
 def administrator(db: None) -> User:
     """A user in the Administrator group."""
     return make_user(username="admin", role=roles.ADMINISTRATOR)
+
+
+@pytest.fixture(autouse=True)
+def _closed_breakers() -> Iterator[None]:
+    """Every test starts and ends with PostgreSQL's and Redis's circuit breakers closed."""
+    breakers.reset()
+    yield
+    breakers.reset()

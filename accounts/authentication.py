@@ -113,6 +113,14 @@ def forget_key(lookup: str) -> None:
     transaction.on_commit(again)
 
 
+def _remember_last_known(lookup: str, data: dict[str, Any]) -> None:
+    """Keep a key's essentials for when neither Redis nor PostgreSQL can be asked."""
+    with _lock:
+        if len(_last_known) >= MAX_LAST_KNOWN and lookup not in _last_known:
+            _last_known.pop(next(iter(_last_known)))
+        _last_known[lookup] = data
+
+
 def recently_recorded(key_id: int) -> bool:
     """Whether this process wrote (or saw written) the key's ``last_used_at`` within a minute."""
     written = _last_written.get(key_id)
@@ -190,6 +198,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             if not isinstance(data, dict):
                 return None
             local.remember_key(lookup, data)
+            _remember_last_known(lookup, data)
         if data.get("kind") != kind:
             return None
         try:
@@ -211,16 +220,16 @@ class ApiKeyAuthentication(BaseAuthentication):
                 data = _last_known.get(lookup)
             if data is None or data.get("kind") != kind:
                 raise
+            # Neither Redis nor PostgreSQL can say more: serve the key as last known, and let the
+            # fast path do so too for a while (``remember_key`` of the very same essentials).
+            local.remember_key(lookup, data)
             return from_essentials(data, known_version(data["environment_id"]))
         if key is None or key.kind not in ENVIRONMENT_KINDS:
             return key
         data = essentials(key)
         if key.environment is not None:
             note_version(key.environment.pk, key.environment.ruleset_version)
-        with _lock:
-            if len(_last_known) >= MAX_LAST_KNOWN:
-                _last_known.pop(next(iter(_last_known)))
-            _last_known[lookup] = data
+        _remember_last_known(lookup, data)
         rulesets.set(key_cache_key(lookup), data, rulesets.key_ttl())
         if rulesets.key_ttl() > 0:
             local.remember_key(lookup, data)
@@ -257,6 +266,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         try:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         except DatabaseError:
+            # Not again for a minute: during an outage each attempt would only fail again.
+            with _lock:
+                _last_written[key.pk] = time.monotonic()
             logger.warning("api_key.last_used_not_recorded", extra={"key": key.lookup})
             return
         key.last_used_at = now

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db import connection
 
 
 class FlagsConfig(AppConfig):
@@ -8,10 +9,25 @@ class FlagsConfig(AppConfig):
     verbose_name = "Feature flags"
 
     def ready(self) -> None:
-        """Import the change notices now, not on the first commit.
+        """Import the change notices now, not on the first commit; reconcile after outages.
 
         ``flags.services.common._announce`` imports ``flags.events`` lazily (its import graph
         stays free of the stream); importing it (redis.asyncio and friends) takes ~45 ms, which the
         first change after a start-up would otherwise add to its propagation time.
         """
+        from flagship import breakers  # noqa: PLC0415  # app modules load after the registry
+
         from . import events  # noqa: F401, PLC0415
+
+        breakers.redis_breaker.on_recovery(_reconcile)
+        breakers.database.on_recovery(_reconcile)
+
+
+def _reconcile() -> None:
+    """After an outage, bring the shared versions up to the database's (in the probe's thread)."""
+    from .evaluation import cache  # noqa: PLC0415  # imports models
+
+    try:
+        cache.reconcile_versions()
+    finally:
+        connection.close()  # the probe thread's connection goes back to the pool

@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from flags.evaluation import local
+from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +84,11 @@ def publish_ruleset_changed(environment_id: int, version: int) -> None:
     """
     change = RulesetChanged(environment_id, version)
     url = redis_url()
-    if url:
+    if url and breakers.redis_breaker.available():
         try:
             local.publisher(url).publish(channel(), change.encode())
-        except redis.RedisError:
+        except redis.RedisError as error:
+            breakers.redis_breaker.failed(error)  # reconciled and published again on recovery
             logger.warning("events.publish_failed", exc_info=True)
         else:
             return

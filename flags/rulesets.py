@@ -2,10 +2,12 @@
 
 Everything here goes through Django's cache API on the ``FLAGSHIP_CACHE_ALIAS`` cache (Redis when
 ``REDIS_URL`` is set, an in-process cache otherwise), and every call is guarded: a cache that
-fails is logged and treated as a miss, never raised into a request or a write. After a failure
-the cache is not tried again for ``FLAGSHIP_CACHE_RETRY_SECONDS`` (a small circuit breaker), so a
-Redis that hangs costs one socket timeout per process per window, not one per request; when the
-window ends the next call tries again, so recovery is automatic.
+fails is logged and treated as a miss, never raised into a request or a write. The first failure
+opens Redis's circuit breaker (``flagship.breakers``): until its background probe sees Redis
+answer again, nothing here touches Redis, so an outage costs one failed call per process, not a
+socket timeout per request. When the probe succeeds, the versions are reconciled with the
+database at once (:func:`reconcile_versions`), so a version key written before the outage is not
+trusted over a change committed during it.
 
 Keys (under the cache's ``KEY_PREFIX``):
 
@@ -24,20 +26,16 @@ Time-to-live of each is a setting (``FLAGSHIP_RULESET_CACHE_SECONDS``,
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 
+from flagship import breakers
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALIAS = "default"
-DEFAULT_RETRY_SECONDS = 5.0
-
-_state_lock = threading.Lock()
-_down_until = 0.0
 
 
 def _setting(name: str, default: float) -> float:
@@ -65,28 +63,20 @@ def shared_cache() -> BaseCache:
 
 
 def available() -> bool:
-    """Whether the cache may be tried now (not inside a back-off window after a failure)."""
-    return time.monotonic() >= _down_until
+    """Whether the cache may be tried now (its breaker is closed)."""
+    return breakers.redis_breaker.available()
 
 
-def _failed(operation: str, error: Exception) -> None:
-    global _down_until  # noqa: PLW0603  # one breaker per process, guarded by the lock
-    retry = _setting("FLAGSHIP_CACHE_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
-    with _state_lock:
-        first = time.monotonic() >= _down_until
-        _down_until = time.monotonic() + retry
-    if first:
-        logger.warning(
-            "cache.unavailable",
-            extra={"operation": operation, "error": repr(error), "retry_seconds": retry},
-        )
+def failed(operation: str, error: Exception) -> None:
+    """A cache call failed: open Redis's breaker (when Redis is the cache) and log it."""
+    if getattr(settings, "REDIS_URL", ""):
+        breakers.redis_breaker.failed(error)
+    logger.warning("cache.failed", extra={"operation": operation, "error": repr(error)})
 
 
 def reset() -> None:
-    """Close the back-off window (tests, and after a configuration change)."""
-    global _down_until  # noqa: PLW0603  # see _failed
-    with _state_lock:
-        _down_until = 0.0
+    """Close the breaker (tests, and after a configuration change)."""
+    breakers.redis_breaker.reset()
 
 
 def get(key: str) -> Any:
@@ -96,7 +86,7 @@ def get(key: str) -> Any:
     try:
         return shared_cache().get(key)
     except Exception as error:  # any cache failure is a miss, never an error
-        _failed("get", error)
+        failed("get", error)
         return None
 
 
@@ -107,7 +97,7 @@ def set(key: str, value: Any, timeout: float) -> bool:  # mirrors the cache API
     try:
         shared_cache().set(key, value, timeout)
     except Exception as error:  # see get
-        _failed("set", error)
+        failed("set", error)
         return False
     return True
 
@@ -119,7 +109,7 @@ def add(key: str, value: Any, timeout: float) -> bool | None:
     try:
         return bool(shared_cache().add(key, value, timeout))
     except Exception as error:  # see get
-        _failed("add", error)
+        failed("add", error)
         return None
 
 
@@ -132,7 +122,7 @@ def incr(key: str, amount: int) -> int | None:
     except ValueError:
         return None  # expired between add() and incr(): the next report starts it again
     except Exception as error:  # see get
-        _failed("incr", error)
+        failed("incr", error)
         return None
 
 
@@ -143,7 +133,7 @@ def delete(key: str) -> None:
     try:
         shared_cache().delete(key)
     except Exception as error:  # see get
-        _failed("delete", error)
+        failed("delete", error)
 
 
 # --- Ruleset documents and versions ----------------------------------------------------------

@@ -7,6 +7,8 @@
         proxy.sever()  # close every connection; refuse new ones (connection refused)
         ...  # the component is down, for real: sockets fail, drivers raise
         proxy.restore()  # accept and forward again
+        proxy.stall()  # keep connections open and accept new ones, but forward nothing
+        proxy.restore()  # (a partition, not a refusal: callers wait until their own timeouts)
 
 Threads, not asyncio: the code under test is synchronous, and a daemon thread per direction
 keeps the proxy independent of any event loop. Only loopback addresses are accepted.
@@ -36,6 +38,7 @@ class FaultProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._severed = False
+        self._stalled = False
         self._stopped = False
         self.accepted = 0
 
@@ -68,8 +71,13 @@ class FaultProxy:
         for sock in sockets:
             _close(sock)
 
+    def stall(self) -> None:
+        """Forward nothing (bytes are read and dropped) while connections stay open."""
+        self._stalled = True
+
     def restore(self) -> None:
         """Listen and forward again, on the same port."""
+        self._stalled = False
         with self._lock:
             if not self._severed or self._stopped:
                 return
@@ -121,7 +129,8 @@ class FaultProxy:
                 data = source.recv(BUFFER)
                 if not data:
                     break
-                sink.sendall(data)
+                if not self._stalled:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -14,7 +14,7 @@ from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # s
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from flagship import rates
+from flagship import breakers, rates
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is half-loaded
     from rest_framework.views import APIView
@@ -41,8 +41,8 @@ class _RateLimitThrottle(BaseThrottle):
         """Count the request; refuse it once the window's limit is used up."""
         rate = rates.rate(self.rate_setting)
         value = self.key(request) if rate else None
-        if value is None:
-            return True
+        if value is None or not breakers.redis_breaker.available():
+            return True  # Redis is down: fail open rather than wait on it or lock everyone out
         usage = get_usage(
             request,
             group=self.group,

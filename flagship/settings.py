@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every response and log line carries the request id.
     "flagship.middleware.RequestIdMiddleware",
+    # "FlagShip-Degraded: database,redis" on responses served while a dependency is down.
+    "flagship.breakers.DegradedHeaderMiddleware",
     # Problem details for any error under /api/, and the API-Version header.
     "flagship.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -146,6 +148,8 @@ def _database() -> dict[str, Any]:
         }
     config: dict[str, Any] = env.db_url_config(url)
     if config["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend behind the database circuit breaker (flagship/db/postgresql/base.py).
+        config["ENGINE"] = "flagship.db.postgresql"
         config["OPTIONS"] = {
             # psycopg 3's pool: connections are reused across requests within a process.
             "pool": {
@@ -219,8 +223,10 @@ FLAGSHIP_VERSION_CACHE_SECONDS = env.int(
 FLAGSHIP_RULESET_CACHE_SECONDS = env.int(
     "FLAGSHIP_RULESET_CACHE_SECONDS", default=86_400 if _SHARED_CACHES_ON else 0
 )
-# After a cache failure, the evaluation path skips the cache for this many seconds (then retries).
-FLAGSHIP_CACHE_RETRY_SECONDS = env.float("FLAGSHIP_CACHE_RETRY_SECONDS", default=5.0)
+# PostgreSQL and Redis sit behind circuit breakers (flagship/breakers.py): the first failure opens
+# one, a background probe closes it; nothing waits on a dependency that is down meanwhile.
+# Seconds /readyz waits for its checks (each runs in its own thread): inside a 1 s probe timeout.
+FLAGSHIP_READYZ_TIMEOUT = env.float("FLAGSHIP_READYZ_TIMEOUT", default=0.8)
 # The stores (flags.rulesets) use their own alias, which raises errors so they can back off; the
 # default alias (rate limits) swallows Redis errors instead of failing requests.
 FLAGSHIP_CACHE_ALIAS = "flagship"
@@ -341,14 +347,14 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        # The change stream, a plain async view drf-spectacular cannot see.
+        "flagship.schema.add_stream_operation",
         # Problem-details responses on every /api/ operation.
         "flagship.schema.add_problem_responses",
     ],
 }
 # CORS only for what browsers call with client keys: evaluation and OFREP.
 CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream|api/v1/sdk/evaluations)"
-        # The change stream, a plain async view drf-spectacular cannot see.
-        "flagship.schema.add_stream_operation",
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "if-none-match", "x-api-key"]
@@ -379,6 +385,9 @@ FLAGSHIP_STREAM_ADDRESS_RATE = env.str("FLAGSHIP_STREAM_ADDRESS_RATE", default=N
 # Deprecated: when set, the server and client key rates that are not set themselves.
 FLAGSHIP_EVALUATION_RATE = env.str("FLAGSHIP_EVALUATION_RATE", default=None)
 RATELIMIT_USE_CACHE = "default"
+# A counter that cannot be read (Redis down) allows the request: an outage of the cache must not
+# lock every user out of the admin and the API (docs/operations.md, "Rate limits").
+RATELIMIT_FAIL_OPEN = True
 
 # --- FlagShip --------------------------------------------------------------------------------
 FLAGSHIP = {

@@ -63,7 +63,7 @@ def postgres_missing() -> str | None:
         engine = settings.DATABASES["default"]["ENGINE"]
     except ImproperlyConfigured:
         return "Django is not configured (DJANGO_SETTINGS_MODULE)"
-    if engine == "django.db.backends.postgresql":
+    if engine in ("django.db.backends.postgresql", "flagship.db.postgresql"):
         return None
     return f"the database is {engine.rsplit('.', 1)[-1]}, not PostgreSQL"
 

@@ -1116,7 +1116,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
 ) -> str:
     """Seed, start the servers, measure; the report."""
     sizes = (FLAG_COUNT, *(size for size in options.scale_flags if size != FLAG_COUNT))
-    if args.sweep:
+    if args.sweep or args.outage:
         sizes = (FLAG_COUNT,)
     print(f"Creating the database and importing {sizes} flags ...", file=sys.stderr)
     recreate_database(args.postgres)
@@ -1145,6 +1145,9 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
             processes, env, by_name, options=options, wrk_path=wrk_path, workdir=workdir
         )
         return "\n".join([*sweep_report(swept, options), f"Machine: {machine()}."]) + "\n"
+    if args.outage:
+        lines = outage_section(args, options, processes, env, wrk_path, workdir, requests)
+        return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
     results = [
         measure(
             wrk_path, ceiling_port if endpoint.ceiling else app_port, endpoint, options, workdir
@@ -1195,7 +1198,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         sweep = run_sweep(
             processes, env, by_name, options=options, wrk_path=wrk_path, workdir=workdir
         )
-    return report(
+    text = report(
         results,
         streams,
         options=options,
@@ -1204,6 +1207,33 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         scale=scale,
         sweep=sweep,
     )
+    if args.no_outage:
+        return text
+    lines = outage_section(args, options, processes, env, wrk_path, workdir, requests)
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
+def outage_section(  # noqa: PLR0917  # the run's state, passed on
+    args: argparse.Namespace,
+    options: Options,
+    processes: Processes,
+    env: dict[str, str],
+    wrk_path: str,
+    workdir: Path,
+    requests: list[Endpoint],
+) -> list[str]:
+    """Evaluation and ``/readyz`` with PostgreSQL, Redis and both cut (``bench.server.outage``)."""
+    from . import outage  # noqa: PLC0415  # outage imports this module
+
+    results = outage.run_outages(
+        processes,
+        env,
+        requests,
+        outage.measure_state(wrk_path, options, workdir),
+        database_url(args.postgres),
+        args.redis,
+    )
+    return outage.outage_report(results, gunicorn_defaults(env))
 
 
 def run(args: argparse.Namespace) -> str:
@@ -1280,6 +1310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
         help="a Redis database the run may flush (default: %(default)s)",
     )
+    parser.add_argument(
+        "--outage",
+        action="store_true",
+        help="only the outage section (PostgreSQL, Redis and both cut; 200 flags)",
+    )
+    parser.add_argument("--no-outage", action="store_true", help="skip the outage section")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = parser.parse_args(argv)
     text = run(args)

@@ -17,22 +17,31 @@ has it (set on commit), else from the database; when both fail, the last version
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError
 
-from flags import rulesets
+from flags import events, rulesets
 from flags.models import Environment
 from flags.snapshot import environment_ruleset
+from flagship import breakers
 from flagship_sdk.engine import Ruleset
 
 from . import local
 
+logger = logging.getLogger(__name__)
+
 MAX_ENTRIES = 64
+# While Redis is down, how often a process asks the database for an environment's version: the
+# bound on how late a change reaches it then (pub/sub, which pushes changes at once, is down too).
+DATABASE_POLL_SECONDS = 1.0
+UNAVAILABLE = "the database is unavailable and this process knows no version"
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ _build_locks: dict[int, threading.Lock] = {}
 # database cannot be reached (stale-if-error), never otherwise.
 _latest: dict[int, CompiledRuleset] = {}
 _versions: dict[int, int] = {}
+_polled: dict[int, tuple[int, float]] = {}  # environment id: (version, when read), Redis down
 
 
 def _cached(key: tuple[int, int]) -> CompiledRuleset | None:
@@ -153,15 +163,25 @@ def last_compiled(environment_id: int) -> CompiledRuleset | None:
 def current_version(environment_id: int) -> int:
     """The environment's current ruleset version: shared cache, else database, else last seen.
 
-    Raises ``Environment.DoesNotExist`` for an unknown environment and the database's error when
-    neither the cache nor this process knows a version.
+    While Redis is down (its breaker open) the database is asked at most every
+    ``DATABASE_POLL_SECONDS`` per environment and process, not on every request; while the
+    database is down too, it is not asked at all and the newest version this process knows is
+    the answer. Raises ``Environment.DoesNotExist`` for an unknown environment and the database's
+    error when neither the cache nor this process knows a version.
     """
     version = rulesets.get_version(environment_id)
     if version is not None:
         if version > _versions.get(environment_id, 0):
             _versions[environment_id] = version  # one atomic store; a lost race is harmless
         return version
+    polling = not rulesets.available()
+    if polling:
+        polled = _polled.get(environment_id)
+        if polled is not None and time.monotonic() - polled[1] < DATABASE_POLL_SECONDS:
+            return polled[0]
     try:
+        if not breakers.database.available():
+            raise OperationalError(UNAVAILABLE)
         version = (
             Environment.objects.filter(pk=environment_id)
             .order_by()
@@ -169,14 +189,26 @@ def current_version(environment_id: int) -> int:
             .first()
         )
     except DatabaseError:
-        known = _versions.get(environment_id)
-        if known is None:
-            raise
-        return known
+        return _last_seen(environment_id)
     if version is None:
         raise Environment.DoesNotExist(environment_id)
+    if polling:
+        _polled[environment_id] = (version, time.monotonic())
     note_version(environment_id, version)
     return version
+
+
+def _last_seen(environment_id: int) -> int:
+    """The newest version this process knows of an environment; re-raises when it knows none."""
+    known = _versions.get(environment_id)
+    if known is None:
+        # Versions pushed through the subscription are not copied here: the last ruleset this
+        # process compiled for the environment is the newest version it knows.
+        latest = last_compiled(environment_id)
+        if latest is None:
+            raise OperationalError(UNAVAILABLE)
+        known = latest.version
+    return known
 
 
 def known_version(environment_id: int) -> int:
@@ -207,9 +239,46 @@ def current_ruleset(environment: Environment) -> Ruleset:
     return compiled_ruleset(environment).ruleset
 
 
+def reconcile_versions() -> dict[int, int]:
+    """Bring Redis's version of every environment up to the database's, after an outage.
+
+    Run when Redis's or PostgreSQL's breaker closes (``flags.apps``). A change committed while
+    Redis was unreachable could not be announced, and a version key written before the outage
+    (its TTL not yet over) would otherwise be trusted over it. Each environment whose cached
+    version is missing or older is set and announced on the change channel, so every process and
+    every stream subscriber hears of it. Returns those environments and their versions; nothing
+    (it runs again on the next recovery) while either dependency is still down.
+    """
+    if not rulesets.available() or rulesets.version_ttl() <= 0:
+        return {}
+    try:
+        versions = dict(Environment.objects.order_by().values_list("pk", "ruleset_version"))
+    except DatabaseError:
+        return {}  # PostgreSQL is down too: its own recovery reconciles
+    keys = {rulesets.version_key(pk): pk for pk in versions}
+    try:
+        cached = rulesets.shared_cache().get_many(list(keys))
+    except Exception as error:  # any cache failure: the next recovery tries again
+        rulesets.failed("reconcile", error)
+        return {}
+    moved = {
+        pk: versions[pk]
+        for key, pk in keys.items()
+        if not isinstance(cached.get(key), int) or cached[key] < versions[pk]
+    }
+    for environment_id, version in moved.items():
+        rulesets.announce_version(environment_id, version)
+        note_version(environment_id, version)
+        events.publish_ruleset_changed(environment_id, version)
+    if moved:
+        logger.info("ruleset.versions_reconciled", extra={"environments": len(moved)})
+    return moved
+
+
 def clear() -> None:
     """Forget every compiled ruleset (tests; a later issue calls it on cache invalidation)."""
     with _lock:
         _entries.clear()
         _latest.clear()
         _versions.clear()
+        _polled.clear()

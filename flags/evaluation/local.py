@@ -35,6 +35,7 @@ import redis
 from django.conf import settings
 
 from flags import rulesets
+from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,8 @@ def _listen(url: str, rulesets_channel: str, keys_channel: str, stop: threading.
             if _subscribed:
                 logger.warning("local.subscription_lost", extra={"error": repr(error)})
             _set_subscribed(value=False, stop=stop)
+            if not stop.is_set():
+                breakers.redis_breaker.failed(error)  # nobody else need wait to find out
         finally:
             try:
                 pubsub.close()

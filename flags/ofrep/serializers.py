@@ -35,7 +35,8 @@ class OfrepSuccessSerializer(serializers.Serializer[dict[str, Any]]):
     variant = serializers.CharField(help_text="Variant of the evaluated flag value.")
     metadata = serializers.DictField(
         child=serializers.JSONField(),
-        help_text="`rule` (the matched rule) or `prerequisite` (the parent that failed).",
+        help_text="`rule` (the matched rule) or `prerequisite` (the parent that failed); "
+        "`flagshipDegraded` (single-flag evaluation) while a dependency is down.",
     )
 
 
@@ -72,3 +73,9 @@ class OfrepBulkSuccessSerializer(serializers.Serializer[dict[str, Any]]):
     """``bulkEvaluationSuccess``."""
 
     flags = OfrepSuccessSerializer(many=True)
+    metadata = serializers.DictField(
+        required=False,
+        help_text="Present while a dependency is down: `flagshipDegraded` names it "
+        '(`"database"`, `"redis"` or `"database,redis"`); the flags were evaluated with the last '
+        "ruleset this server holds.",
+    )

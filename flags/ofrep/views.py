@@ -52,6 +52,8 @@ PARSE_ERROR = "PARSE_ERROR"
 INVALID_CONTEXT = "INVALID_CONTEXT"
 GENERAL = "GENERAL"
 FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+# Metadata naming the dependencies that were down when a result was served from memory.
+DEGRADED = "flagshipDegraded"
 # FlagShip's own reason, reported under OpenFeature's standard name for "no targeting applied".
 STANDARD_REASON = {Reason.PREREQUISITE_FAILED: Reason.DEFAULT}
 
@@ -95,13 +97,19 @@ def request_context(request: Request) -> dict[str, Any]:
     return context
 
 
-def success_document(result: EvaluationResult) -> dict[str, Any]:
-    """``evaluationSuccess`` for a result that is not an error."""
+def success_document(result: EvaluationResult, degraded: str = "") -> dict[str, Any]:
+    """``evaluationSuccess`` for a result that is not an error.
+
+    ``degraded`` (``flagship.breakers.degraded()``) names the dependencies that were down: the
+    result came from this process's last ruleset, and ``metadata.flagshipDegraded`` says so.
+    """
     metadata: dict[str, Any] = {}
     if result.rule is not None:
         metadata["rule"] = result.rule
     if result.prerequisite is not None:
         metadata["prerequisite"] = result.prerequisite
+    if degraded:
+        metadata[DEGRADED] = degraded
     return {
         "key": result.key,
         "value": result.value,
@@ -257,7 +265,7 @@ class OfrepFlagView(OfrepView):
         )
         if result is None:
             return None
-        return fast.json_response(fast.render(success_document(result)))
+        return fast.json_response(fast.render(success_document(result, breakers.degraded())))
 
     @extend_schema(
         operation_id="ofrep_evaluate_flag",
@@ -315,7 +323,7 @@ class OfrepFlagView(OfrepView):
             raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
         if result.error_code is not None:
             raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
-        return Response(success_document(result))
+        return Response(success_document(result, breakers.degraded()))
 
 
 class OfrepFlagsView(OfrepView):
@@ -340,6 +348,9 @@ class OfrepFlagsView(OfrepView):
             streams = event_streams(request, api_key.kind)
             if streams is not None:
                 body += b',"eventStreams":' + fast.render(streams)
+            degraded = breakers.degraded()
+            if degraded:
+                body += b',"metadata":' + fast.render({DEGRADED: degraded})
             response = fast.json_response(body + b"}")
         response["ETag"] = etag
         return response
@@ -415,6 +426,9 @@ class OfrepFlagsView(OfrepView):
             streams = event_streams(request, api_key.kind)
             if streams is not None:
                 body["eventStreams"] = streams
+            degraded = breakers.degraded()
+            if degraded:
+                body["metadata"] = {DEGRADED: degraded}
             response = Response(body)
         response["ETag"] = etag
         return response

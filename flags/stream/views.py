@@ -31,7 +31,7 @@ from functools import lru_cache, wraps
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from rest_framework import exceptions
@@ -44,7 +44,7 @@ from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
 from flags import events
-from flags.evaluation import throttling
+from flags.evaluation import cache, throttling
 from flags.models import Environment
 from flagship.errors import problem_response
 
@@ -138,12 +138,24 @@ def _code(error: exceptions.APIException) -> str:
 
 
 def _current_version(environment_id: int) -> int | None:
-    """The environment's ruleset version now, or ``None`` when it no longer exists."""
-    return (
-        Environment.objects.filter(pk=environment_id)
-        .values_list("ruleset_version", flat=True)
-        .first()
-    )
+    """The environment's ruleset version now, or ``None`` when it no longer exists.
+
+    From the database, which is the authority (the shared cache's version may predate a change
+    committed while Redis was down); while the database is down, as evaluation reads it
+    (``flags.evaluation.cache.current_version``: Redis, else the newest version this process
+    knows), so a stream opens and resyncs during an outage too.
+    """
+    try:
+        return (
+            Environment.objects.filter(pk=environment_id)
+            .values_list("ruleset_version", flat=True)
+            .first()
+        )
+    except DatabaseError:
+        try:
+            return cache.current_version(environment_id)
+        except Environment.DoesNotExist:
+            return None
 
 
 def _last_event_id(request: HttpRequest) -> int | None:

@@ -66,7 +66,6 @@ def caching(redis_location: str | None = None, **extra: Any) -> Iterator[None]:
         "FLAGSHIP_KEY_CACHE_SECONDS": 30,
         "FLAGSHIP_VERSION_CACHE_SECONDS": 30,
         "FLAGSHIP_RULESET_CACHE_SECONDS": 3600,
-        "FLAGSHIP_CACHE_RETRY_SECONDS": 0.2,
         # Notices of other tests (and of other test runs sharing the Redis) never arrive here.
         "FLAGSHIP_CHANNEL_PREFIX": f"flagship-test-{uuid.uuid4().hex[:12]}",
     }

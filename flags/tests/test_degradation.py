@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -22,11 +23,14 @@ from accounts.models import ApiKey, User
 from flags import rulesets, services
 from flags.evaluation import cache, local
 from flags.models import Environment, Flag, Project
+from flagship import breakers
 from flagship.faults import FaultProxy
 
 from .test_cache_support import (
     ENDPOINTS,
     EVALUATE,
+    OFREP_BULK,
+    OFREP_ONE,
     RULESET,
     caching,
     call,
@@ -36,6 +40,23 @@ from .test_cache_support import (
 from .test_evaluation_data import build_flags, issue, issue_admin
 
 FLAGS_API = "/api/v1/projects/demo/flags/"
+
+
+def marked(url: str, body: dict[str, Any], down: str) -> dict[str, Any]:
+    """What ``url`` answers with ``body`` while ``down`` is unreachable (OFREP: in metadata)."""
+    if url == OFREP_BULK:
+        return {**body, "metadata": {"flagshipDegraded": down}}
+    if url == OFREP_ONE:
+        return {**body, "metadata": {**body["metadata"], "flagshipDegraded": down}}
+    return body
+
+
+def served_while_down(client: Client, method: str, url: str, secret: str, down: str) -> Any:
+    """Call ``url``: 200, marked ``FlagShip-Degraded: <down>``; its JSON body."""
+    response = call(client, method, url, secret)
+    assert response.status_code == 200, (url, response.content)
+    assert response["FlagShip-Degraded"] == down
+    return response.json()
 
 
 def _through(proxy: FaultProxy, url: str) -> str:
@@ -70,18 +91,18 @@ def test_redis_down__evaluations_answer_and_recover(
         with django_assert_num_queries(0):
             call(client, "post", EVALUATE, secret)
         redis_proxy.sever()
+        assert _wait(lambda: not breakers.redis_breaker.available())  # the subscription's loss
         for method, url in ENDPOINTS:  # process cache, then the database
-            response = call(client, method, url, secret)
-            assert response.status_code == 200, (url, response.content)
-            assert response.json() == expected[url]
+            body = served_while_down(client, method, url, secret, "redis")
+            assert body == marked(url, expected[url], "redis")
         forget_process_state()  # a process that never compiled it: built from the database
         for method, url in ENDPOINTS:
-            response = call(client, method, url, secret)
-            assert response.status_code == 200, (url, response.content)
-            assert response.json() == expected[url]
+            body = served_while_down(client, method, url, secret, "redis")
+            assert body == marked(url, expected[url], "redis")
         redis_proxy.restore()
-        time.sleep(0.3)  # the back-off window (FLAGSHIP_CACHE_RETRY_SECONDS=0.2) ends
-        call(client, "post", EVALUATE, secret)  # fills the cache again
+        assert _wait(breakers.redis_breaker.available)  # the background probe closes it
+        response = call(client, "post", EVALUATE, secret)  # fills the cache again
+        assert "FlagShip-Degraded" not in response
         with django_assert_num_queries(0):  # recovered: warm and query-free again
             assert call(client, "post", EVALUATE, secret).status_code == 200
 
@@ -123,7 +144,7 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
 
         redis_proxy.restore()
         assert _wait(local.subscribed)  # resubscribes by itself
-        time.sleep(0.3)  # the cache's back-off window (FLAGSHIP_CACHE_RETRY_SECONDS=0.2) ends
+        assert _wait(breakers.redis_breaker.available)  # the background probe closes it
         with django_capture_on_commit_callbacks(execute=True):
             services.flag_toggle(
                 state=flags["banner-text"].states.get(environment=staging),
@@ -133,6 +154,35 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
         changed = Environment.objects.get(pk=staging.pk).ruleset_version
         assert _wait(lambda: local.version(staging.pk) == changed)  # pushed again
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{changed}"'
+
+
+@pytest.mark.requires_redis
+def test_redis_back__versions_reconciled_with_the_database_at_once(
+    transactional_db: None,
+    redis_proxy: FaultProxy,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    # Committed data (transactional_db): the recovery hook reads it from the probe's thread.
+    project = services.project_create(key="demo", name="Demo")
+    staging = project.environments.get(key="staging")
+    flags = build_flags(project, staging)
+    with caching(_through(redis_proxy, redis_url())):
+        before = Environment.objects.get(pk=staging.pk).ruleset_version
+        rulesets.announce_version(staging.pk, before)  # cached for 30 s, as after any change
+        redis_proxy.sever()
+        assert rulesets.get_version(staging.pk) is None  # opens the breaker
+        with django_capture_on_commit_callbacks(execute=True):  # announcing it fails
+            services.flag_toggle(
+                state=flags["banner-text"].states.get(environment=staging),
+                enabled=False,
+                actor=None,
+            )
+        changed = Environment.objects.get(pk=staging.pk).ruleset_version
+        assert changed > before
+
+        redis_proxy.restore()
+        # The probe closes the breaker and reconciles: the stale key is not trusted for 30 s.
+        assert _wait(lambda: rulesets.get_version(staging.pk) == changed)
 
 
 @pytest.mark.requires_redis
@@ -231,6 +281,7 @@ def test_postgres_down__evaluations_answer_writes_503_and_recover(
 
         database_proxy.restore()
         connections["default"].close()
+        assert _wait(breakers.database.available)  # the background probe closes the breaker
         # Nothing half-written, and everything answers again.
         assert Flag.objects.count() == flag_count
         assert Environment.objects.get(pk=staging.pk).ruleset_version == version

@@ -139,7 +139,7 @@ def test_urls_configured__postgresql_and_redis() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.postgresql",
+        "flagship.db.postgresql",
         "django_redis.cache.RedisCache",
         "True",
     ]

@@ -1,0 +1,224 @@
+"""FlagShip nodes as an operator runs them, for tests: gunicorn web processes, uvicorn streams.
+
+``Cluster`` starts each node as a child process (its own session, output in a log file) in
+production settings against the given PostgreSQL and Redis URLs (through fault proxies in the
+tests), waits until each answers ``/healthz`` and stops them all at the end. ``Subscriber`` reads
+one ``GET /api/v1/stream`` connection in a thread and records every event and heartbeat.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "cluster-" + "t3st-k3y-n0t-f0r-pr0duct10n-" * 3
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def node_environment(
+    database_url: str, redis_url: str, prefix: str, **extra: str
+) -> dict[str, str]:
+    """Production settings for a node, isolated by ``prefix`` in a shared Redis."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "flagship.settings",
+        "DJANGO_ENV": "production",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": SECRET,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_ENV_FILE": "/nonexistent/flagship.env",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": prefix,
+        "FLAGSHIP_CHANNEL_PREFIX": prefix,
+        "FLAGSHIP_STREAM_HEARTBEAT": "0.5",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": "4",
+        "DJANGO_LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+@dataclass
+class Cluster:
+    """Child processes serving FlagShip; ``web`` and ``streams`` hold their ports."""
+
+    logs: Path
+    web: list[int] = field(default_factory=list)
+    streams: list[int] = field(default_factory=list)
+    _children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start_web(self, env: dict[str, str]) -> int:
+        """A gunicorn node (``gunicorn.conf.py``); its port."""
+        port = free_port()
+        self._start(
+            f"web-{port}",
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi"],
+            {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+        )
+        self.web.append(port)
+        return port
+
+    def start_stream(self, env: dict[str, str]) -> int:
+        """A uvicorn node serving ``flagship.asgi`` (the change stream); its port."""
+        port = free_port()
+        argv = [sys.executable, "-m", "uvicorn", "flagship.asgi:application"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        self._start(f"stream-{port}", argv, env)
+        self.streams.append(port)
+        return port
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        with (self.logs / f"{name}.log").open("wb") as log:
+            child = subprocess.Popen(  # noqa: S603  # the test's own argv
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children.append((name, child))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every node answers ``/healthz``."""
+        deadline = time.monotonic() + timeout
+        for port in self.web + self.streams:
+            while True:
+                try:
+                    status, _headers, _body = request(port, "GET", "/healthz", timeout=2)
+                except OSError:
+                    status = 0
+                if status == 200:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node {port} did not start:\n{self.tail()}")
+                time.sleep(0.1)
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of every node's log (for failure messages)."""
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """SIGTERM every node's process group; SIGKILL what is left after 10 s."""
+        for _name, child in self._children:
+            with suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _name, child in self._children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self._children.clear()
+
+
+@contextmanager
+def cluster(logs: Path) -> Iterator[Cluster]:
+    """A :class:`Cluster`, stopped on exit."""
+    nodes = Cluster(logs)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request to a node on a new connection: status, headers, body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        connection.request(method, path, body=payload, headers=sent)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+class Subscriber:
+    """One open ``GET /api/v1/stream`` connection, read in a thread."""
+
+    def __init__(self, port: int, secret: str) -> None:
+        self.versions: list[int] = []
+        self.heartbeats = 0
+        self.closed = False
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self._sock.sendall(
+            (
+                f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {secret}\r\n"
+                "Accept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        buffer = b""
+        try:
+            while True:
+                data = self._sock.recv(65536)
+                if not data:
+                    break
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self._line(line.strip(b"\r"))
+        except OSError:
+            pass
+        self.closed = True
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(b": ping"):
+            self.heartbeats += 1
+        elif line.startswith(b"data: "):
+            with suppress(ValueError, KeyError, TypeError):
+                self.versions.append(int(json.loads(line[6:])["version"]))
+
+    def close(self) -> None:
+        """Close the connection."""
+        with suppress(OSError):
+            self._sock.close()
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> bool:
+    """Poll ``condition()`` every 20 ms until true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
