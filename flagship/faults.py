@@ -19,7 +19,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 BUFFER = 65536
@@ -41,6 +44,14 @@ class FaultProxy:
         self._stalled = False
         self._stopped = False
         self.accepted = 0
+
+    def url(self, url: str) -> str:
+        """``url`` (``postgres://``, ``redis://``...) pointed at this proxy, not at its server."""
+        parts = urlsplit(url)
+        netloc = f"{self.host}:{self.port}"
+        if parts.username:
+            netloc = f"{parts.username}@{netloc}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     # --- Lifecycle ----------------------------------------------------------------------------
     def start(self) -> FaultProxy:
@@ -146,3 +157,13 @@ def _close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Poll ``condition()`` every 10 ms until it is true (``True``) or ``timeout`` s passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -358,7 +358,7 @@ CORS_URLS_REGEX = r"^/(api/v1/evaluate|ofrep/v1/|api/v1/stream|api/v1/sdk/evalua
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_ALLOW_ALL_ORIGINS = env.bool("CORS_ALLOW_ALL_ORIGINS", default=False)
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "if-none-match", "x-api-key"]
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "FlagShip-Degraded"]
 # Request bodies larger than this are refused with 413 (JSON APIs need little).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1_048_576)
 # How deep JSON objects and arrays may nest in a request body (the API, OFREP, the admin's JSON

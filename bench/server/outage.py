@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from flagship.faults import FaultProxy
 
@@ -51,15 +51,6 @@ class StateResult:
     state: str
     measured: dict[str, Measured] = field(default_factory=dict)
     readyz: Probe = field(default_factory=Probe)
-
-
-def through(proxy: FaultProxy, url: str) -> str:
-    """``url`` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    netloc = f"{proxy.host}:{proxy.port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def readyz(port: int) -> Probe:
@@ -129,8 +120,8 @@ def run_outages(  # noqa: PLR0917  # the run's state, passed on
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi"],
             {
                 **env,
-                "DATABASE_URL": through(pg, postgres_url),
-                "REDIS_URL": through(redis, redis_url),
+                "DATABASE_URL": pg.url(postgres_url),
+                "REDIS_URL": redis.url(redis_url),
                 "GUNICORN_BIND": f"127.0.0.1:{port}",
             },
         )

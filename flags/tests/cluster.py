@@ -212,13 +212,3 @@ class Subscriber:
         """Close the connection."""
         with suppress(OSError):
             self._sock.close()
-
-
-def wait_for(condition: Any, timeout: float = 10.0) -> bool:
-    """Poll ``condition()`` every 20 ms until true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

@@ -43,7 +43,9 @@ def test_cors__evaluation_from_allowed_origin__etag_exposed(
     )
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == SHOP
-    assert "etag" in response["Access-Control-Expose-Headers"].lower()
+    exposed = response["Access-Control-Expose-Headers"].lower()
+    assert "etag" in exposed
+    assert "flagship-degraded" in exposed
 
 
 def test_cors__other_origin__not_allowed(staging: Environment, boolean_flag: Flag) -> None:

@@ -8,10 +8,9 @@ the recovery.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
@@ -24,7 +23,7 @@ from flags import rulesets, services
 from flags.evaluation import cache, local
 from flags.models import Environment, Flag, Project
 from flagship import breakers
-from flagship.faults import FaultProxy
+from flagship.faults import FaultProxy, wait_until
 
 from .test_cache_support import (
     ENDPOINTS,
@@ -59,14 +58,6 @@ def served_while_down(client: Client, method: str, url: str, secret: str, down: 
     return response.json()
 
 
-def _through(proxy: FaultProxy, url: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{proxy.host}:{proxy.port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 # --- Redis -------------------------------------------------------------------------------------
 @pytest.fixture
 def redis_proxy() -> Iterator[FaultProxy]:
@@ -86,12 +77,12 @@ def test_redis_down__evaluations_answer_and_recover(
     build_flags(project, staging)
     secret = issue(staging, ApiKey.Kind.SERVER)
     # Rate limiting on too: its counter lives in the same Redis and must not fail requests.
-    with caching(_through(redis_proxy, redis_url()), FLAGSHIP_EVALUATION_RATE="1000/m"):
+    with caching(redis_proxy.url(redis_url()), FLAGSHIP_EVALUATION_RATE="1000/m"):
         expected = {url: call(client, method, url, secret).json() for method, url in ENDPOINTS}
         with django_assert_num_queries(0):
             call(client, "post", EVALUATE, secret)
         redis_proxy.sever()
-        assert _wait(lambda: not breakers.redis_breaker.available())  # the subscription's loss
+        assert wait_until(lambda: not breakers.redis_breaker.available())  # the subscription's loss
         for method, url in ENDPOINTS:  # process cache, then the database
             body = served_while_down(client, method, url, secret, "redis")
             assert body == marked(url, expected[url], "redis")
@@ -100,20 +91,11 @@ def test_redis_down__evaluations_answer_and_recover(
             body = served_while_down(client, method, url, secret, "redis")
             assert body == marked(url, expected[url], "redis")
         redis_proxy.restore()
-        assert _wait(breakers.redis_breaker.available)  # the background probe closes it
+        assert wait_until(breakers.redis_breaker.available)  # the background probe closes it
         response = call(client, "post", EVALUATE, secret)  # fills the cache again
         assert "FlagShip-Degraded" not in response
         with django_assert_num_queries(0):  # recovered: warm and query-free again
             assert call(client, "post", EVALUATE, secret).status_code == 200
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.requires_redis
@@ -126,16 +108,16 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
 ) -> None:
     flags = build_flags(project, staging)
     secret = issue(staging, ApiKey.Kind.SERVER)
-    with caching(_through(redis_proxy, redis_url())):
+    with caching(redis_proxy.url(redis_url())):
         call(client, "get", RULESET, secret)  # cold: the full path
         call(client, "get", RULESET, secret)  # warm: starts this process's subscription
-        assert _wait(local.subscribed)
+        assert wait_until(local.subscribed)
         version = int(call(client, "get", RULESET, secret)["ETag"].strip('"'))
         assert local.version(staging.pk) == version  # pushed versions are trusted
 
         redis_proxy.sever()
-        assert _wait(lambda: not local.subscribed())
-        assert _wait(lambda: rulesets.get_version(staging.pk) is None)  # the cache is cut too
+        assert wait_until(lambda: not local.subscribed())
+        assert wait_until(lambda: rulesets.get_version(staging.pk) is None)  # the cache is cut too
         # Another process commits a change while the notices cannot travel: only the database
         # knows. This process must not keep serving the version it was last told about.
         Environment.objects.filter(pk=staging.pk).update(ruleset_version=F("ruleset_version") + 1)
@@ -143,8 +125,8 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{version + 1}"'
 
         redis_proxy.restore()
-        assert _wait(local.subscribed)  # resubscribes by itself
-        assert _wait(breakers.redis_breaker.available)  # the background probe closes it
+        assert wait_until(local.subscribed)  # resubscribes by itself
+        assert wait_until(breakers.redis_breaker.available)  # the background probe closes it
         with django_capture_on_commit_callbacks(execute=True):
             services.flag_toggle(
                 state=flags["banner-text"].states.get(environment=staging),
@@ -152,7 +134,7 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
                 actor=None,
             )
         changed = Environment.objects.get(pk=staging.pk).ruleset_version
-        assert _wait(lambda: local.version(staging.pk) == changed)  # pushed again
+        assert wait_until(lambda: local.version(staging.pk) == changed)  # pushed again
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{changed}"'
 
 
@@ -166,7 +148,7 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
     project = services.project_create(key="demo", name="Demo")
     staging = project.environments.get(key="staging")
     flags = build_flags(project, staging)
-    with caching(_through(redis_proxy, redis_url())):
+    with caching(redis_proxy.url(redis_url())):
         before = Environment.objects.get(pk=staging.pk).ruleset_version
         rulesets.announce_version(staging.pk, before)  # cached for 30 s, as after any change
         redis_proxy.sever()
@@ -182,14 +164,14 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
 
         redis_proxy.restore()
         # The probe closes the breaker and reconciles: the stale key is not trusted for 30 s.
-        assert _wait(lambda: rulesets.get_version(staging.pk) == changed)
+        assert wait_until(lambda: rulesets.get_version(staging.pk) == changed)
 
 
 @pytest.mark.requires_redis
 def test_redis_down__readyz_degraded_healthz_alive(
     client: Client, db: None, redis_proxy: FaultProxy
 ) -> None:
-    with caching(_through(redis_proxy, redis_url())):
+    with caching(redis_proxy.url(redis_url())):
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json() == {
@@ -281,7 +263,7 @@ def test_postgres_down__evaluations_answer_writes_503_and_recover(
 
         database_proxy.restore()
         connections["default"].close()
-        assert _wait(breakers.database.available)  # the background probe closes the breaker
+        assert wait_until(breakers.database.available)  # the background probe closes the breaker
         # Nothing half-written, and everything answers again.
         assert Flag.objects.count() == flag_count
         assert Environment.objects.get(pk=staging.pk).ruleset_version == version

@@ -24,9 +24,9 @@ from django.db import connections
 from accounts.models import ApiKey, User
 from flags import services
 from flags.models import Environment, Project
-from flagship.faults import FaultProxy
+from flagship.faults import FaultProxy, wait_until
 
-from .cluster import Cluster, Subscriber, cluster, node_environment, request, wait_for
+from .cluster import Cluster, Subscriber, cluster, node_environment, request
 from .test_evaluation_data import build_flags, issue, issue_admin
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis]
@@ -158,14 +158,14 @@ def test_two_nodes__change_through_one__served_and_pushed_by_all(
     _project, _staging, secret, admin = shop
     first, second = nodes.web
     subscribers = [Subscriber(port, secret) for port in nodes.streams]
-    assert wait_for(lambda: all(s.versions for s in subscribers)), "no initial event"
+    assert wait_until(lambda: all(s.versions for s in subscribers)), "no initial event"
     before = max(s.versions[-1] for s in subscribers)
     assert banner(second, secret) == "Winter sale!"
 
     toggle(first, admin, enabled=False)
 
-    assert wait_for(lambda: banner(second, secret) == ""), "the other node serves the old value"
-    assert wait_for(lambda: all(s.versions[-1] > before for s in subscribers)), [
+    assert wait_until(lambda: banner(second, secret) == ""), "the other node serves the old value"
+    assert wait_until(lambda: all(s.versions[-1] > before for s in subscribers)), [
         s.versions for s in subscribers
     ]
     for subscriber in subscribers:
@@ -180,7 +180,7 @@ def test_both_cut_under_load__every_warm_node_answers_from_memory__then_recovers
     pg, cache = proxies
     _project, staging, secret, admin = shop
     subscribers = [Subscriber(port, secret) for port in nodes.streams]
-    assert wait_for(lambda: all(s.versions for s in subscribers))
+    assert wait_until(lambda: all(s.versions for s in subscribers))
     warm = load(nodes.web, secret, 1.0)  # every node compiles the ruleset and learns the key
     assert {status for status, _, _ in warm} == {200}
     up = statistics.quantiles([latency for _, latency, _ in warm], n=100)[98]
@@ -218,17 +218,17 @@ def test_both_cut_under_load__every_warm_node_answers_from_memory__then_recovers
 
     # PostgreSQL back, Redis still cut: a change through one node is served by the other.
     pg.restore()
-    assert wait_for(lambda: readyz(nodes.web[0])[2]["checks"]["database"] == "ok")
+    assert wait_until(lambda: readyz(nodes.web[0])[2]["checks"]["database"] == "ok")
     toggle(nodes.web[0], admin, enabled=False)
     version = Environment.objects.get(pk=staging.pk).ruleset_version
-    assert wait_for(lambda: banner(nodes.web[1], secret) == "")
+    assert wait_until(lambda: banner(nodes.web[1], secret) == "")
 
     # Redis back: the change made meanwhile reaches every subscriber, without a restart.
     cache.restore()
-    assert wait_for(lambda: all(s.versions and s.versions[-1] >= version for s in subscribers)), [
+    assert wait_until(lambda: all(s.versions and s.versions[-1] >= version for s in subscribers)), [
         s.versions for s in subscribers
     ]
-    assert wait_for(lambda: all(readyz(port)[0] == 200 for port in nodes.web))
+    assert wait_until(lambda: all(readyz(port)[0] == 200 for port in nodes.web))
     after = load(nodes.web, secret, 1.0)
     assert {status for status, _, _ in after} == {200}
     assert not any(marked for _, _, marked in after)

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 from django.test import Client
 
 from flagship import breakers
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+from flagship.faults import wait_until
 
 
 class Dependency:
@@ -46,7 +36,7 @@ def test_breaker__first_failure_opens__probe_closes__recovery_hooks_run() -> Non
     assert not breaker.available()
     assert breaker.opened == 1
     assert "refused" in breaker.last_error
-    assert _wait(lambda: dependency.probes >= 2)  # probed in the background while down
+    assert wait_until(lambda: dependency.probes >= 2)  # probed in the background while down
     assert not breaker.available()
     breaker.failed(ConnectionRefusedError("again"))  # already open: nothing new
     assert breaker.opened == 1
@@ -69,22 +59,22 @@ def test_breaker__a_failing_recovery_hook_does_not_stop_the_others() -> None:
     breaker.on_recovery(broken)
     breaker.on_recovery(lambda: ran.append("second"))
     breaker.failed("refused")
-    assert _wait(lambda: ran == ["second"])
+    assert wait_until(lambda: ran == ["second"])
 
 
 def test_breaker__inherited_open_across_a_fork__the_child_probes_for_itself() -> None:
     dependency = Dependency()
     breaker = breakers.Breaker("fake", dependency.probe)
     breaker.failed("refused")
-    assert _wait(lambda: dependency.probes >= 1)
+    assert wait_until(lambda: dependency.probes >= 1)
     breaker._prober_pid = -1  # as seen from a child: the parent's probe thread did not survive
     probes = dependency.probes
 
     assert not breaker.available()  # starts this process's probe
 
-    assert _wait(lambda: dependency.probes > probes)
+    assert wait_until(lambda: dependency.probes > probes)
     dependency.down = False
-    assert _wait(breaker.available)
+    assert wait_until(breaker.available)
 
 
 @pytest.mark.parametrize(
