@@ -27,8 +27,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flagship.faults import FaultProxy
+from flagship.processes import Processes, free_port, wait_http
 
-from .run import Endpoint, Measured, Options, Processes, free_port, measure, wait_http
+from .run import Endpoint, Measured, Options, measure
 
 STATES = ("everything up", "Redis cut", "PostgreSQL cut", "both cut")
 MEASURED = ("single", "ofrep-bulk")

@@ -1,9 +1,10 @@
 """FlagShip nodes as an operator runs them, for tests: gunicorn web processes, uvicorn streams.
 
-``Cluster`` starts each node as a child process (its own session, output in a log file) in
-production settings against the given PostgreSQL and Redis URLs (through fault proxies in the
-tests), waits until each answers ``/healthz`` and stops them all at the end. ``Subscriber`` reads
-one ``GET /api/v1/stream`` connection in a thread and records every event and heartbeat.
+``Cluster`` starts each node as a child process (``flagship.processes``: its own process group,
+output in a log file) in production settings against the given PostgreSQL and Redis URLs
+(through fault proxies in the tests), waits until each answers ``/healthz`` and stops them all
+at the end. ``Subscriber`` reads one ``GET /api/v1/stream`` connection in a thread and records
+every event and heartbeat.
 """
 
 from __future__ import annotations
@@ -11,28 +12,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from flagship.processes import Processes, free_port, wait_http
+
 SECRET = "cluster-" + "t3st-k3y-n0t-f0r-pr0duct10n-" * 3
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def node_environment(
@@ -64,15 +55,14 @@ def node_environment(
 class Cluster:
     """Child processes serving FlagShip; ``web`` and ``streams`` hold their ports."""
 
-    logs: Path
+    processes: Processes
     web: list[int] = field(default_factory=list)
     streams: list[int] = field(default_factory=list)
-    _children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start_web(self, env: dict[str, str]) -> int:
         """A gunicorn node (``gunicorn.conf.py``); its port."""
         port = free_port()
-        self._start(
+        self.processes.start(
             f"web-{port}",
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi"],
             {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
@@ -85,69 +75,31 @@ class Cluster:
         port = free_port()
         argv = [sys.executable, "-m", "uvicorn", "flagship.asgi:application"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        self._start(f"stream-{port}", argv, env)
+        self.processes.start(f"stream-{port}", argv, env)
         self.streams.append(port)
         return port
 
-    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        with (self.logs / f"{name}.log").open("wb") as log:
-            child = subprocess.Popen(  # noqa: S603  # the test's own argv
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._children.append((name, child))
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self) -> None:
         """Wait until every node answers ``/healthz``."""
-        deadline = time.monotonic() + timeout
-        for port in self.web + self.streams:
-            while True:
-                try:
-                    status, _headers, _body = request(port, "GET", "/healthz", timeout=2)
-                except OSError:
-                    status = 0
-                if status == 200:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"node {port} did not start:\n{self.tail()}")
-                time.sleep(0.1)
+        for port in self.web:
+            wait_http(port, "/healthz", self.processes, f"web-{port}")
+        for port in self.streams:
+            wait_http(port, "/healthz", self.processes, f"stream-{port}")
 
-    def tail(self, lines: int = 40) -> str:
+    def tail(self) -> str:
         """The end of every node's log (for failure messages)."""
-        parts = []
-        for path in sorted(self.logs.glob("*.log")):
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {path.name}\n" + "\n".join(text))
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        """SIGTERM every node's process group; SIGKILL what is left after 10 s."""
-        for _name, child in self._children:
-            with suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _name, child in self._children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-        self._children.clear()
+        names = [f"web-{port}" for port in self.web] + [f"stream-{port}" for port in self.streams]
+        return "\n".join(f"--- {name}\n{self.processes.tail(name, 40)}" for name in names)
 
 
 @contextmanager
 def cluster(logs: Path) -> Iterator[Cluster]:
-    """A :class:`Cluster`, stopped on exit."""
-    nodes = Cluster(logs)
+    """A :class:`Cluster` logging into ``logs``, every node stopped on exit."""
+    processes = Processes(logs)
     try:
-        yield nodes
+        yield Cluster(processes)
     finally:
-        nodes.stop()
+        processes.stop()
 
 
 def request(
