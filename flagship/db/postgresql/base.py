@@ -9,7 +9,9 @@
 - With the pool, a connection is awaited in slices of ``POOL_SLICE_SECONDS``. When a slice ends
   without a connection, one thread connects directly (``PROBE_TIMEOUT``): if that fails too, the
   database is down, the breaker opens and every waiter fails at once; if it succeeds, the pool is
-  only busy and the wait goes on, up to ``DATABASE_POOL_TIMEOUT`` as before.
+  only busy and the wait goes on, up to ``DATABASE_POOL_TIMEOUT`` as before (that answer stands
+  for ``CONFIRMED_SECONDS``, so a busy pool costs one direct connection a second, not one per
+  waiter and slice).
 - Without the pool, a failed connection opens the breaker.
 
 The breaker's background probe connects directly too, and on success prunes the pool's dead
@@ -33,7 +35,11 @@ UNAVAILABLE = "database unavailable (circuit breaker open)"
 # Connection parameters that are psycopg objects, not libpq's: a direct probe leaves them out.
 NOT_CONNINFO = ("cursor_factory", "context", "prepare_threshold", "server_side_binding")
 
+# A busy pool (every connection in use) makes each waiter's slice end empty: one direct
+# connection that succeeded answers for all of them for this long.
+CONFIRMED_SECONDS = 1.0
 _confirm_lock = threading.Lock()
+_confirmed_at = -CONFIRMED_SECONDS
 
 
 def _direct_parameters(wrapper: Any) -> dict[str, Any]:
@@ -115,12 +121,16 @@ def _reachable(wrapper: DatabaseWrapper) -> bool:
     One thread probes at a time; the others wait for its answer (the breaker) instead of each
     opening a connection of its own.
     """
+    global _confirmed_at  # noqa: PLW0603  # one answer for the process, guarded by the lock
     with _confirm_lock:
         if not breakers.database.available():
             return False
+        if time.monotonic() - _confirmed_at < CONFIRMED_SECONDS:
+            return True  # a busy pool: the server answered a moment ago, no need to ask again
         try:
             _connect_directly(wrapper)
         except psycopg.Error as error:
             breakers.database.failed(error)
             return False
+        _confirmed_at = time.monotonic()
     return True
