@@ -30,7 +30,9 @@ EDITABLE_MODELS: Final = (
 # Structural models only an Administrator changes.
 STRUCTURAL_MODELS: Final = ("project", "environment")
 # Models every role reads and no person writes (SDKs report evaluation counts).
-READ_ONLY_MODELS: Final = ("flagevaluationcount",)
+READ_ONLY_MODELS: Final = ("flagevaluationcount", "changeevent")
+# Models only an Administrator sees and changes: webhook URLs and their receivers' answers.
+ADMINISTRATOR_MODELS: Final = ("webhook", "webhookdelivery")
 PROTECTED_PERMISSION: Final = "change_protected_environment"  # on flags.Environment
 
 
@@ -49,6 +51,10 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
         ("flags", f"{action}_{model}")
         for model in STRUCTURAL_MODELS
         for action in ("add", "change", "delete")
+    } | {
+        ("flags", f"{action}_{model}")
+        for model in ADMINISTRATOR_MODELS
+        for action in ("add", "change", "delete", "view")
     }
     accounts = (
         {("accounts", f"{action}_user") for action in ("add", "change", "delete", "view")}

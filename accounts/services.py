@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from flags.delivery.changes import Kind
 from flags.models import Environment
+from flags.services.common import announce
 
 from . import keys
 from .models import ApiKey, User
@@ -49,6 +51,7 @@ def api_key_issue(
     if getattr(actor, "is_authenticated", False):
         key._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
     key.save()
+    _announce(Kind.API_KEY_ISSUED, key, actor)
     return key, secret
 
 
@@ -60,4 +63,25 @@ def api_key_revoke(*, key: ApiKey, actor: Any | None = None) -> ApiKey:
         if getattr(actor, "is_authenticated", False):
             key._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
         key.save(update_fields=["revoked_at"])
+        _announce(Kind.API_KEY_REVOKED, key, actor)
     return key
+
+
+def _announce(kind: Kind, key: ApiKey, actor: Any | None) -> None:
+    """The key's change event: its name, kind and lookup prefix, never its secret."""
+    environment = key.environment
+    announce(
+        kind,
+        actor=actor,
+        project_id=environment.project_id if environment is not None else None,
+        environments=[environment.pk] if environment is not None else (),
+        after={
+            "id": key.pk,
+            "name": key.name,
+            "kind": key.kind,
+            "lookup": key.lookup,
+            "user": key.user.get_username() if key.user is not None else None,
+            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        },
+    )

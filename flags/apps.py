@@ -18,6 +18,12 @@ class FlagsConfig(AppConfig):
         from flagship import breakers  # noqa: PLC0415  # app modules load after the registry
 
         from . import events  # noqa: F401, PLC0415
+        from .delivery import changes  # noqa: PLC0415
+        from .webhooks import outbox  # noqa: PLC0415
+
+        # The change event's subscribers (flags.delivery.changes): webhooks' outbox rows are
+        # written in the change's own transaction.
+        changes.subscribe(in_transaction=outbox.enqueue)
 
         breakers.redis_breaker.on_recovery(_reconcile)
         breakers.database.on_recovery(_reconcile)

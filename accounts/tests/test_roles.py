@@ -69,10 +69,12 @@ def test_viewer__permissions__only_view_every_flags_model(db: None) -> None:
     # Given the Viewer group
     # When its permissions are read
     held = _held(roles.VIEWER)
-    # Then it can view each of the ten flags models and the evaluation counts, and do nothing
-    # else
-    assert held == {f"flags.view_{model}" for model in (*FLAG_MODELS, "flagevaluationcount")}
-    assert len(held) == 11
+    # Then it can view each of the ten flags models, the evaluation counts and the change events,
+    # and do nothing else (webhooks are the Administrator's alone)
+    assert held == {
+        f"flags.view_{model}" for model in (*FLAG_MODELS, "flagevaluationcount", "changeevent")
+    }
+    assert len(held) == 12
 
 
 def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db: None) -> None:
@@ -104,18 +106,21 @@ def test_release_manager__permissions__editor_plus_protected_environments(db: No
 def test_administrator__permissions__release_manager_plus_structure_and_people(db: None) -> None:
     # Given the Administrator group
     # When its permissions are compared with the Release manager's
-    # Then it adds projects, environments, users, API keys and groups
+    # Then it adds projects, environments, users, API keys, groups, and webhooks with their
+    # deliveries (which nobody else even sees)
     assert _held(roles.ADMINISTRATOR) - _held(roles.RELEASE_MANAGER) == {
         f"{app}.{action}_{model}"
         for app, model in (
             ("flags", "project"),
             ("flags", "environment"),
+            ("flags", "webhook"),
+            ("flags", "webhookdelivery"),
             ("accounts", "user"),
             ("accounts", "apikey"),
             ("auth", "group"),
         )
         for action in ("add", "change", "delete", "view")
-        if not (app == "flags" and action == "view")
+        if not (model in {"project", "environment"} and action == "view")
     }
 
 

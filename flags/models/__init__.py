@@ -4,8 +4,10 @@ from .evaluations import FlagEvaluationCount
 from .flags import Flag, FlagState, Prerequisite, Variant
 from .projects import Environment, Project, Tag
 from .targeting import Condition, Rule, Segment
+from .webhooks import ChangeEvent, Webhook, WebhookDelivery
 
 __all__ = [
+    "ChangeEvent",
     "Condition",
     "Environment",
     "Flag",
@@ -17,4 +19,6 @@ __all__ = [
     "Segment",
     "Tag",
     "Variant",
+    "Webhook",
+    "WebhookDelivery",
 ]

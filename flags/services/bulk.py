@@ -19,8 +19,9 @@ from simple_history.utils import bulk_create_with_history
 
 from flagship_sdk.engine import FORMAT, Ruleset, RulesetError
 
+from ..delivery.changes import Kind
 from ..models import Environment, Flag, FlagState, Project, Variant
-from .common import bump, humanize
+from .common import announce, humanize
 from .flags import BOOLEAN_VARIANTS
 
 BATCH_SIZE = 1000
@@ -82,7 +83,14 @@ def flags_bulk_create(
         if progress is not None:
             progress(len(prepared))
     if created:
-        bump(environment.pk for environment in environments)
+        announce(
+            Kind.FLAG_CREATED,
+            actor=actor,
+            project_id=project.pk,
+            rulesets=(environment.pk for environment in environments),
+            flags=[flag.key for flag in created],
+            after={"flags": len(created)},
+        )
     return created
 
 

@@ -11,11 +11,13 @@ from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import snapshot, versions
+from .. import snapshot
+from ..delivery import changes
+from ..delivery.changes import Change, Kind
 from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
-from ..models import Environment, FlagState, Prerequisite
+from ..models import Environment, Flag, FlagState, Prerequisite
 
 logger = logging.getLogger(__name__)
 
@@ -101,55 +103,79 @@ def check_can_change_everywhere(actor: Any | None, flag_id: int) -> None:
         check_can_change(actor, protected)
 
 
-def bump(environment_ids: Iterable[int]) -> None:
-    """Advance the ruleset version of environments, once per transaction (``flags.versions``).
+def announce(  # a change event's fields, by name
+    kind: Kind,
+    *,
+    actor: Any | None,
+    project_id: int | None,
+    environments: Iterable[int] = (),
+    rulesets: Iterable[int] = (),
+    flags: Iterable[str] = (),
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Emit the service's change event (``flags.delivery.changes``), once per service call.
 
-    However many rows and service calls a transaction writes, each environment's version moves
-    by one; SDKs and caches learn about it once, when the transaction commits.
+    ``rulesets`` are the environments whose ruleset document changed: their version advances
+    once per transaction however many changes name them, and caches, processes, streams and SDKs
+    learn of it when the transaction commits. ``environments`` are the others the change
+    concerns (webhooks of one environment match on either).
     """
-    versions.advance(environment_ids, _announce)
+    ruleset_ids = tuple(sorted(set(rulesets)))
+    changes.emit(
+        Change(
+            kind=kind,
+            project_id=project_id,
+            environment_ids=tuple(sorted(set(environments) | set(ruleset_ids))),
+            ruleset_environment_ids=ruleset_ids,
+            flags=tuple(flags),
+            before=before,
+            after=after,
+            actor=actor,
+        )
+    )
 
 
-def _announce(environment_ids: list[int]) -> None:
-    # After commit: record each environment's new version in the shared cache (the hot path reads
-    # it) and tell every process and change stream at once, then rebuild the ruleset document
-    # into the shared cache. Announcing first keeps the document build (tens of milliseconds on a
-    # large environment) out of the propagation time; a process asked for the new version before
-    # the document is stored builds it from the database itself (flags.evaluation.cache). A
-    # failure (Redis or the database) is logged, never raised: the write has committed, and
-    # readers fall back to the database.
-    import importlib  # noqa: PLC0415  # only this hook needs it
+def flag_summary(flag: Flag) -> dict[str, Any]:
+    """A flag as change events show it before and after (re-read: stored values only)."""
+    stored = (
+        Flag.objects.select_related("owner")
+        .prefetch_related("tags", "variants")
+        .filter(pk=flag.pk)
+        .first()
+    )
+    if stored is None:
+        return {"key": flag.key}
+    return {
+        "key": stored.key,
+        "name": stored.name,
+        "description": stored.description,
+        "kind": stored.kind,
+        "lifecycle": stored.lifecycle,
+        "owner": stored.owner.get_username() if stored.owner is not None else None,
+        "client_visible": stored.client_visible,
+        "archived": stored.archived,
+        "tags": sorted(tag.name for tag in stored.tags.all()),
+        "variants": [
+            {"key": variant.key, "name": variant.name, "value": variant.value}
+            for variant in stored.variants.all()
+        ],
+    }
 
-    from .. import rulesets  # noqa: PLC0415  # keeps this module's import graph as it was
 
-    events: Any = None
-    try:
-        events = importlib.import_module("flags.events")  # the change stream, when installed
-    except ImportError:
-        events = None
-    logger.info("ruleset.changed", extra={"environments": environment_ids})
-    local = importlib.import_module("flags.evaluation.local")
-    for environment_id in environment_ids:
-        try:
-            environment = Environment.objects.get(pk=environment_id)
-            version = environment.ruleset_version
-            rulesets.announce_version(environment_id, version)
-        except Exception:
-            logger.exception("ruleset.version_not_announced", extra={"environment": environment_id})
-            continue
-        local.heard(environment_id, version)  # this process answers with it from now on
-        if events is not None:
-            try:
-                events.publish_ruleset_changed(environment_id, version)
-            except Exception:
-                logger.exception("ruleset.not_published", extra={"environment": environment_id})
-        if rulesets.ruleset_ttl() > 0:
-            try:
-                document = snapshot.environment_ruleset(environment)
-                if int(document["version"]) >= version:
-                    rulesets.put_document(environment_id, document)
-            except Exception:
-                logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
+def targeting_of(state: FlagState) -> dict[str, Any] | None:
+    """A flag's targeting in one environment, as SDKs receive it (``rules.changed`` data).
+
+    ``None`` for an archived flag (SDKs receive nothing of it).
+    """
+    loaded = snapshot.states_for_ruleset(state.environment).filter(pk=state.pk).first()
+    return None if loaded is None else snapshot.state_document(loaded)
+
+
+def segment_summary(project_id: int, key: str) -> dict[str, Any] | None:
+    """A segment as change events show it (its conditions as the ruleset format writes them)."""
+    document = snapshot.segments_document(project_id, [key]).get(key)
+    return None if document is None else {"key": key, **document}
 
 
 def validate_states(states: Iterable[FlagState]) -> None:

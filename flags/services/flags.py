@@ -9,16 +9,19 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from ..delivery.changes import Kind
 from ..errors import InUseError, StaleVersionError
 from ..formats import same_json
 from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
 from .common import (
-    bump,
+    announce,
     check_can_change,
     check_can_change_everywhere,
     delete,
     dependents_of,
+    flag_summary,
     save,
+    targeting_of,
     validate_states,
 )
 from .projects import initial_state
@@ -83,7 +86,14 @@ def flag_create(
         save(state, actor)
         states.append(state)
     validate_states(states)
-    bump(state.environment_id for state in states)
+    announce(
+        Kind.FLAG_CREATED,
+        actor=actor,
+        project_id=project.pk,
+        rulesets=(state.environment_id for state in states),
+        flags=[flag.key],
+        after=flag_summary(flag),
+    )
     return flag
 
 
@@ -97,6 +107,7 @@ def flag_update(
         raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
     # Compare with the stored row, not ``flag``: a form may already have put the new values on it.
     stored = Flag.objects.get(pk=flag.pk)
+    before = flag_summary(stored)
     evaluated = any(
         getattr(stored, field) != value
         for field, value in changes.items()
@@ -106,13 +117,24 @@ def flag_update(
         check_can_change_everywhere(actor, flag.pk)
     for field, value in changes.items():
         setattr(flag, field, value)
-    save(flag, actor)
+    saved = save(flag, actor)
+    retagged = False
     if tags is not None:
         wanted = list(tags)
         if {tag.pk for tag in wanted} != set(flag.tags.values_list("pk", flat=True)):
             flag.tags.set(wanted)
-    if evaluated:
-        bump(flag.states.values_list("environment_id", flat=True))
+            retagged = True
+    if saved or retagged:
+        announce(
+            Kind.FLAG_UPDATED,
+            actor=actor,
+            project_id=flag.project_id,
+            environments=flag.states.values_list("environment_id", flat=True),
+            rulesets=flag.states.values_list("environment_id", flat=True) if evaluated else (),
+            flags=[flag.key],
+            before=before,
+            after=flag_summary(flag),
+        )
     return flag
 
 
@@ -124,9 +146,18 @@ def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
     if dependents:
         names = ", ".join(sorted({p.state.flag.key for p in dependents}))
         raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
+    before = flag_summary(flag)
     flag.archived = True
     save(flag, actor)
-    bump(flag.states.values_list("environment_id", flat=True))
+    announce(
+        Kind.FLAG_ARCHIVED,
+        actor=actor,
+        project_id=flag.project_id,
+        rulesets=flag.states.values_list("environment_id", flat=True),
+        flags=[flag.key],
+        before=before,
+        after=flag_summary(flag),
+    )
     return flag
 
 
@@ -134,10 +165,19 @@ def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
 def flag_unarchive(*, flag: Flag, actor: Any | None) -> Flag:
     """Bring an archived flag back, in the states it had."""
     check_can_change_everywhere(actor, flag.pk)
+    before = flag_summary(flag)
     flag.archived = False
     save(flag, actor)
     validate_states(flag.states.select_related("environment"))
-    bump(flag.states.values_list("environment_id", flat=True))
+    announce(
+        Kind.FLAG_UNARCHIVED,
+        actor=actor,
+        project_id=flag.project_id,
+        rulesets=flag.states.values_list("environment_id", flat=True),
+        flags=[flag.key],
+        before=before,
+        after=flag_summary(flag),
+    )
     return flag
 
 
@@ -175,7 +215,15 @@ def flag_toggle(
     locked.enabled = enabled
     locked.version += 1
     save(locked, actor, validate=False)
-    bump([locked.environment_id])
+    announce(
+        Kind.FLAG_TOGGLED,
+        actor=actor,
+        project_id=locked.flag.project_id,
+        rulesets=[locked.environment_id],
+        flags=[locked.flag.key],
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+    )
     return locked
 
 
@@ -199,6 +247,7 @@ def flag_state_update(
     )
     if unchanged:
         return locked  # nothing to record, nothing for SDKs to download
+    before = targeting_of(locked)
     if enabled is not None:
         locked.enabled = enabled
     if off_variant is not None:
@@ -208,16 +257,28 @@ def flag_state_update(
     locked.version += 1
     save(locked, actor)
     validate_states([locked])
-    bump([locked.environment_id])
+    targeting_changed(locked, actor, before)
     return locked
 
 
-def touch_state(state: FlagState, actor: Any | None) -> None:
+def touch_state(state: FlagState) -> None:
     """Record that a state's targeting changed (its rules, conditions or prerequisites)."""
     FlagState.objects.filter(pk=state.pk).update(version=state.version + 1)
     state.version += 1
     validate_states([state])
-    bump([state.environment_id])
+
+
+def targeting_changed(state: FlagState, actor: Any | None, before: Any) -> None:
+    """Emit ``rules.changed`` for one state: its targeting ``before`` and as it is now."""
+    announce(
+        Kind.RULES_CHANGED,
+        actor=actor,
+        project_id=state.environment.project_id,
+        rulesets=[state.environment_id],
+        flags=[state.flag.key],
+        before=before,
+        after=targeting_of(state),
+    )
 
 
 @transaction.atomic
@@ -231,11 +292,12 @@ def variant_create(
         )
     last = flag.variants.order_by("-order").values_list("order", flat=True).first()
     variant = Variant(flag=flag, key=key, value=value, name=name, order=(last or 0) + 1)
+    before = flag_summary(flag)
     save(variant, actor)
     states = list(flag.states.select_related("environment"))
     validate_states(states)
     # Every environment's ruleset lists the flag's variants, so each one changed.
-    bump(state.environment_id for state in states)
+    _variants_changed(flag, states, actor, before, rulesets=True)
     return variant
 
 
@@ -249,6 +311,7 @@ def variant_update(
     name is for people only and leaves the rulesets alone.
     """
     revalued = value is not None and _json(value) != _json(variant.value)
+    before = flag_summary(variant.flag)
     if revalued:
         if variant.flag.kind == Flag.Kind.BOOLEAN:
             raise ValidationError("The values of on and off cannot change.", code="invalid_variant")
@@ -256,11 +319,12 @@ def variant_update(
         variant.value = value
     if name is not None:
         variant.name = name
-    save(variant, actor)
+    if not save(variant, actor):
+        return variant
+    states = list(variant.flag.states.select_related("environment"))
     if revalued:
-        states = list(variant.flag.states.select_related("environment"))
         validate_states(states)
-        bump(state.environment_id for state in states)
+    _variants_changed(variant.flag, states, actor, before, rulesets=revalued)
     return variant
 
 
@@ -284,8 +348,25 @@ def variant_delete(*, variant: Variant, actor: Any | None) -> None:
             raise InUseError(
                 f"{variant.key} is named by a prerequisite of {prerequisite.state.flag.key}."
             )
+    before = flag_summary(flag)
     delete(variant, actor)
-    bump(flag.states.values_list("environment_id", flat=True))
+    _variants_changed(flag, list(flag.states.all()), actor, before, rulesets=True)
+
+
+def _variants_changed(
+    flag: Flag, states: Sequence[FlagState], actor: Any | None, before: Any, *, rulesets: bool
+) -> None:
+    environment_ids = [state.environment_id for state in states]
+    announce(
+        Kind.FLAG_UPDATED,
+        actor=actor,
+        project_id=flag.project_id,
+        environments=environment_ids,
+        rulesets=environment_ids if rulesets else (),
+        flags=[flag.key],
+        before=before,
+        after=flag_summary(flag),
+    )
 
 
 def _json(value: Any) -> str:

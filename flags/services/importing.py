@@ -39,9 +39,10 @@ from simple_history.utils import bulk_create_with_history
 from flagship_sdk.engine import FORMAT, MAX_PREREQUISITE_DEPTH, Ruleset, RulesetError
 
 from .. import snapshot
+from ..delivery.changes import Kind
 from ..models import Condition, Environment, Flag, FlagState, Prerequisite, Rule, Segment, Variant
 from .bulk import BATCH_SIZE
-from .common import bump, check_can_change, humanize
+from .common import announce, check_can_change, humanize
 from .targeting import segment_create
 
 KEY = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
@@ -285,7 +286,20 @@ def _write(
     _write_targeting(flag_documents, flags, states, segments, user, batch_size, result)
     # Every environment's document gained the flags (switched off outside the target). Advanced
     # before the check reads the environment (flags.versions: build after advancing).
-    bump(other.pk for other in environments)
+    announce(
+        Kind.RULESET_IMPORTED,
+        actor=actor,
+        project_id=project.pk,
+        environments=[environment.pk],
+        rulesets=(other.pk for other in environments),
+        flags=sorted(flags),
+        after={
+            "environment": environment.key,
+            "flags": result.flags,
+            "rules": result.rules,
+            "segments_created": result.segments_created,
+        },
+    )
     _check_stored(environment, flag_documents, result.rule_ids)
     return result
 

@@ -6,8 +6,12 @@ from typing import Any
 
 from django.db import transaction
 
+from ..delivery.changes import Kind, fields
 from ..models import Environment, Flag, FlagState, Project, Tag
-from .common import bump, differs_from_stored, save
+from .common import announce, differs_from_stored, save
+
+PROJECT_FIELDS = ("key", "name", "description", "reason_required")
+ENVIRONMENT_FIELDS = ("key", "name", "color", "order", "protected")
 
 DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
     ("development", "Development", False, "#22c55e"),
@@ -29,6 +33,12 @@ def project_create(
     """Create a project with its environments (development, staging, protected production)."""
     project = Project(key=key, name=name, description=description, reason_required=reason_required)
     save(project, actor)
+    announce(
+        Kind.PROJECT_CREATED,
+        actor=actor,
+        project_id=project.pk,
+        after=fields(project, PROJECT_FIELDS),
+    )
     for order, (env_key, env_name, protected, color) in enumerate(environments):
         environment_create(
             project=project,
@@ -52,13 +62,21 @@ def project_update(
     reason_required: bool | None = None,
 ) -> Project:
     """Rename or describe a project, or require reasons in its protected environments."""
+    before = fields(Project.objects.get(pk=project.pk), PROJECT_FIELDS)
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
     if reason_required is not None:
         project.reason_required = reason_required
-    save(project, actor)
+    if save(project, actor):
+        announce(
+            Kind.PROJECT_UPDATED,
+            actor=actor,
+            project_id=project.pk,
+            before=before,
+            after=fields(project, PROJECT_FIELDS),
+        )
     return project
 
 
@@ -84,7 +102,13 @@ def environment_create(
     for flag in Flag.objects.filter(project=project).prefetch_related("variants"):
         state = initial_state(flag, environment)
         save(state, actor, validate=False)
-    bump([environment.pk])
+    announce(
+        Kind.ENVIRONMENT_CREATED,
+        actor=actor,
+        project_id=project.pk,
+        rulesets=[environment.pk],
+        after=fields(environment, ENVIRONMENT_FIELDS),
+    )
     return environment
 
 
@@ -117,6 +141,7 @@ def environment_update(
     committed meanwhile is never written back to an older number.
     """
     locked = Environment.objects.select_for_update().get(pk=environment.pk)
+    before = fields(locked, ENVIRONMENT_FIELDS)
     changed = []
     for field, value in (
         ("name", name),
@@ -133,6 +158,14 @@ def environment_update(
     if actor is not None and getattr(actor, "is_authenticated", False):
         locked._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
     locked.save(update_fields=changed or None)
+    announce(
+        Kind.ENVIRONMENT_UPDATED,
+        actor=actor,
+        project_id=locked.project_id,
+        environments=[locked.pk],
+        before=before,
+        after=fields(locked, ENVIRONMENT_FIELDS),
+    )
     return locked
 
 

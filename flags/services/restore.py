@@ -16,8 +16,8 @@ from django.db import transaction
 from ..formats import same_json
 from ..history.as_of import RuleConfig, StateConfig
 from ..models import Flag, FlagState, Prerequisite, Rule, Segment, Variant
-from .common import bump, check_can_change, delete, save, validate_states
-from .flags import flag_state_lock
+from .common import check_can_change, delete, save, targeting_of, validate_states
+from .flags import flag_state_lock, targeting_changed
 from .targeting import _conditions, _renumber, _sync_conditions
 
 
@@ -37,6 +37,7 @@ def flag_state_restore(
     check_can_change(actor, state.environment)
     locked = flag_state_lock(state=state, expected_version=expected_version)
     _check_references(locked, config)
+    before = targeting_of(locked)
     changed = False
     if (
         locked.enabled != config.enabled
@@ -53,7 +54,7 @@ def flag_state_restore(
         locked.version += 1
         FlagState.objects.filter(pk=locked.pk).update(version=locked.version)
         validate_states([locked])
-        bump([locked.environment_id])
+        targeting_changed(locked, actor, before)
     return locked
 
 

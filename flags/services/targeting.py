@@ -10,10 +10,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from ..delivery.changes import Kind
 from ..errors import InUseError
 from ..models import Condition, Environment, Flag, FlagState, Prerequisite, Project, Rule, Segment
-from .common import bump, check_can_change, delete, save
-from .flags import touch_state
+from .common import announce, check_can_change, delete, save, segment_summary, targeting_of
+from .flags import targeting_changed, touch_state
 
 # attribute, operator, values, negate?, case_insensitive?, and id? (the condition it changes)
 ConditionSpec = dict[str, Any]
@@ -74,6 +75,7 @@ def rule_create(
     """
     check_can_change(actor, state.environment)
     state = _locked_state(state)
+    before = targeting_of(state)
     ordered = list(state.rules.order_by("order", "id"))
     if order is None:
         order = ordered[-1].order + 1 if ordered else 0
@@ -92,7 +94,7 @@ def rule_create(
     if position is not None:
         index = max(0, min(position, len(ordered)))
         _renumber([*ordered[:index], rule, *ordered[index:]], actor)
-    touch_state(state, actor)
+    _changed(state, actor, before)
     return rule
 
 
@@ -101,6 +103,7 @@ def rule_duplicate(*, rule: Rule, actor: Any | None) -> Rule:
     """Copy a rule (conditions, segments, rollout, serve) right below it."""
     state = _locked_state(rule.state)
     check_can_change(actor, state.environment)
+    before = targeting_of(state)
     ordered = list(state.rules.order_by("order", "id"))
     index = next(i for i, other in enumerate(ordered) if other.pk == rule.pk)
     copy = Rule(
@@ -127,7 +130,7 @@ def rule_duplicate(*, rule: Rule, actor: Any | None) -> Rule:
             actor,
         )
     _renumber([*ordered[: index + 1], copy, *ordered[index + 1 :]], actor)
-    touch_state(state, actor)
+    _changed(state, actor, before)
     return copy
 
 
@@ -159,6 +162,7 @@ def rule_update(
     """
     state = _locked_state(rule.state)
     check_can_change(actor, state.environment)
+    before = targeting_of(state)
     if serve is not None:
         rule.serve = serve
     if not isinstance(rollout, Unset):
@@ -179,7 +183,7 @@ def rule_update(
             or changed
         )
     if changed:
-        touch_state(state, actor)
+        _changed(state, actor, before)
     return rule
 
 
@@ -240,8 +244,9 @@ def rule_delete(*, rule: Rule, actor: Any | None) -> None:
     """Remove a rule."""
     state = _locked_state(rule.state)
     check_can_change(actor, state.environment)
+    before = targeting_of(state)
     delete(rule, actor)
-    touch_state(state, actor)
+    _changed(state, actor, before)
 
 
 @transaction.atomic
@@ -252,8 +257,9 @@ def rules_reorder(*, state: FlagState, rule_ids: Sequence[int], actor: Any | Non
     rules = {rule.pk: rule for rule in state.rules.all()}
     if sorted(rules) != sorted(rule_ids):
         raise ValidationError("Give every rule of this flag exactly once.", code="invalid_order")
+    before = targeting_of(state)
     if _renumber([rules[rule_id] for rule_id in rule_ids], actor):
-        touch_state(state, actor)
+        _changed(state, actor, before)
 
 
 @transaction.atomic
@@ -262,8 +268,9 @@ def condition_save(*, condition: Condition, actor: Any | None) -> Condition:
     affected = _affected_states(condition)
     for state in affected:
         check_can_change(actor, state.environment)
+    before = _before(condition, affected)
     if save(condition, actor):
-        _condition_changed(condition, affected, actor)
+        _condition_changed(condition, affected, actor, before)
     return condition
 
 
@@ -273,20 +280,28 @@ def condition_delete(*, condition: Condition, actor: Any | None) -> None:
     affected = _affected_states(condition)
     for state in affected:
         check_can_change(actor, state.environment)
+    before = _before(condition, affected)
     delete(condition, actor)
-    _condition_changed(condition, affected, actor)
+    _condition_changed(condition, affected, actor, before)
+
+
+def _before(condition: Condition, affected: Sequence[FlagState]) -> Any:
+    """What a condition's change changes, before it: its rule's targeting, or its segment."""
+    if condition.segment_id is None:
+        return targeting_of(affected[0]) if affected else None
+    segment = Segment.objects.get(pk=condition.segment_id)
+    return segment_summary(segment.project_id, segment.key)
 
 
 def _condition_changed(
-    condition: Condition, affected: Sequence[FlagState], actor: Any | None
+    condition: Condition, affected: Sequence[FlagState], actor: Any | None, before: Any
 ) -> None:
     if condition.segment_id is None:
-        _targeting_changed(affected, actor)
+        for state in affected:
+            _changed(state, actor, before)
     else:
-        project_id = Segment.objects.values_list("project_id", flat=True).get(
-            pk=condition.segment_id
-        )
-        _segments_changed(project_id, affected, actor)
+        segment = Segment.objects.get(pk=condition.segment_id)
+        _segments_changed(segment, affected, actor, before)
 
 
 def _affected_states(condition: Condition) -> list[FlagState]:
@@ -306,19 +321,34 @@ def segment_states(segment_id: int | None) -> list[FlagState]:
     )
 
 
-def _targeting_changed(states: Sequence[FlagState], actor: Any | None) -> None:
-    for state in states:
-        touch_state(state, actor)
+def _changed(state: FlagState, actor: Any | None, before: Any) -> None:
+    """A state's targeting changed: its version moves, the engine checks it, the event goes."""
+    touch_state(state)
+    targeting_changed(state, actor, before)
 
 
-def _segments_changed(project_id: int, states: Sequence[FlagState], actor: Any | None) -> None:
+def _segments_changed(
+    segment: Segment, states: Sequence[FlagState], actor: Any | None, before: Any
+) -> None:
     """A segment was created, changed or removed: every environment of its project moves.
 
     Each environment's document lists all of the project's segments (used there or not), and a
-    version stands for exactly one document.
+    version stands for exactly one document. One ``segment.changed`` event names the flags
+    whose rules use it.
     """
-    _targeting_changed(states, actor)
-    bump(Environment.objects.filter(project_id=project_id).values_list("pk", flat=True))
+    for state in states:
+        touch_state(state)
+    announce(
+        Kind.SEGMENT_CHANGED,
+        actor=actor,
+        project_id=segment.project_id,
+        rulesets=Environment.objects.filter(project_id=segment.project_id).values_list(
+            "pk", flat=True
+        ),
+        flags=sorted({state.flag.key for state in states}),
+        before=before,
+        after=segment_summary(segment.project_id, segment.key),
+    )
 
 
 @transaction.atomic
@@ -336,7 +366,7 @@ def segment_create(
     save(segment, actor)
     for condition in _conditions(conditions, segment=segment):
         save(condition, actor)
-    _segments_changed(project.pk, [], actor)
+    _segments_changed(segment, [], actor, None)
     return segment
 
 
@@ -353,6 +383,7 @@ def segment_update(
     affected = segment_states(segment.pk)
     for state in affected:
         check_can_change(actor, state.environment)
+    before = segment_summary(segment.project_id, segment.key)
     if name is not None:
         segment.name = name
     if description is not None:
@@ -361,7 +392,7 @@ def segment_update(
     if conditions is not None:
         current = segment.conditions.order_by("order", "id")
         if _sync_conditions(current, conditions, actor, segment=segment):
-            _segments_changed(segment.project_id, affected, actor)
+            _segments_changed(segment, affected, actor, before)
     return segment
 
 
@@ -374,9 +405,9 @@ def segment_delete(*, segment: Segment, actor: Any | None) -> None:
     if users.exists():
         places = ", ".join(sorted({str(rule.state) for rule in users}))
         raise InUseError(f"Segment {segment.key} is used by {places}; remove it there first.")
-    project_id = segment.project_id
+    before = segment_summary(segment.project_id, segment.key)
     delete(segment, actor)
-    _segments_changed(project_id, [], actor)
+    _segments_changed(segment, [], actor, before)
 
 
 @transaction.atomic
@@ -386,6 +417,7 @@ def prerequisite_add(
     """Make ``parent`` a prerequisite of a state (cycles and depth are checked by the engine)."""
     state = _locked_state(state)
     check_can_change(actor, state.environment)
+    before = targeting_of(state)
     if parent.project_id != state.flag.project_id:
         raise ValidationError({"flag": "A prerequisite must be a flag of the same project."})
     last = state.prerequisites.order_by("-order").values_list("order", flat=True).first()
@@ -394,12 +426,13 @@ def prerequisite_add(
     )
     save(prerequisite, actor)
     try:
-        touch_state(state, actor)
+        touch_state(state)
     except ValidationError as error:
         # The new prerequisite is what the engine refused (a cycle, a chain too deep, a variant
         # the parent lacks): say so next to the field a person filled in.
         field = "variants" if getattr(error, "code", None) == "invalid_variant" else "flag"
         raise ValidationError({field: error}) from None
+    targeting_changed(state, actor, before)
     return prerequisite
 
 
@@ -408,5 +441,6 @@ def prerequisite_remove(*, prerequisite: Prerequisite, actor: Any | None) -> Non
     """Remove a prerequisite."""
     state = _locked_state(prerequisite.state)
     check_can_change(actor, state.environment)
+    before = targeting_of(state)
     delete(prerequisite, actor)
-    touch_state(state, actor)
+    _changed(state, actor, before)

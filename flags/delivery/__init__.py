@@ -1,0 +1,1 @@
+"""Ruleset delivery: how a committed change reaches caches, processes, streams and webhooks."""

@@ -1,0 +1,1 @@
+"""Webhooks: change events POSTed to subscribers, signed, retried, never lost (docs/webhooks.md)."""

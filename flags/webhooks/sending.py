@@ -1,0 +1,158 @@
+"""Sending deliveries: claim one, POST it signed, record the answer, schedule a retry or give up.
+
+:func:`send_next` claims the oldest due delivery whose webhook has none in flight, with
+``SELECT … FOR NO KEY UPDATE OF delivery, webhook SKIP LOCKED``, and keeps both rows locked for
+the attempt and its record, in one transaction:
+
+- **Several workers never send a delivery twice at once**: the delivery row is locked, and the
+  others skip it.
+- **A slow receiver holds up nobody else**: its webhook row is locked too, so the other threads
+  and workers skip its deliveries and serve other webhooks; a hanging receiver occupies one
+  sender for ``FLAGSHIP_WEBHOOK_TIMEOUT`` at most. ``NO KEY UPDATE`` does not block the writers
+  inserting new deliveries for it (their foreign key takes ``KEY SHARE``).
+- **A worker killed mid-delivery loses nothing**: its transaction dies with its connection, the
+  locks go, and the delivery is still pending, as if never claimed; another worker sends it again.
+  Receivers drop a repeated ``webhook-id`` (docs/webhooks.md).
+
+On SQLite (no row locks) run one worker process: ``run_worker`` sends from one thread there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from flags.models import WebhookDelivery
+
+from . import http, secrets, signing
+
+logger = logging.getLogger(__name__)
+
+Status = WebhookDelivery.Status
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: exponential from the base, capped, jittered.
+
+    Half the delay is fixed and half random ("equal jitter"), so retries of many deliveries
+    that failed together spread out, and none comes back sooner than half its step.
+    """
+    base = _setting("FLAGSHIP_WEBHOOK_BACKOFF_SECONDS", 5.0)
+    cap = _setting("FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", 3600.0)
+    step = min(cap, base * 2 ** max(0, attempts - 1))
+    return float(step / 2 + random.uniform(0, step / 2))  # noqa: S311  # jitter, not cryptography
+
+
+def body_of(delivery: WebhookDelivery) -> bytes:
+    """The JSON sent: the event's payload (the same bytes on every attempt)."""
+    return json.dumps(delivery.event.payload(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def send_next(now: datetime | None = None) -> WebhookDelivery | None:
+    """Send the oldest due delivery nobody is sending; the delivery as recorded, or ``None``."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(
+                skip_locked=True, no_key=True, of=("self", "webhook")
+            )
+            .select_related("webhook", "event")
+            .filter(
+                status=Status.PENDING,
+                next_attempt_at__lte=now or timezone.now(),
+                webhook__active=True,
+            )
+            .order_by("next_attempt_at", "id")
+            .first()
+        )
+        if delivery is None:
+            return None
+        attempt(delivery)
+        return delivery
+
+
+def attempt(delivery: WebhookDelivery) -> None:
+    """POST one delivery and record the answer on it (the caller holds its lock)."""
+    webhook = delivery.webhook
+    body = body_of(delivery)
+    timestamp = int(time.time())
+    try:
+        secret = secrets.decrypt(webhook.secret_encrypted)
+    except ImproperlyConfigured as error:  # a key was dropped too early: retried, then dead
+        record(delivery, http.Answer(None, error=str(error)))
+        return
+    headers = signing.headers(secret, str(delivery.event_id), timestamp, body)
+    answer = http.post(webhook.url, body, headers, _setting("FLAGSHIP_WEBHOOK_TIMEOUT", 10.0))
+    record(delivery, answer)
+
+
+def record(delivery: WebhookDelivery, answer: http.Answer) -> None:
+    """Store an attempt's outcome: delivered, retried later, or dead."""
+    now = timezone.now()
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.last_status_code = answer.status
+    delivery.last_error = answer.error
+    delivery.last_response = answer.body
+    delivery.last_duration_ms = answer.duration_ms
+    max_attempts = int(_setting("FLAGSHIP_WEBHOOK_MAX_ATTEMPTS", 12))
+    if answer.delivered:
+        delivery.status = Status.DELIVERED
+        delivery.delivered_at = now
+        outcome = "delivered"
+    elif answer.retryable and delivery.attempts < max_attempts:
+        delay = backoff(delivery.attempts)
+        if answer.retry_after is not None:
+            delay = min(answer.retry_after, _setting("FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", 3600))
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        outcome = "retrying"
+    else:
+        delivery.status = Status.DEAD
+        outcome = "dead"
+    delivery.save(
+        update_fields=[
+            "attempts",
+            "last_attempt_at",
+            "last_status_code",
+            "last_error",
+            "last_response",
+            "last_duration_ms",
+            "status",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+    log = logger.info if outcome == "delivered" else logger.warning
+    log(
+        f"webhook.{outcome}",
+        extra={
+            "delivery": delivery.pk,
+            "webhook": delivery.webhook_id,
+            "event": str(delivery.event_id),
+            "attempt": delivery.attempts,
+            "status": answer.status,
+            "error": answer.error,
+            "duration_ms": answer.duration_ms,
+        },
+    )
+
+
+def next_due() -> datetime | None:
+    """When the soonest pending delivery is due (the worker sleeps until then at most)."""
+    return (
+        WebhookDelivery.objects.filter(status=Status.PENDING, webhook__active=True)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )

@@ -1,0 +1,196 @@
+"""``manage.py run_worker``: the background work of FlagShip, in one process per replica.
+
+It runs:
+
+- **Webhook senders**: ``FLAGSHIP_WORKER_CONCURRENCY`` threads, each sending one delivery at a
+  time (``flags.webhooks.sending.send_next``). Idle threads sleep until the next delivery is due,
+  at most ``FLAGSHIP_WORKER_POLL_SECONDS``; on PostgreSQL a listener thread wakes them when a
+  change with deliveries commits (``LISTEN flagship_webhooks``), so a delivery leaves within
+  milliseconds of its commit.
+- **Periodic jobs** (:data:`PERIODIC`): deleting change events and finished deliveries older than
+  ``FLAGSHIP_EVENT_RETENTION_DAYS``. Scheduled changes and evaluation counts join here.
+
+Any number of workers may run at once (row locks keep them apart; docs/webhooks.md). SIGTERM or
+SIGINT stops a worker after the deliveries in flight; SIGKILL loses nothing either (the
+transaction of a delivery in flight rolls back and another worker sends it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, connections
+from django.utils import timezone
+
+from flags.models import ChangeEvent, WebhookDelivery
+from flags.webhooks import outbox, sending
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A periodic job: ``run()`` every ``seconds`` (the first run at start-up)."""
+
+    name: str
+    seconds: float
+    run: Callable[[], object]
+
+
+def prune_events() -> int:
+    """Delete events older than the retention whose deliveries are all finished."""
+    days = int(getattr(settings, "FLAGSHIP_EVENT_RETENTION_DAYS", 90))
+    cutoff = timezone.now() - timedelta(days=days)
+    old = ChangeEvent.objects.filter(occurred_at__lt=cutoff).exclude(
+        deliveries__status=WebhookDelivery.Status.PENDING
+    )
+    deleted, _ = old.delete()
+    return deleted
+
+
+PERIODIC: list[Job] = [Job("events.prune", 3600.0, prune_events)]
+
+
+class Wakeup:
+    """Idle senders wait here; a notice (or a due time) wakes them without losing a notice."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    def generation(self) -> int:
+        """Read before looking for work; pass to :meth:`wait`."""
+        with self._condition:
+            return self._generation
+
+    def notify(self) -> None:
+        """Wake every waiting sender."""
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, since: int, timeout: float) -> None:
+        """Sleep up to ``timeout`` unless a notice came after ``since``."""
+        with self._condition:
+            if self._generation == since:
+                self._condition.wait(timeout)
+
+
+class Worker:
+    """The senders, the listener and the periodic jobs of one worker process."""
+
+    def __init__(
+        self, *, concurrency: int | None = None, poll_seconds: float | None = None
+    ) -> None:
+        configured = concurrency or int(getattr(settings, "FLAGSHIP_WORKER_CONCURRENCY", 8))
+        # SQLite has no row locks: one sender, so nothing is sent twice.
+        self.concurrency = max(1, configured if connection.vendor == "postgresql" else 1)
+        self.poll_seconds = poll_seconds or float(
+            getattr(settings, "FLAGSHIP_WORKER_POLL_SECONDS", 1.0)
+        )
+        self.stop = threading.Event()
+        self.wakeup = Wakeup()
+        self.sent = 0
+        self._count_lock = threading.Lock()
+
+    # --- running ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until :attr:`stop` is set; in-flight deliveries finish first."""
+        threads = [
+            threading.Thread(target=self._sender, name=f"flagship-sender-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        if connection.vendor == "postgresql":
+            threads.append(
+                threading.Thread(target=self._listen, name="flagship-listener", daemon=True)
+            )
+        for thread in threads:
+            thread.start()
+        logger.info("worker.started", extra={"senders": self.concurrency})
+        try:
+            self._periodic()
+        finally:
+            self.stop.set()
+            self.wakeup.notify()
+            for thread in threads:
+                thread.join(timeout=float(getattr(settings, "FLAGSHIP_WEBHOOK_TIMEOUT", 10)) + 5)
+            logger.info("worker.stopped", extra={"sent": self.sent})
+
+    def drain(self) -> int:
+        """Send every delivery due now from this thread, then return how many were attempted."""
+        attempted = 0
+        while sending.send_next() is not None:
+            attempted += 1
+        return attempted
+
+    def _sender(self) -> None:
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                since = self.wakeup.generation()
+                try:
+                    delivery = sending.send_next()
+                    failures = 0
+                except DatabaseError:
+                    failures += 1
+                    logger.warning("worker.database_error", exc_info=failures == 1)
+                    close_old_connections()
+                    connection.close()
+                    self.stop.wait(min(self.poll_seconds * failures, 5.0))
+                    continue
+                if delivery is not None:
+                    with self._count_lock:
+                        self.sent += 1
+                    continue
+                self.wakeup.wait(since, self._idle_seconds())
+        finally:
+            connections.close_all()
+
+    def _idle_seconds(self) -> float:
+        try:
+            due = sending.next_due()
+        except DatabaseError:
+            return self.poll_seconds
+        if due is None:
+            return self.poll_seconds
+        return max(0.0, min(self.poll_seconds, (due - timezone.now()).total_seconds()))
+
+    def _listen(self) -> None:
+        """LISTEN for committed deliveries and wake the senders (reconnecting after failures)."""
+        import psycopg  # noqa: PLC0415  # PostgreSQL only
+
+        while not self.stop.is_set():
+            try:
+                params = connection.get_connection_params()
+                params.pop("cursor_factory", None)
+                params.pop("context", None)
+                with psycopg.connect(**params, autocommit=True, connect_timeout=2) as listener:
+                    listener.execute(f"LISTEN {outbox.CHANNEL}")
+                    self.wakeup.notify()  # deliveries may have committed while not listening
+                    while not self.stop.is_set():
+                        for _notice in listener.notifies(timeout=1.0, stop_after=1):
+                            self.wakeup.notify()
+            except psycopg.Error:
+                logger.warning("worker.listen_failed", exc_info=True)
+                self.stop.wait(self.poll_seconds)
+
+    def _periodic(self) -> None:
+        due = dict.fromkeys((job.name for job in PERIODIC), 0.0)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for job in PERIODIC:
+                if due[job.name] <= now:
+                    try:
+                        job.run()
+                    except DatabaseError:
+                        logger.warning("worker.job_failed", extra={"job": job.name}, exc_info=True)
+                        close_old_connections()
+                    due[job.name] = now + job.seconds
+            self.stop.wait(1.0)
+        connections.close_all()
