@@ -17,7 +17,7 @@ class FlagsConfig(AppConfig):
         """
         from flagship import breakers  # noqa: PLC0415  # app modules load after the registry
 
-        from . import events  # noqa: F401, PLC0415
+        from . import checks, events  # noqa: F401, PLC0415  # checks: registers them
         from .delivery import changes  # noqa: PLC0415
         from .webhooks import outbox  # noqa: PLC0415
 

@@ -82,6 +82,16 @@ class Processes:
                 child.wait()
             self.children.remove(entry)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one child's process group at once (a crash: nothing runs its clean-up)."""
+        for entry in list(self.children):
+            child_name, child = entry
+            if child_name == name:
+                with suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                self.children.remove(entry)
+
     def rss_mb(self, name: str) -> float:
         """Resident memory of a child and its descendants (Linux ``/proc``), in MB."""
         pids = [child.pid for child_name, child in self.children if child_name == name]

@@ -24,7 +24,11 @@ def clean_events(events: Iterable[str]) -> list[str]:
     unknown = [kind for kind in wanted if kind not in {k.value for k in Kind}]
     if unknown:
         raise ValidationError(
-            {"events": f"Unknown event types: {', '.join(unknown)}."}, code="invalid_event"
+            {
+                "events": ValidationError(
+                    f"Unknown event types: {', '.join(unknown)}.", "invalid_event"
+                )
+            }
         )
     return wanted
 
@@ -33,11 +37,14 @@ def _check(webhook: Webhook) -> None:
     try:
         check_url(webhook.url)
     except AddressRefusedError as error:
-        raise ValidationError({"url": str(error)}, code="address_refused") from None
+        raise ValidationError({"url": ValidationError(str(error), "address_refused")}) from None
     if webhook.environment is not None and webhook.environment.project_id != webhook.project_id:
         raise ValidationError(
-            {"environment": "Choose an environment of the webhook's project."},
-            code="invalid_environment",
+            {
+                "environment": ValidationError(
+                    "Choose an environment of the webhook's project.", "invalid_environment"
+                )
+            }
         )
     webhook.events = clean_events(webhook.events or [])
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "flagship" / "settings.py"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRET = "k7Qv2m9XpLr4sTz8bNw3cYh6dJf1gAe5uKo0iPq7vRx2nMl4sBt9"  # noqa: S105  # test-only
+WEBHOOK_KEY = "PwUoRG0p5k3c3kR6m3e9oE8dBvVf2cHk6mZbQ1xJY0s="  # a Fernet key, tests only
 # Where variables are read outside settings.py (commands, test plumbing, scripts).
 READERS = [
     ROOT / "flags" / "management",
@@ -100,7 +101,8 @@ def test_env_example__documents_only_variables_that_something_reads() -> None:
     sources = [SETTINGS.read_text()]
     for reader in READERS:
         files = [reader] if reader.is_file() else sorted(reader.rglob("*"))
-        sources += [path.read_text() for path in files if path.is_file()]
+        # Source only: a child process may have left bytecode in __pycache__ meanwhile.
+        sources += [path.read_text() for path in files if path.is_file() and path.suffix != ".pyc"]
     text = "\n".join(sources)
     per_user = {
         f"FLAGSHIP_DEMO_{name}_PASSWORD"
@@ -184,17 +186,32 @@ def test_production__unsafe_configuration__refuses_to_start(
     assert message in result.stderr
 
 
-def test_production__secret_and_hosts__check_deploy_has_no_issues() -> None:
+def test_production__secret_hosts_and_webhook_key__check_deploy_has_no_issues() -> None:
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="flagship.example.com",
+        FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS=WEBHOOK_KEY,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_production__no_webhook_encryption_key__check_deploy_warns() -> None:
+    # Given production settings without FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS
+    # When check --deploy runs
     result = run(
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         DJANGO_ENV="production",
         DJANGO_SECRET_KEY=SECRET,
         DJANGO_ALLOWED_HOSTS="flagship.example.com",
     )
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "System check identified no issues" in result.stdout
-    assert "WARNING" not in result.stdout + result.stderr
+    # Then it fails at the warning level, naming the setting
+    assert result.returncode != 0
+    assert "flagship.W001" in result.stdout + result.stderr
 
 
 def test_production__no_rate_configured__every_limit_at_its_default() -> None:
