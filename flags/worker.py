@@ -54,6 +54,10 @@ def prune_events() -> int:
     return deleted
 
 
+# How long an idle sender waits when deliveries are due but every one of their webhooks is being
+# sent to (by this worker, whose senders wake it when one finishes, or by another).
+BUSY_SECONDS = 0.05
+
 PERIODIC: list[Job] = [Job("events.prune", 3600.0, prune_events)]
 
 
@@ -147,19 +151,21 @@ class Worker:
                 if delivery is not None:
                     with self._count_lock:
                         self.sent += 1
+                    self.wakeup.notify()  # its webhook is free again: an idle sibling may go
                     continue
                 self.wakeup.wait(since, self._idle_seconds())
         finally:
             connections.close_all()
 
     def _idle_seconds(self) -> float:
+        """Until the next delivery is due; a moment when some are due but their webhooks busy."""
         try:
             due = sending.next_due()
         except DatabaseError:
             return self.poll_seconds
         if due is None:
             return self.poll_seconds
-        return max(0.0, min(self.poll_seconds, (due - timezone.now()).total_seconds()))
+        return max(BUSY_SECONDS, min(self.poll_seconds, (due - timezone.now()).total_seconds()))
 
     def _listen(self) -> None:
         """LISTEN for committed deliveries and wake the senders (reconnecting after failures)."""

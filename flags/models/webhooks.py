@@ -166,6 +166,12 @@ class WebhookDelivery(models.Model):
                 name="webhook_delivery_due",
                 condition=models.Q(status="pending"),
             ),
+            # A sender's claim: a webhook's oldest due delivery.
+            models.Index(
+                fields=["webhook", "next_attempt_at"],
+                name="webhook_delivery_next",
+                condition=models.Q(status="pending"),
+            ),
             models.Index(fields=["webhook", "-created_at"], name="webhook_delivery_list"),
         ]
 

@@ -1,11 +1,11 @@
 """Sending deliveries: claim one, POST it signed, record the answer, schedule a retry or give up.
 
-:func:`send_next` claims the oldest due delivery whose webhook has none in flight, with
-``SELECT … FOR NO KEY UPDATE OF delivery, webhook SKIP LOCKED``, and keeps both rows locked for
-the attempt and its record, in one transaction:
+:func:`send_next` claims a webhook with due deliveries that no other sender holds (``SELECT …
+FOR NO KEY UPDATE SKIP LOCKED``), then its oldest due delivery, and keeps both rows locked for the
+attempt and its record, in one transaction:
 
-- **Several workers never send a delivery twice at once**: the delivery row is locked, and the
-  others skip it.
+- **Several workers never send a delivery twice at once**: the webhook row is locked, and the
+  others skip its deliveries.
 - **A slow receiver holds up nobody else**: its webhook row is locked too, so the other threads
   and workers skip its deliveries and serve other webhooks; a hanging receiver occupies one
   sender for ``FLAGSHIP_WEBHOOK_TIMEOUT`` at most. ``NO KEY UPDATE`` does not block the writers
@@ -28,9 +28,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from flags.models import WebhookDelivery
+from flags.models import Webhook, WebhookDelivery
 
 from . import http, secrets, signing
 
@@ -61,23 +62,37 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 
 
 def send_next(now: datetime | None = None) -> WebhookDelivery | None:
-    """Send the oldest due delivery nobody is sending; the delivery as recorded, or ``None``."""
+    """Send the oldest due delivery of a webhook nobody is sending to; it, recorded, or ``None``.
+
+    The claim locks the webhook first (``FOR NO KEY UPDATE SKIP LOCKED``: the one whose oldest due
+    delivery is the oldest, among those no other sender holds), then that delivery. Looking for
+    work costs one row per webhook, however many deliveries wait behind a busy receiver.
+    """
+    moment = now or timezone.now()
     with transaction.atomic():
+        due = WebhookDelivery.objects.filter(
+            webhook=OuterRef("pk"), status=Status.PENDING, next_attempt_at__lte=moment
+        ).order_by("next_attempt_at")
+        webhook = (
+            Webhook.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(active=True)
+            .annotate(oldest=Subquery(due.values("next_attempt_at")[:1]))
+            .filter(oldest__isnull=False)
+            .order_by("oldest", "pk")
+            .first()
+        )
+        if webhook is None:
+            return None
         delivery = (
-            WebhookDelivery.objects.select_for_update(
-                skip_locked=True, no_key=True, of=("self", "webhook")
-            )
-            .select_related("webhook", "event")
-            .filter(
-                status=Status.PENDING,
-                next_attempt_at__lte=now or timezone.now(),
-                webhook__active=True,
-            )
+            WebhookDelivery.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("event")
+            .filter(webhook=webhook, status=Status.PENDING, next_attempt_at__lte=moment)
             .order_by("next_attempt_at", "id")
             .first()
         )
-        if delivery is None:
+        if delivery is None:  # sent meanwhile by a sender that had just let the webhook go
             return None
+        delivery.webhook = webhook
         attempt(delivery)
         return delivery
 

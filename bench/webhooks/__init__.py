@@ -1,0 +1,1 @@
+"""Webhook delivery benchmark: a burst of changes, five subscriptions, workers as deployed."""
