@@ -19,11 +19,12 @@ class FlagsConfig(AppConfig):
 
         from . import checks, events  # noqa: F401, PLC0415  # checks: registers them
         from .delivery import changes  # noqa: PLC0415
+        from .history import change_log  # noqa: PLC0415
         from .webhooks import outbox  # noqa: PLC0415
 
         # The change event's subscribers (flags.delivery.changes): webhooks' outbox rows are
-        # written in the change's own transaction.
-        changes.subscribe(in_transaction=outbox.enqueue)
+        # written in the change's own transaction; the audit log line once it has committed.
+        changes.subscribe(in_transaction=outbox.enqueue, after_commit=change_log.record_committed)
 
         breakers.redis_breaker.on_recovery(_reconcile)
         breakers.database.on_recovery(_reconcile)

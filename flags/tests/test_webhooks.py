@@ -641,3 +641,41 @@ def test_send_test__one_delivery_to_that_webhook_only(project: Project, receiver
     [got] = receiver.received
     assert got.event["type"] == "webhook.test"
     standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+
+
+# --- After commit --------------------------------------------------------------------------------
+
+
+def test_committed_change__one_audit_log_line__none_for_a_rollback(
+    staging: Environment,
+    boolean_flag: Flag,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Given a person with a reason
+    ann = make_user(username="ann", role=roles.EDITOR)
+    from flags.history.recording import reason  # noqa: PLC0415
+
+    state = _state(boolean_flag, staging)
+    # When one toggle commits and another rolls back
+    with caplog.at_level("INFO", logger="flags.audit"):
+        with django_capture_on_commit_callbacks(execute=True), reason("FS-1"):
+            services.flag_toggle(state=state, enabled=True, actor=ann)
+
+        def rolled_back() -> None:
+            with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+                services.flag_toggle(state=state, enabled=False, actor=ann)
+                raise RuntimeError("undo")
+
+        with pytest.raises(RuntimeError):
+            rolled_back()
+    # Then exactly one change.committed line was logged, for the committed toggle
+    lines = [r for r in caplog.records if r.getMessage() == "change.committed"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line.type, line.flags, line.environments) == (  # type: ignore[attr-defined]
+        "flag.toggled",
+        ["new-checkout"],
+        ["staging"],
+    )
+    assert (line.actor, line.reason) == ("ann", "FS-1")  # type: ignore[attr-defined]
