@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_webhook_benchmark__small_burst__every_delivery_reported_once() -> None:
     # Given the PostgreSQL server the tests use
     # When the benchmark runs a small burst as its own process (its own database and workers)
-    result = subprocess.run(  # noqa: S603  # our own module
+    result = subprocess.run(  # our own module
         [sys.executable, "-m", "bench.webhooks.run", "--quick", "--changes", "20"],
         cwd=ROOT,
         env={
