@@ -10,9 +10,11 @@
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
+- ``webhooks``: webhooks (secret shown once, rotation, test events), their deliveries
+  (redelivery) and the change events (read-only);
 - ``base``: reasons, history, reverts and service refusals shared by every model admin.
 """
 
-from . import evaluations, flags, projects, states, targeting
+from . import evaluations, flags, projects, states, targeting, webhooks
 
-__all__ = ["evaluations", "flags", "projects", "states", "targeting"]
+__all__ = ["evaluations", "flags", "projects", "states", "targeting", "webhooks"]

@@ -1,4 +1,7 @@
-"""Management API routes (under ``api/<version>/``): every lookup is by key, never by id."""
+"""Management API routes (under ``api/<version>/``): lookups by key, webhooks' by id.
+
+Webhooks and their deliveries have no key: they are named by id, under their project's key.
+"""
 
 from typing import Any
 
@@ -11,6 +14,7 @@ from .views.flags import FlagViewSet, VariantViewSet
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
 from .views.segments import SegmentViewSet
 from .views.states import FlagStateViewSet
+from .views.webhooks import ChangeEventFeedView, WebhookDeliveryViewSet, WebhookViewSet
 
 LIST: dict[str, Any] = {"get": "list", "post": "create"}
 DETAIL: dict[str, Any] = {"get": "retrieve", "put": "update", "patch": "partial_update"}
@@ -19,6 +23,8 @@ DETAIL_DELETE: dict[str, Any] = {**DETAIL, "delete": "destroy"}
 PROJECT = "projects/<str:project>/"
 FLAG = PROJECT + "flags/<str:flag>/"
 STATE = FLAG + "environments/<str:environment>/"
+WEBHOOK = PROJECT + "webhooks/<int:webhook>/"
+DELIVERY = WEBHOOK + "deliveries/<int:delivery>/"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("projects/", ProjectViewSet.as_view(LIST), name="project-list"),
@@ -56,6 +62,30 @@ urlpatterns: list[URLPattern | URLResolver] = [
         SegmentViewSet.as_view({"get": "history"}),
         name="segment-history",
     ),
+    path(PROJECT + "webhooks/", WebhookViewSet.as_view(LIST), name="webhook-list"),
+    path(WEBHOOK, WebhookViewSet.as_view(DETAIL_DELETE), name="webhook-detail"),
+    path(
+        WEBHOOK + "rotate-secret/",
+        WebhookViewSet.as_view({"post": "rotate_secret"}),
+        name="webhook-rotate-secret",
+    ),
+    path(WEBHOOK + "test/", WebhookViewSet.as_view({"post": "send_test"}), name="webhook-test"),
+    path(
+        WEBHOOK + "deliveries/",
+        WebhookDeliveryViewSet.as_view({"get": "list"}),
+        name="webhook-delivery-list",
+    ),
+    path(
+        DELIVERY,
+        WebhookDeliveryViewSet.as_view({"get": "retrieve"}),
+        name="webhook-delivery-detail",
+    ),
+    path(
+        DELIVERY + "redeliver/",
+        WebhookDeliveryViewSet.as_view({"post": "redeliver"}),
+        name="webhook-delivery-redeliver",
+    ),
+    path(PROJECT + "events/", ChangeEventFeedView.as_view(), name="event-list"),
     path("tags/", TagViewSet.as_view(LIST), name="tag-list"),
     path("tags/<str:tag>/", TagViewSet.as_view({"get": "retrieve"}), name="tag-detail"),
     path("audit/", AuditView.as_view(), name="audit"),

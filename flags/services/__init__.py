@@ -41,11 +41,22 @@ from .targeting import (
     segment_delete,
     segment_update,
 )
+from .webhooks import (
+    clean_events,
+    delivery_redeliver,
+    webhook_create,
+    webhook_delete,
+    webhook_rotate_secret,
+    webhook_send_test,
+    webhook_update,
+)
 
 __all__ = [
     "FlagSpec",
+    "clean_events",
     "condition_delete",
     "condition_save",
+    "delivery_redeliver",
     "environment_create",
     "environment_update",
     "flag_archive",
@@ -74,4 +85,9 @@ __all__ = [
     "variant_create",
     "variant_delete",
     "variant_update",
+    "webhook_create",
+    "webhook_delete",
+    "webhook_rotate_secret",
+    "webhook_send_test",
+    "webhook_update",
 ]

@@ -76,6 +76,10 @@ def world(administrator: User) -> dict[str, Any]:
     token, _ = account_services.api_key_issue(
         kind=ApiKey.Kind.ADMIN, name="automation", user=administrator
     )
+    webhook, _ = services.webhook_create(
+        project=project, name="Relay", url="http://127.0.0.1:9/hook", actor=administrator
+    )
+    delivery = services.webhook_send_test(webhook=webhook, actor=administrator)
     access = str(RefreshToken.for_user(administrator).access_token)
     return {
         "params": {
@@ -88,6 +92,8 @@ def world(administrator: User) -> dict[str, Any]:
             "token": token.lookup,
             "tag": "payments",
             "flag_key": "new-checkout",
+            "webhook": str(webhook.pk),
+            "delivery": str(delivery.pk),
         },
         "person": {"Authorization": f"Bearer {access}"},
         "key": {"X-API-Key": server_key},
