@@ -24,7 +24,7 @@ from django.test import override_settings
 
 from flags import services
 from flags.models import FlagState, Project, Webhook, WebhookDelivery
-from flagship.faults import wait_until
+from flagship.faults import FaultProxy, wait_until
 from flagship.processes import ROOT, Processes, free_port
 
 from .receiver import Receiver
@@ -91,16 +91,20 @@ def worker_environment(**extra: str) -> dict[str, str]:
     }
 
 
-def start_worker(processes: Processes, name: str, *, concurrency: int = 4) -> None:
+def start_worker(processes: Processes, name: str, *, concurrency: int = 4, **extra: str) -> None:
     """``manage.py run_worker`` as a child process."""
     argv = [sys.executable, "manage.py", "run_worker", "--concurrency", str(concurrency)]
-    processes.start(name, argv, worker_environment())
+    processes.start(name, argv, worker_environment(**extra))
 
 
 def toggles(state: FlagState, count: int) -> None:
     """Switch the flag ``count`` times (each a committed change, one event)."""
-    for n in range(count):
-        services.flag_toggle(state=state, enabled=n % 2 == 0, actor=None)
+    for _ in range(count):
+        state = services.flag_toggle(state=state, enabled=not _enabled(state), actor=None)
+
+
+def _enabled(state: FlagState) -> bool:
+    return bool(FlagState.objects.values_list("enabled", flat=True).get(pk=state.pk))
 
 
 def deliveries(**filters: Any) -> list[WebhookDelivery]:
@@ -161,6 +165,36 @@ def test_worker_killed_mid_delivery__delivery_not_lost(
         # And the receiver saw the same event id each time (it drops the repeat by that id)
         assert receiver.wait_for(lambda got: len(got) == 2, timeout=10)
         assert receiver.ids() == [str(delivered.event_id)] * 2
+
+
+def test_database_cut_under_the_worker__it_survives_and_delivers_once_back(
+    shop: tuple[Project, FlagState], processes: Processes
+) -> None:
+    # Given a worker whose database connections go through a proxy, and a webhook
+    project, state = shop
+    database = connections["default"].settings_dict
+    with (
+        Receiver() as receiver,
+        FaultProxy(database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)) as pg,
+    ):
+        services.webhook_create(project=project, name="ops", url=receiver.url())
+        url = worker_environment()["DATABASE_URL"]
+        start_worker(processes, "worker", DATABASE_URL=pg.url(url))
+        toggles(state, 1)
+        assert receiver.wait_for(lambda got: len(got) == 1, timeout=20)
+        # When its database is cut while 5 more changes commit, for 2 seconds
+        pg.sever()
+        toggles(state, 5)
+        time.sleep(2)
+        # Then nothing was sent meanwhile (the claims need the database), and the worker lives
+        assert len(receiver.received) == 1
+        assert processes.children[0][1].poll() is None, processes.tail("worker")
+        # When the database comes back: Then every change is delivered, once each
+        pg.restore()
+        assert receiver.wait_for(lambda got: len(got) >= 6, timeout=30), processes.tail("worker")
+        time.sleep(0.5)
+        assert sorted(Counter(receiver.ids()).values()) == [1] * 6
+    assert {d.status for d in deliveries()} == {Status.DELIVERED}
 
 
 def _unlocked(delivery_id: int) -> bool:
