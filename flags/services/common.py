@@ -11,7 +11,7 @@ from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import snapshot, versions
+from .. import documents, versions
 from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
@@ -145,7 +145,7 @@ def _announce(environment_ids: list[int]) -> None:
                 logger.exception("ruleset.not_published", extra={"environment": environment_id})
         if rulesets.ruleset_ttl() > 0:
             try:
-                document = snapshot.environment_ruleset(environment)
+                document = documents.environment_ruleset(environment)
                 if int(document["version"]) >= version:
                     rulesets.put_document(environment_id, document)
             except Exception:
@@ -176,10 +176,10 @@ def _closure_document(state: FlagState) -> dict[str, Any]:
     # (a cycle stops because flags are visited once).
     while frontier:
         seen |= frontier
-        states = snapshot.states_for_ruleset(environment).filter(flag_id__in=frontier)
+        states = documents.states_for_ruleset(environment).filter(flag_id__in=frontier)
         next_frontier: set[int] = set()
         for loaded in states:
-            document = snapshot.state_document(loaded)
+            document = documents.state_document(loaded)
             flags[loaded.flag.key] = document
             for rule in document.get("rules", []):
                 segment_keys.update(rule.get("segments", []))
@@ -188,7 +188,7 @@ def _closure_document(state: FlagState) -> dict[str, Any]:
     return {
         "format": 1,
         "version": environment.ruleset_version,
-        "segments": snapshot.segments_document(environment.project_id, segment_keys),
+        "segments": documents.segments_document(environment.project_id, segment_keys),
         "flags": flags,
     }
 
