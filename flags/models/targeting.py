@@ -183,11 +183,9 @@ class Condition(models.Model):
 
     def as_document(self) -> dict[str, object]:
         """The condition as the ruleset format writes it (docs/ruleset-format.md section 3)."""
-        document: dict[str, object] = {"attribute": self.attribute, "operator": self.operator}
-        if self.operator not in ("exists", "not_exists"):
-            document["values"] = list(self.values)
-        if self.negate:
-            document["negate"] = True
-        if self.case_insensitive:
-            document["case_insensitive"] = True
-        return document
+        # Imported here: flags.documents imports the models.
+        from ..documents import condition_values_document  # noqa: PLC0415
+
+        return condition_values_document(
+            self.attribute, self.operator, self.values, self.negate, self.case_insensitive
+        )

@@ -185,12 +185,11 @@ def _closure_document(state: FlagState) -> dict[str, Any]:
                 segment_keys.update(rule.get("segments", []))
             next_frontier.update(p.flag_id for p in loaded.prerequisites.all())
         frontier = next_frontier - seen
-    return {
-        "format": 1,
-        "version": environment.ruleset_version,
-        "segments": documents.segments_document(environment.project_id, segment_keys),
-        "flags": flags,
-    }
+    return documents.ruleset_document(
+        version=environment.ruleset_version,
+        flags=flags,
+        segments=documents.segments_document(environment.project_id, segment_keys),
+    )
 
 
 def humanize(error: RulesetError) -> str:

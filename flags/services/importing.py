@@ -346,7 +346,7 @@ def _write_flags(  # noqa: PLR0917  # the import's state, passed on
                     environment=other,
                     enabled=False,
                     off_variant_id=variant_ids[flag.pk, off],
-                    default_serve={"variant": off},
+                    default_serve=documents.variant_serve(off),
                 )
             new_states.append(state)
     states = {

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
+from .. import documents
 from ..models import Environment, Flag, FlagState, Project, Tag
 from .common import bump, differs_from_stored, save
 
@@ -97,7 +98,7 @@ def initial_state(flag: Flag, environment: Environment) -> FlagState:
         environment=environment,
         enabled=False,
         off_variant=off,
-        default_serve={"variant": off.key},
+        default_serve=documents.variant_serve(off.key),
     )
 
 
