@@ -10,7 +10,8 @@
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
-- ``base``: reasons, history, reverts and service refusals shared by every model admin.
+- ``base``: reasons, history, reverts and service refusals shared by every model admin;
+- ``forms``: the admin's forms and widgets (and the audit page's filters, ``flagship.admin_site``).
 """
 
 from . import evaluations, flags, projects, states, targeting

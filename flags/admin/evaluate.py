@@ -18,8 +18,8 @@ from django.urls import reverse
 from flagship_sdk.engine import EvaluationResult, Reason, Ruleset, RulesetError
 
 from .. import documents, selectors
-from ..forms import AttributeFormSet, EvaluateForm
 from ..models import Environment, Flag
+from .forms import AttributeFormSet, EvaluateForm
 
 REASONS = {
     Reason.STATIC: "No rules: the default serve.",

@@ -16,7 +16,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .. import selectors, services
-from ..forms import FlagActionForm, FlagForm, VariantForm
 from ..models import Flag, Variant
 from ..services import common
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
@@ -31,6 +30,7 @@ from .flag_list import (
     environment_filter,
     list_scope,
 )
+from .forms import FlagActionForm, FlagForm, VariantForm
 
 
 class VariantInline(admin.TabularInline[Variant, Flag]):

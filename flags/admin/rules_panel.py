@@ -27,9 +27,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
 from .. import documents, selectors, services, words
-from ..forms import ConditionForm, RuleForm
 from ..models import Condition, FlagState, Rule, Segment
 from .base import actor
+from .forms import ConditionForm, RuleForm
 
 ACTION = "_rule_action"
 SAVE = "_rule_save"
