@@ -120,14 +120,36 @@ def flag_update(
 def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
     """Archive a flag: SDKs stop receiving it. Refused while another live flag depends on it."""
     check_can_change_everywhere(actor, flag.pk)
-    dependents = dependents_of(flag.pk)
-    if dependents:
-        names = ", ".join(sorted({p.state.flag.key for p in dependents}))
-        raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
+    _check_not_required(flag)
     flag.archived = True
     save(flag, actor)
     bump(flag.states.values_list("environment_id", flat=True))
     return flag
+
+
+@transaction.atomic
+def flag_delete(*, flag: Flag, actor: Any | None) -> None:
+    """Delete an archived flag with its variants, states and targeting; their history stays.
+
+    Only an archived flag: SDKs no longer receive it, so no environment's ruleset changes and no
+    version moves. Refused while a live flag depends on it (as archiving is), and, like archiving,
+    for someone who may not change every environment it has a state in.
+    """
+    check_can_change_everywhere(actor, flag.pk)
+    # Locked: a flag brought back meanwhile is live again, and is not deleted.
+    locked = Flag.objects.select_for_update().get(pk=flag.pk)
+    if not locked.archived:
+        raise InUseError(f"{locked.key} is live: archive it first, so that SDKs stop receiving it.")
+    _check_not_required(locked)
+    delete(locked, actor)
+
+
+def _check_not_required(flag: Flag) -> None:
+    """Refuse to take a flag from SDKs while a live flag has it as a prerequisite."""
+    dependents = dependents_of(flag.pk)
+    if dependents:
+        names = ", ".join(sorted({p.state.flag.key for p in dependents}))
+        raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
 
 
 @transaction.atomic

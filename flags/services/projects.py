@@ -8,7 +8,7 @@ from django.db import transaction
 
 from .. import documents
 from ..models import Environment, Flag, FlagState, Project, Tag
-from .common import bump, differs_from_stored, save
+from .common import bump, delete, differs_from_stored, save
 
 DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
     ("development", "Development", False, "#22c55e"),
@@ -143,3 +143,22 @@ def tag_create(*, name: str, color: str = "#64748b", actor: Any | None = None) -
     tag = Tag(name=name, color=color)
     save(tag, actor)
     return tag
+
+
+@transaction.atomic
+def tag_update(
+    *, tag: Tag, actor: Any | None, name: str | None = None, color: str | None = None
+) -> Tag:
+    """Rename or recolour a tag. Tags are not in rulesets: no version moves."""
+    if name is not None:
+        tag.name = name
+    if color is not None:
+        tag.color = color
+    save(tag, actor)
+    return tag
+
+
+@transaction.atomic
+def tag_delete(*, tag: Tag, actor: Any | None) -> None:
+    """Delete a tag (flags carrying it lose it). Tags are not in rulesets: no version moves."""
+    delete(tag, actor)
