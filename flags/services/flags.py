@@ -11,7 +11,7 @@ from django.db import transaction
 
 from ..errors import InUseError, StaleVersionError
 from ..formats import same_json
-from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
+from ..models import Flag, FlagState, Prerequisite, Project, Tag, Variant
 from .common import (
     bump,
     check_can_change,
@@ -321,11 +321,3 @@ def _names(serve: Any, variant_key: str) -> bool:
     if serve.get("variant") == variant_key:
         return True
     return any(entry.get("variant") == variant_key for entry in serve.get("split", []))
-
-
-def states_of(flag: Flag, environments: Iterable[Environment] | None = None) -> list[FlagState]:
-    """A flag's states, in environment order (optionally only some environments)."""
-    states = flag.states.select_related("environment", "off_variant").order_by("environment__order")
-    if environments is not None:
-        states = states.filter(environment__in=list(environments))
-    return list(states)
