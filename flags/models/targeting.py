@@ -6,6 +6,7 @@ from django.db import models
 
 from flagship_sdk.engine import OPERATORS
 
+from ..formats import HUNDRED_PERCENT
 from ..history.recording import AuditedHistory
 from ..validation import validate_condition, validate_serve
 from ..words import OPERATOR_LABELS, condition_in_words, serve_in_words
@@ -94,7 +95,7 @@ class Rule(models.Model):
         verbose_name_plural = "rules"
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(rollout__isnull=True) | models.Q(rollout__lte=100_000),
+                condition=models.Q(rollout__isnull=True) | models.Q(rollout__lte=HUNDRED_PERCENT),
                 name="rule_rollout_at_most_100_percent",
             ),
         ]
