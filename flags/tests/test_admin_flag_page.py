@@ -11,7 +11,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState, Project
 
-from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
 
 ADD = "/admin/flags/flag/add/"
 

@@ -11,7 +11,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Condition, Environment, Flag, Project, Segment, Tag
 
-from .test_admin_helpers import find_all, messages_of, page
+from .admin_pages import find_all, messages_of, page
 
 
 def _conditions(rows: list[dict[str, str]], initial: int = 0) -> dict[str, Any]:

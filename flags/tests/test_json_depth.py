@@ -19,8 +19,8 @@ from flags.evaluation import fast
 from flags.formats import parse_variant_value
 from flags.models import Environment, Flag, Project
 
-from .test_cache_support import caching
-from .test_evaluation_data import build_flags, issue
+from .caching import caching
+from .evaluation_data import build_flags, issue
 
 LIMIT = 64
 

@@ -19,7 +19,7 @@ from flags.models import Environment, Flag, Project
 from flagship_sdk.engine import ErrorCode, Ruleset
 from flagship_sdk.engine.results import error_result
 
-from .test_evaluation_data import build_flags, issue
+from .evaluation_data import build_flags, issue
 
 FLAGS = "/ofrep/v1/evaluate/flags"
 

@@ -25,7 +25,7 @@ from flags.models import (
     Variant,
 )
 
-from .test_admin_helpers import footprint
+from .footprint import footprint
 
 ON_IN_DE = {"attribute": "country", "operator": "in", "values": ["DE"]}
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from flags.tests.api_clients import bearer
-from flags.tests.test_evaluation_data import issue_admin
+from flags.tests.evaluation_data import issue_admin
 from flagship import jsonbody
 
 
