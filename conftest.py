@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# DJANGO_ENV=test is set by the flagship.testing plugin, loaded before Django reads its settings.
+# DJANGO_ENV=test is set by the flagship.tests.required_services plugin, loaded before Django reads
+# its settings.
 from collections.abc import Iterator
 
 import pytest

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 
-from flagship_sdk.engine import FORMAT, Ruleset, RulesetError, is_value_of_kind
+from flagship_sdk.engine import Ruleset, RulesetError, is_value_of_kind
 from flagship_sdk.engine.conditions import compile_condition
 
 if TYPE_CHECKING:
@@ -56,28 +56,44 @@ def validate_variant_value(kind: str, value: Any) -> None:
 
 
 def validate_serve(flag: Flag, serve: Any, *, field: str, rule: Rule | None = None) -> None:
-    """Check a serve (one variant or a split) against the flag's variants, with the engine."""
+    """Check a serve (one variant or a split) against the flag's variants, with the engine.
+
+    The serve is the default serve of a one-flag ruleset, or ``rule``'s serve (with its rollout
+    and bucket-by) there: written by ``flags.documents`` as SDKs would receive it.
+    """
+    # Imported here: flags.documents imports the models, whose clean() methods call this.
+    from . import documents  # noqa: PLC0415
+
     variants = {variant.key: variant.value for variant in flag.variants.all()}
     if not variants:
         return  # the flag's variants are being created in the same form; services re-check
     off = next(iter(variants))
-    flag_document: dict[str, Any] = {
-        "kind": flag.kind,
-        "variants": variants,
-        "enabled": True,
-        "off_variant": off,
-        "default_serve": serve if rule is None else {"variant": off},
-    }
+    rules = []
     if rule is not None:
-        rule_document: dict[str, Any] = {"id": "rule", "serve": serve}
-        if rule.rollout is not None:
-            rule_document["rollout"] = rule.rollout
-        attributes = rule.bucket_attributes()
-        if attributes:
-            rule_document["bucket_by"] = attributes
-        flag_document["rules"] = [rule_document]
+        rules.append(
+            documents.rule_values_document(
+                rule.pk,
+                conditions=[],
+                segment_keys=[],
+                rollout=rule.rollout,
+                bucket_by=documents.bucket_by_document(rule.bucket_by),
+                serve=serve,
+            )
+        )
+    flag_document = documents.flag_values_document(
+        kind=flag.kind,
+        key="flag",
+        salt="",
+        client_visible=False,
+        variants=variants,
+        enabled=True,
+        off_variant_key=off,
+        rules=rules,
+        default_serve=serve if rule is None else documents.variant_serve(off),
+        prerequisites=[],
+    )
     try:
-        Ruleset.from_dict({"format": FORMAT, "version": 0, "flags": {"flag": flag_document}})
+        Ruleset.from_dict(documents.ruleset_document(version=0, flags={"flag": flag_document}))
     except RulesetError as error:
         target = field
         if error.path.endswith(".rollout"):

@@ -2,10 +2,11 @@
 
 Installed as ``admin.site`` by ``flagship.apps.FlagShipAdminConfig``. Every model admin registers
 with it as usual (``@admin.register``). Only flags' and accounts' models and history are imported
-here, never ``flags.admin``: the model admins import ``admin.site``, which is this module's class.
+at the top, never ``flags.admin``: the model admins import ``admin.site``, which is this module's
+class (the audit form, in ``flags.admin.forms``, is imported by the view that uses it).
 
 - ``/admin/audit/`` (``admin:audit``): every change by everyone, newest first, 50 a page, filtered
-  by project, environment, flag, person and dates (``flags.forms.audit``), in words
+  by project, environment, flag, person and dates (``flags.admin.forms.audit``), in words
   (``flags.history.entries``). Whoever may read flag states (every role) may read it.
 - The index's sidebar: the ten most recent changes by everyone, in place of Django's "Recent
   actions" (only the viewer's own admin log entries, which FlagShip's services do not write).
@@ -21,7 +22,6 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
-from flags.forms.audit import AuditFilterForm
 from flags.history.entries import entries
 from flags.history.feed import FeedPaginator, audit_rows
 from flags.history.links import HistoryRow, history_links
@@ -53,6 +53,9 @@ class FlagShipAdminSite(admin.AdminSite):
         """Every change, newest first, filtered and paginated (403 without ``view_flagstate``)."""
         if not request.user.has_perm(VIEW_HISTORY):
             raise PermissionDenied
+        # Imported here: flags.admin registers its model admins with admin.site, this class.
+        from flags.admin.forms.audit import AuditFilterForm  # noqa: PLC0415
+
         form = AuditFilterForm(request.GET)
         page = None
         rows: list[HistoryRow] = []

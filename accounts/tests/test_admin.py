@@ -17,8 +17,8 @@ from accounts.services import api_key_issue
 from accounts.tests.factories import PASSWORD
 from flags import services as flag_services
 from flags.models import Environment
+from flags.tests.admin_pages import attributes, find_all, page, text
 from flags.tests.html_forms import FORM_CONTENT_TYPE, encoded, submission
-from flags.tests.test_admin_helpers import attributes, find_all, page, text
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
 - ``webhooks``: webhooks (secret shown once, rotation, test events), their deliveries
   (redelivery) and the change events (read-only);
-- ``base``: reasons, history, reverts and service refusals shared by every model admin.
+- ``base``: reasons, history, reverts and service refusals shared by every model admin;
+- ``forms``: the admin's forms and widgets (and the audit page's filters, ``flagship.admin_site``).
 """
 
 from . import evaluations, flags, projects, states, targeting, webhooks

@@ -26,11 +26,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from ..errors import FlagShipError
-from ..forms.base import LimitedJSONField, TextBoxField
 from ..history.links import VIEW_PEOPLE
 from ..history.recording import reason
 from ..models import Environment
 from ..words import rollout_in_words, serve_in_words
+from .forms.base import LimitedJSONField, TextBoxField
 
 if TYPE_CHECKING:
     _M = TypeVar("_M", bound=models.Model)

@@ -1,6 +1,6 @@
 """Environments side by side: one flag in each environment of its project, or every flag at once.
 
-What is compared is what SDKs receive: each environment's flag document as ``flags.snapshot``
+What is compared is what SDKs receive: each environment's flag document as ``flags.documents``
 writes it (``states_for_ruleset`` + ``state_document`` for one flag, ``environment_ruleset`` for a
 whole project). A row differs when the corresponding parts of the documents differ, compared as
 canonical JSON (so ``1`` and ``1.0`` differ, as they may for an SDK); ``flags.words`` only describes
@@ -25,7 +25,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from .. import selectors, snapshot
+from .. import selectors
+from ..documents import environment_ruleset, state_document, states_for_ruleset
 from ..models import Environment, Flag, FlagState, Segment
 from ..words import (
     conditions_in_words,
@@ -128,7 +129,7 @@ def compare_view(
     columns = []
     for environment in environments:
         state = states.get(environment.pk)
-        documents.append(snapshot.state_document(state) if state is not None else None)
+        documents.append(state_document(state) if state is not None else None)
         url = reverse("admin:flags_flagstate_change", args=[state.pk]) if state else ""
         columns.append({"environment": environment, "state_url": url})
     segment_names = dict(
@@ -155,7 +156,7 @@ def _live_states(flag: Flag, environments: Sequence[Environment]) -> list[FlagSt
     """
     if not environments:
         return []
-    states = reduce(or_, (snapshot.states_for_ruleset(env) for env in environments))
+    states = reduce(or_, (states_for_ruleset(env) for env in environments))
     return list(states.filter(flag_id=flag.pk))
 
 
@@ -222,7 +223,7 @@ def compare_all_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -
         raise PermissionDenied
     project = selectors.project_get(request.GET.get(PROJECT_PARAM))
     environments = selectors.environment_list(project) if project is not None else []
-    rulesets = [snapshot.environment_ruleset(environment) for environment in environments]
+    rulesets = [environment_ruleset(environment) for environment in environments]
     flags = (
         dict(Flag.objects.filter(project=project, archived=False).values_list("key", "pk"))
         if project is not None

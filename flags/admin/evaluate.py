@@ -1,7 +1,7 @@
 """The "Evaluate as" page: what does a user with this context get in this environment, and why.
 
 The answer is the engine's, computed on the same ruleset document SDKs download
-(``snapshot.environment_ruleset``), so it cannot disagree with them.
+(``documents.environment_ruleset``), so it cannot disagree with them.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from django.urls import reverse
 
 from flagship_sdk.engine import EvaluationResult, Reason, Ruleset, RulesetError
 
-from .. import selectors, snapshot
-from ..forms import AttributeFormSet, EvaluateForm
+from .. import documents, selectors
 from ..models import Environment, Flag
+from .forms import AttributeFormSet, EvaluateForm
 
 REASONS = {
     Reason.STATIC: "No rules: the default serve.",
@@ -69,7 +69,7 @@ def evaluate_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> H
 
 def evaluate_all(environment: Environment, context: dict[str, Any]) -> list[dict[str, Any]]:
     """Every live flag of the environment evaluated for ``context``, in key order."""
-    document = snapshot.environment_ruleset(environment)
+    document = documents.environment_ruleset(environment)
     ruleset = Ruleset.from_dict(document)
     rules = selectors.rule_labels(environment)
     flags = {

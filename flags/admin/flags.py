@@ -16,9 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .. import selectors, services
-from ..forms import FlagActionForm, FlagForm, VariantForm
 from ..models import Flag, Variant
-from ..services import common
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
 from . import compare, evaluate, timeline, toggle
 from .base import FlagShipAdmin, actor, adopt, require_reason, row
@@ -31,6 +29,7 @@ from .flag_list import (
     environment_filter,
     list_scope,
 )
+from .forms import FlagActionForm, FlagForm, VariantForm
 
 
 class VariantInline(admin.TabularInline[Variant, Flag]):
@@ -333,8 +332,8 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         return to_delete, counts, set(), protected
 
     def delete_model(self, request: HttpRequest, obj: Flag) -> None:
-        """Delete an archived flag with the actor recorded (there is no flag_delete service)."""
-        common.delete(obj, actor(request))
+        """Delete an archived flag through ``flag_delete``."""
+        services.flag_delete(flag=obj, actor=actor(request))
 
     # --- URLs -------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from django.utils.safestring import SafeString
 
 from .. import services
 from ..models import Environment, Project, Tag
-from ..services import common
 from .base import FlagShipAdmin, actor, adopt
 from .flag_list import PROTECTED_MARK
 
@@ -194,17 +193,17 @@ class TagAdmin(FlagShipAdmin[Tag]):
         return int(getattr(obj, "flag_total", 0))
 
     def save_model(self, request: HttpRequest, obj: Tag, form: Any, change: bool) -> None:
-        """Create through services; a rename is saved with history (there is no tag_update)."""
+        """Create or update through services."""
         if change:
-            common.save(obj, actor(request))
+            services.tag_update(tag=obj, actor=actor(request), name=obj.name, color=obj.color)
             return
         adopt(obj, services.tag_create(name=obj.name, color=obj.color, actor=actor(request)))
 
     def delete_model(self, request: HttpRequest, obj: Tag) -> None:
-        """Delete with the actor recorded in history."""
-        common.delete(obj, actor(request))
+        """Delete through ``tag_delete``."""
+        services.tag_delete(tag=obj, actor=actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        """Delete one by one, so that history records each deletion and its actor."""
+        """Delete one by one through ``tag_delete``, so history records each and its actor."""
         for tag in queryset:
-            common.delete(tag, actor(request))
+            services.tag_delete(tag=tag, actor=actor(request))

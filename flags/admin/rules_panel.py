@@ -26,10 +26,10 @@ from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
-from .. import selectors, services, words
-from ..forms import ConditionForm, RuleForm
+from .. import documents, selectors, services, words
 from ..models import Condition, FlagState, Rule, Segment
 from .base import actor
+from .forms import ConditionForm, RuleForm
 
 ACTION = "_rule_action"
 SAVE = "_rule_save"
@@ -131,7 +131,7 @@ def editor_for(
         if rule is None:
             return None
     elif key == "new" or (not bound and insert != ""):
-        rule = Rule(state=state, serve={"variant": first_served_variant(state)})
+        rule = Rule(state=state, serve=documents.variant_serve(first_served_variant(state)))
         position = int(insert) if insert.isdigit() else default_position(state)
     else:
         return None

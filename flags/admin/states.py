@@ -23,7 +23,6 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .. import selectors, services, words
-from ..forms import FlagStateForm, PrerequisiteForm
 from ..models import FlagState, Prerequisite
 from . import revert, rules_panel
 from .base import (
@@ -35,6 +34,7 @@ from .base import (
     require_reason,
     row,
 )
+from .forms import FlagStateForm, PrerequisiteForm
 
 # What a rule action did, said once the page is shown again.
 _done: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()

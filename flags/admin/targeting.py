@@ -12,11 +12,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .. import selectors, services
-from ..forms import ConditionForm
 from ..models import Condition, FlagState, Rule, Segment
 from ..services.targeting import ConditionSpec
 from ..words import rollout_in_words
 from .base import FlagShipAdmin, actor, adopt, row
+from .forms import ConditionForm
 from .revert import timeline_url
 from .rules_panel import default_position
 

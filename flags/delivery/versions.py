@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from flags import rulesets, snapshot
+from flags import documents, rulesets
 from flags.models import Environment
 from flags.versions import advance
 
@@ -32,7 +32,7 @@ def announce(environment_ids: list[int]) -> None:
             logger.exception("ruleset.not_published", extra={"environment": environment_id})
         if rulesets.ruleset_ttl() > 0:
             try:
-                document = snapshot.environment_ruleset(environment)
+                document = documents.environment_ruleset(environment)
                 if int(document["version"]) >= version:
                     rulesets.put_document(environment_id, document)
             except Exception:

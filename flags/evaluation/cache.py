@@ -28,8 +28,8 @@ from typing import Any
 from django.db import DatabaseError, OperationalError
 
 from flags import events, rulesets
+from flags.documents import environment_ruleset
 from flags.models import Environment
-from flags.snapshot import environment_ruleset
 from flagship import breakers
 from flagship_sdk.engine import Ruleset
 

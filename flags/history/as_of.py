@@ -3,7 +3,7 @@
 Its switch, serves, rules, conditions and prerequisites (rules deleted since come back too).
 ``state_as_of(state, moment)`` gives a ``StateConfig``; ``current(state)`` gives the same shape
 from the live tables. Both turn into the ruleset format's flag document with ``document()``
-(through ``flags.snapshot``'s writers), which is what the revert's preview compares and what
+(through ``flags.documents``'s writers), which is what the revert's preview compares and what
 ``services.flag_state_restore`` applies.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from django.apps import apps
 
-from .. import snapshot
+from .. import documents
 from ..models import Flag, FlagState, Prerequisite, Rule, Segment, Variant
 
 
@@ -76,10 +76,10 @@ class StateConfig:
             Flag.objects.filter(pk__in=[p for p, _ in self.prerequisites]).values_list("pk", "key")
         )
         rules = [
-            snapshot.rule_values_document(
+            documents.rule_values_document(
                 rule.id,
                 conditions=[
-                    snapshot.condition_values_document(
+                    documents.condition_values_document(
                         c.attribute, c.operator, c.values, c.negate, c.case_insensitive
                     )
                     for c in rule.conditions
@@ -88,14 +88,14 @@ class StateConfig:
                     segments.get(i, f"(deleted segment {i})") for i in rule.segment_ids
                 ),
                 rollout=rule.rollout,
-                bucket_by=snapshot.bucket_by_document(rule.bucket_by),
+                bucket_by=documents.bucket_by_document(rule.bucket_by),
                 serve=rule.serve,
             )
             for rule in self.rules
         ]
         off = variants.get(self.off_variant_id)
         off_key = off.key if off is not None else f"(deleted variant {self.off_variant_id})"
-        return snapshot.flag_values_document(
+        return documents.flag_values_document(
             kind=flag.kind,
             key=flag.key,
             salt=flag.salt,
@@ -106,7 +106,7 @@ class StateConfig:
             rules=rules,
             default_serve=self.default_serve,
             prerequisites=[
-                snapshot.prerequisite_values_document(
+                documents.prerequisite_values_document(
                     parents.get(parent, f"(deleted flag {parent})"), list(variants_)
                 )
                 for parent, variants_ in self.prerequisites

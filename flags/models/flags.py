@@ -107,11 +107,6 @@ class Flag(KeyedModel):
     def __str__(self) -> str:
         return self.key
 
-    @property
-    def effective_salt(self) -> str:
-        """The salt rollouts hash with: the key unless one is set."""
-        return self.salt or self.key
-
 
 class Variant(KeyedModel):
     """One value a flag can serve. A boolean flag has exactly ``on`` (true) and ``off`` (false)."""

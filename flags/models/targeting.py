@@ -6,6 +6,7 @@ from django.db import models
 
 from flagship_sdk.engine import OPERATORS
 
+from ..formats import HUNDRED_PERCENT
 from ..history.recording import AuditedHistory
 from ..validation import validate_condition, validate_serve
 from ..words import OPERATOR_LABELS, condition_in_words, serve_in_words
@@ -94,7 +95,7 @@ class Rule(models.Model):
         verbose_name_plural = "rules"
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(rollout__isnull=True) | models.Q(rollout__lte=100_000),
+                condition=models.Q(rollout__isnull=True) | models.Q(rollout__lte=HUNDRED_PERCENT),
                 name="rule_rollout_at_most_100_percent",
             ),
         ]
@@ -183,11 +184,9 @@ class Condition(models.Model):
 
     def as_document(self) -> dict[str, object]:
         """The condition as the ruleset format writes it (docs/ruleset-format.md section 3)."""
-        document: dict[str, object] = {"attribute": self.attribute, "operator": self.operator}
-        if self.operator not in ("exists", "not_exists"):
-            document["values"] = list(self.values)
-        if self.negate:
-            document["negate"] = True
-        if self.case_insensitive:
-            document["case_insensitive"] = True
-        return document
+        # Imported here: flags.documents imports the models.
+        from ..documents import condition_values_document  # noqa: PLC0415
+
+        return condition_values_document(
+            self.attribute, self.operator, self.values, self.negate, self.case_insensitive
+        )

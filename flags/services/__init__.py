@@ -10,6 +10,7 @@ from .common import validate_states
 from .flags import (
     flag_archive,
     flag_create,
+    flag_delete,
     flag_state_lock,
     flag_state_update,
     flag_toggle,
@@ -25,6 +26,8 @@ from .projects import (
     project_create,
     project_update,
     tag_create,
+    tag_delete,
+    tag_update,
 )
 from .restore import flag_state_restore
 from .targeting import (
@@ -61,6 +64,7 @@ __all__ = [
     "environment_update",
     "flag_archive",
     "flag_create",
+    "flag_delete",
     "flag_state_lock",
     "flag_state_restore",
     "flag_state_update",
@@ -81,6 +85,8 @@ __all__ = [
     "segment_delete",
     "segment_update",
     "tag_create",
+    "tag_delete",
+    "tag_update",
     "validate_states",
     "variant_create",
     "variant_delete",

@@ -17,8 +17,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from simple_history.utils import bulk_create_with_history
 
-from flagship_sdk.engine import FORMAT, Ruleset, RulesetError
+from flagship_sdk.engine import Ruleset, RulesetError
 
+from .. import documents
 from ..delivery.changes import Kind
 from ..models import Environment, Flag, FlagState, Project, Variant
 from .common import announce, humanize
@@ -134,13 +135,18 @@ def _prepare(project: Project, spec: FlagSpec) -> _Prepared:
     default_variant = spec.default_variant or off_variant
     _compile(
         spec.key,
-        {
-            "kind": spec.kind,
-            "variants": {variant.key: variant.value for variant in variants},
-            "enabled": spec.enabled,
-            "off_variant": off_variant,
-            "default_serve": {"variant": default_variant},
-        },
+        documents.flag_values_document(
+            kind=spec.kind,
+            key=spec.key,
+            salt="",
+            client_visible=spec.client_visible,
+            variants={variant.key: variant.value for variant in variants},
+            enabled=spec.enabled,
+            off_variant_key=off_variant,
+            rules=[],
+            default_serve=documents.variant_serve(default_variant),
+            prerequisites=[],
+        ),
     )
     return _Prepared(
         flag=flag,
@@ -176,7 +182,7 @@ def _compile(key: str, flag_document: dict[str, Any]) -> None:
     """Compile a one-flag ruleset strictly: exactly the check SDKs' documents get."""
     try:
         Ruleset.from_dict(
-            {"format": FORMAT, "version": 0, "flags": {key: flag_document}}, strict=True
+            documents.ruleset_document(version=0, flags={key: flag_document}), strict=True
         )
     except RulesetError as error:
         raise ValidationError(humanize(error), code=error.code) from None
@@ -207,7 +213,7 @@ def _write(
             environment=environment,
             enabled=item.enabled,
             off_variant_id=variant_ids[flag.pk, item.off_variant],
-            default_serve={"variant": item.default_variant},
+            default_serve=documents.variant_serve(item.default_variant),
         )
         for item, flag in zip(prepared, flags, strict=True)
         for environment in environments

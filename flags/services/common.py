@@ -11,7 +11,7 @@ from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import snapshot
+from .. import documents
 from ..delivery import changes
 from ..delivery.changes import Change, Kind
 from ..errors import PermissionDeniedError
@@ -168,13 +168,13 @@ def targeting_of(state: FlagState) -> dict[str, Any] | None:
 
     ``None`` for an archived flag (SDKs receive nothing of it).
     """
-    loaded = snapshot.states_for_ruleset(state.environment).filter(pk=state.pk).first()
-    return None if loaded is None else snapshot.state_document(loaded)
+    loaded = documents.states_for_ruleset(state.environment).filter(pk=state.pk).first()
+    return None if loaded is None else documents.state_document(loaded)
 
 
 def segment_summary(project_id: int, key: str) -> dict[str, Any] | None:
     """A segment as change events show it (its conditions as the ruleset format writes them)."""
-    document = snapshot.segments_document(project_id, [key]).get(key)
+    document = documents.segments_document(project_id, [key]).get(key)
     return None if document is None else {"key": key, **document}
 
 
@@ -202,21 +202,20 @@ def _closure_document(state: FlagState) -> dict[str, Any]:
     # (a cycle stops because flags are visited once).
     while frontier:
         seen |= frontier
-        states = snapshot.states_for_ruleset(environment).filter(flag_id__in=frontier)
+        states = documents.states_for_ruleset(environment).filter(flag_id__in=frontier)
         next_frontier: set[int] = set()
         for loaded in states:
-            document = snapshot.state_document(loaded)
+            document = documents.state_document(loaded)
             flags[loaded.flag.key] = document
             for rule in document.get("rules", []):
                 segment_keys.update(rule.get("segments", []))
             next_frontier.update(p.flag_id for p in loaded.prerequisites.all())
         frontier = next_frontier - seen
-    return {
-        "format": 1,
-        "version": environment.ruleset_version,
-        "segments": snapshot.segments_document(environment.project_id, segment_keys),
-        "flags": flags,
-    }
+    return documents.ruleset_document(
+        version=environment.ruleset_version,
+        flags=flags,
+        segments=documents.segments_document(environment.project_id, segment_keys),
+    )
 
 
 def humanize(error: RulesetError) -> str:

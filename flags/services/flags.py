@@ -12,7 +12,7 @@ from django.db import transaction
 from ..delivery.changes import Kind
 from ..errors import InUseError, StaleVersionError
 from ..formats import same_json
-from ..models import Environment, Flag, FlagState, Prerequisite, Project, Tag, Variant
+from ..models import Flag, FlagState, Prerequisite, Project, Tag, Variant
 from .common import (
     announce,
     check_can_change,
@@ -142,10 +142,7 @@ def flag_update(
 def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
     """Archive a flag: SDKs stop receiving it. Refused while another live flag depends on it."""
     check_can_change_everywhere(actor, flag.pk)
-    dependents = dependents_of(flag.pk)
-    if dependents:
-        names = ", ".join(sorted({p.state.flag.key for p in dependents}))
-        raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
+    _check_not_required(flag)
     before = flag_summary(flag)
     flag.archived = True
     save(flag, actor)
@@ -159,6 +156,41 @@ def flag_archive(*, flag: Flag, actor: Any | None) -> Flag:
         after=flag_summary(flag),
     )
     return flag
+
+
+@transaction.atomic
+def flag_delete(*, flag: Flag, actor: Any | None) -> None:
+    """Delete an archived flag with its variants, states and targeting; their history stays.
+
+    Only an archived flag: SDKs no longer receive it, so no environment's ruleset changes and no
+    version moves. Refused while a live flag depends on it (as archiving is), and, like archiving,
+    for someone who may not change every environment it has a state in.
+    """
+    check_can_change_everywhere(actor, flag.pk)
+    # Locked: a flag brought back meanwhile is live again, and is not deleted.
+    locked = Flag.objects.select_for_update().get(pk=flag.pk)
+    if not locked.archived:
+        raise InUseError(f"{locked.key} is live: archive it first, so that SDKs stop receiving it.")
+    _check_not_required(locked)
+    before = flag_summary(locked)
+    environment_ids = list(locked.states.values_list("environment_id", flat=True))
+    delete(locked, actor)
+    announce(
+        Kind.FLAG_DELETED,
+        actor=actor,
+        project_id=locked.project_id,
+        environments=environment_ids,
+        flags=[locked.key],
+        before=before,
+    )
+
+
+def _check_not_required(flag: Flag) -> None:
+    """Refuse to take a flag from SDKs while a live flag has it as a prerequisite."""
+    dependents = dependents_of(flag.pk)
+    if dependents:
+        names = ", ".join(sorted({p.state.flag.key for p in dependents}))
+        raise InUseError(f"{flag.key} is a prerequisite of {names}; remove that first.")
 
 
 @transaction.atomic
@@ -380,11 +412,3 @@ def _names(serve: Any, variant_key: str) -> bool:
     if serve.get("variant") == variant_key:
         return True
     return any(entry.get("variant") == variant_key for entry in serve.get("split", []))
-
-
-def states_of(flag: Flag, environments: Iterable[Environment] | None = None) -> list[FlagState]:
-    """A flag's states, in environment order (optionally only some environments)."""
-    states = flag.states.select_related("environment", "off_variant").order_by("environment__order")
-    if environments is not None:
-        states = states.filter(environment__in=list(environments))
-    return list(states)

@@ -10,7 +10,7 @@ The checks are the ones every write gets, done once for the whole document inste
 object, as ``flags_bulk_create`` does: the document is compiled by the engine in strict mode
 before anything is written (what ``validate_states`` does per flag), every row passes its model
 field checks, and after writing, the environment's stored ruleset (what SDKs will download,
-``snapshot.environment_ruleset``) is compared with the document flag by flag; any difference
+``documents.environment_ruleset``) is compared with the document flag by flag; any difference
 refuses the import. Every row gets its history row (simple-history's bulk helper; rule segments
 too), attributed to ``actor``, and every environment's ruleset version moves once, in the same
 transaction. Rows are written in bulk: 10 000 flags take seconds, not the minutes that object-by-
@@ -38,7 +38,7 @@ from simple_history.utils import bulk_create_with_history
 
 from flagship_sdk.engine import FORMAT, MAX_PREREQUISITE_DEPTH, Ruleset, RulesetError
 
-from .. import snapshot
+from .. import documents
 from ..delivery.changes import Kind
 from ..models import Condition, Environment, Flag, FlagState, Prerequisite, Rule, Segment, Variant
 from .bulk import BATCH_SIZE
@@ -360,7 +360,7 @@ def _write_flags(  # noqa: PLR0917  # the import's state, passed on
                     environment=other,
                     enabled=False,
                     off_variant_id=variant_ids[flag.pk, off],
-                    default_serve={"variant": off},
+                    default_serve=documents.variant_serve(off),
                 )
             new_states.append(state)
     states = {
@@ -437,16 +437,16 @@ def _write_targeting(  # noqa: PLR0917  # the import's state, passed on
 
 
 def _segments(
-    documents: Mapping[str, Any], project: Any, actor: Any | None, result: ImportResult
+    segment_documents: Mapping[str, Any], project: Any, actor: Any | None, result: ImportResult
 ) -> dict[str, Segment]:
     """The document's segments: the project's own when identical, else created."""
     existing = {
         segment.key: segment
-        for segment in Segment.objects.filter(project=project, key__in=list(documents))
+        for segment in Segment.objects.filter(project=project, key__in=list(segment_documents))
     }
-    stored = snapshot.segments_document(project.pk, list(existing))
+    stored = documents.segments_document(project.pk, list(existing))
     segments: dict[str, Segment] = {}
-    for key, segment_document in documents.items():
+    for key, segment_document in segment_documents.items():
         conditions = segment_document.get("conditions", [])
         if key in existing:
             wanted = [_condition(spec, 0).as_document() for spec in conditions]
@@ -563,13 +563,13 @@ def _create_rules(
 
 
 def _check_stored(
-    environment: Environment, documents: Mapping[str, Any], rule_ids: Mapping[str, str]
+    environment: Environment, flag_documents: Mapping[str, Any], rule_ids: Mapping[str, str]
 ) -> None:
     """Compare each imported flag with what SDKs will now receive; refuse any difference."""
     # The imported flags were compiled strictly as a document, and reference only each other and
     # the document's segments (created, or identical ones): equal documents compile the same.
-    stored = snapshot.environment_ruleset(environment)
-    for key, document in documents.items():
+    stored = documents.environment_ruleset(environment)
+    for key, document in flag_documents.items():
         flag = dict(stored["flags"][key])
         flag["rules"] = [{**rule, "id": rule_ids[rule["id"]]} for rule in flag.get("rules", [])]
         if _json(_normalized(flag, key)) != _json(_normalized(document, key)):

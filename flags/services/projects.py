@@ -6,12 +6,14 @@ from typing import Any
 
 from django.db import transaction
 
+from .. import documents
 from ..delivery.changes import Kind, fields
 from ..models import Environment, Flag, FlagState, Project, Tag
-from .common import announce, differs_from_stored, save
+from .common import announce, delete, differs_from_stored, save
 
 PROJECT_FIELDS = ("key", "name", "description", "reason_required")
 ENVIRONMENT_FIELDS = ("key", "name", "color", "order", "protected")
+TAG_FIELDS = ("name", "color")
 
 DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
     ("development", "Development", False, "#22c55e"),
@@ -121,7 +123,7 @@ def initial_state(flag: Flag, environment: Environment) -> FlagState:
         environment=environment,
         enabled=False,
         off_variant=off,
-        default_serve={"variant": off.key},
+        default_serve=documents.variant_serve(off.key),
     )
 
 
@@ -174,4 +176,34 @@ def tag_create(*, name: str, color: str = "#64748b", actor: Any | None = None) -
     """Create a tag."""
     tag = Tag(name=name, color=color)
     save(tag, actor)
+    announce(Kind.TAG_CHANGED, actor=actor, project_id=None, after=fields(tag, TAG_FIELDS))
     return tag
+
+
+@transaction.atomic
+def tag_update(
+    *, tag: Tag, actor: Any | None, name: str | None = None, color: str | None = None
+) -> Tag:
+    """Rename or recolour a tag. Tags are not in rulesets: no version moves."""
+    before = fields(Tag.objects.get(pk=tag.pk), TAG_FIELDS)
+    if name is not None:
+        tag.name = name
+    if color is not None:
+        tag.color = color
+    if save(tag, actor):
+        announce(
+            Kind.TAG_CHANGED,
+            actor=actor,
+            project_id=None,
+            before=before,
+            after=fields(tag, TAG_FIELDS),
+        )
+    return tag
+
+
+@transaction.atomic
+def tag_delete(*, tag: Tag, actor: Any | None) -> None:
+    """Delete a tag (flags carrying it lose it). Tags are not in rulesets: no version moves."""
+    before = fields(tag, TAG_FIELDS)
+    delete(tag, actor)
+    announce(Kind.TAG_CHANGED, actor=actor, project_id=None, before=before)

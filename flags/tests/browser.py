@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from flagship.testing import chromium_path
+from flagship.tests.required_services import chromium_path
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made between browser
 # steps are synchronous and safe (pytest-playwright's advice for Django).

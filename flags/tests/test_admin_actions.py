@@ -12,8 +12,9 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState
 
+from .admin_pages import find_all, find_one, messages_of, page, text
+from .footprint import footprint
 from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
-from .test_admin_helpers import find_all, find_one, footprint, messages_of, page, text
 
 LIST = "/admin/flags/flag/"
 

@@ -16,7 +16,7 @@ from flags import services
 from flags.admin.compare import differing_parts
 from flags.models import Environment, Flag, FlagState, Project, Segment
 
-from .test_admin_helpers import attributes, find_all, find_one, page, text
+from .admin_pages import attributes, find_all, find_one, page, text
 
 ALL_URL = "/admin/flags/flag/compare/"
 ENVIRONMENTS = ("development", "staging", "production")

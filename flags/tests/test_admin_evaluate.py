@@ -10,7 +10,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, Segment
 
-from .test_admin_helpers import find_all, find_one, page, text
+from .admin_pages import find_all, find_one, page, text
 
 URL = "/admin/flags/flag/evaluate/"
 

@@ -12,7 +12,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, Project
 
-from .test_admin_helpers import attributes, find_all, page, text
+from .admin_pages import attributes, find_all, page, text
 
 URL = "/admin/flags/flag/"
 

@@ -11,7 +11,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState, Project
 
-from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
 
 ADD = "/admin/flags/flag/add/"
 
@@ -328,3 +328,20 @@ def test_flag_delete__archived_flag__deleted_with_its_variants_and_states(
         release_manager,
         "Rolled out for good",
     )
+
+
+def test_flag_delete__archived_flag_by_an_editor__refused_by_flag_delete_with_a_message(
+    client: Client, editor: User, boolean_flag: Flag
+) -> None:
+    # Given an archived flag with a state in protected production
+    services.flag_archive(flag=boolean_flag, actor=None)
+    client.force_login(editor)
+    # When an editor deletes it from its page
+    response = client.post(f"/admin/flags/flag/{boolean_flag.pk}/delete/", {"post": "yes"})
+    # Then flag_delete's refusal is a message on the flag's page, and the flag stays
+    assert response.status_code == 302
+    assert response["Location"] == _change_url(boolean_flag)
+    assert messages_of(response) == [
+        "Production is protected: only release managers may change flags there."
+    ]
+    assert Flag.objects.filter(pk=boolean_flag.pk).exists()

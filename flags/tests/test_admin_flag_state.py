@@ -10,7 +10,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState
 
-from .test_admin_helpers import field_errors, find_all, find_one, messages_of, page, text
+from .admin_pages import field_errors, find_all, find_one, messages_of, page, text
 
 
 def _url(state: FlagState) -> str:

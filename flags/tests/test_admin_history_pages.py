@@ -19,8 +19,8 @@ from flags import services
 from flags.history.recording import reason
 from flags.models import Environment, Project
 
+from .admin_pages import attributes, find_all, find_one, page, text
 from .browser import chromium, sign_in
-from .test_admin_helpers import attributes, find_all, find_one, page, text
 
 
 def _breadcrumbs(response: Any) -> list[tuple[str, str | None]]:

@@ -15,8 +15,8 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, FlagState
 
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
 from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
-from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
 
 LIST = "/admin/flags/flag/"
 

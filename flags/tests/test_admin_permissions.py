@@ -11,7 +11,7 @@ from accounts.models import User
 from flags import services
 from flags.models import Environment, Flag, Segment
 
-from .test_admin_helpers import attributes, find_all, nearest, page, text
+from .admin_pages import attributes, find_all, nearest, page, text
 
 
 def _editable(root: Element) -> list[str]:

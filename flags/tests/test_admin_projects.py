@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from accounts.models import User
 from flags import services
 from flags.models import Condition, Environment, Flag, Project, Segment, Tag
 
-from .test_admin_helpers import find_all, messages_of, page
+from .admin_pages import find_all, messages_of, page
 
 
 def _conditions(rows: list[dict[str, str]], initial: int = 0) -> dict[str, Any]:
@@ -141,6 +142,67 @@ def test_tag_add_and_rename__history_names_the_editor(client: Client, editor: Us
         ("growth", editor),
         ("Growth", editor),
     ]
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]:
+    """Record the arguments of every call of service ``name`` (which still runs)."""
+    calls: list[dict[str, Any]] = []
+    service = getattr(services, name)
+
+    def spy(**arguments: Any) -> Any:
+        calls.append(arguments)
+        return service(**arguments)
+
+    monkeypatch.setattr(services, name, spy)
+    return calls
+
+
+def test_tag_change__editor__saved_through_tag_update(
+    client: Client, editor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given tag growth
+    tag = services.tag_create(name="growth")
+    calls = _spy(monkeypatch, "tag_update")
+    client.force_login(editor)
+
+    # When an editor recolours it on its page
+    response = client.post(
+        f"/admin/flags/tag/{tag.pk}/change/", {"name": "growth", "color": "#22C55E"}
+    )
+
+    # Then tag_update saved it for them: the row holds the colour, the history names them
+    assert response.status_code == 302
+    assert [(c["tag"].pk, c["actor"], c["name"], c["color"]) for c in calls] == [
+        (tag.pk, editor, "growth", "#22c55e")
+    ]
+    assert Tag.objects.get(pk=tag.pk).color == "#22c55e"
+    latest = tag.history.latest()
+    assert (latest.history_type, latest.color, latest.history_user) == ("~", "#22c55e", editor)
+
+
+def test_tag_delete__editor_with_a_reason__deleted_through_tag_delete(
+    client: Client, editor: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given tag growth
+    tag = services.tag_create(name="growth")
+    calls = _spy(monkeypatch, "tag_delete")
+    client.force_login(editor)
+
+    # When an editor deletes it from its page, with a reason
+    response = client.post(
+        f"/admin/flags/tag/{tag.pk}/delete/", {"post": "yes", "reason": "Team disbanded"}
+    )
+
+    # Then tag_delete deleted it for them, recorded with their reason
+    assert response.status_code == 302
+    assert [(c["tag"].name, c["actor"]) for c in calls] == [("growth", editor)]
+    assert not Tag.objects.filter(pk=tag.pk).exists()
+    deleted = tag.history.latest()
+    assert (deleted.history_type, deleted.history_user, deleted.history_change_reason) == (
+        "-",
+        editor,
+        "Team disbanded",
+    )
 
 
 def test_segment_add__with_conditions__created_through_segment_create(

@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
 from accounts.models import User
-from flags import snapshot
+from flags import documents
 from flags.models import Environment, Project
 
 from .awkward_data import populate
@@ -40,7 +40,7 @@ def stored() -> dict[str, str]:
                     row.pop("last_login")  # signing in is not a change made by a form
             rows[model._meta.label] = json.dumps(values, sort_keys=True, default=repr)
     for environment in Environment.objects.order_by("pk"):
-        document = snapshot.environment_ruleset(environment)
+        document = documents.environment_ruleset(environment)
         rows[f"ruleset {environment}"] = json.dumps(document, sort_keys=True)
     return rows
 

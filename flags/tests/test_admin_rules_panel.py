@@ -15,8 +15,9 @@ from accounts.models import User
 from flags import services
 from flags.models import Condition, Environment, Flag, FlagState, Project, Rule, Segment
 
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
+from .footprint import footprint
 from .html_forms import FORM_CONTENT_TYPE, encoded, submission
-from .test_admin_helpers import attributes, find_all, find_one, footprint, messages_of, page, text
 
 FORM = "flagstate_form"
 

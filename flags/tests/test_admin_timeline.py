@@ -16,8 +16,8 @@ from flags import services
 from flags.history.recording import reason
 from flags.models import Environment, Flag, FlagState, Rule, Segment
 
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
 from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
-from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
 
 DE = {"attribute": "country", "operator": "in", "values": ["DE"]}
 

@@ -20,8 +20,8 @@ from flags.delivery.changes import Kind
 from flags.models import ChangeEvent, Environment, Flag, Project, Webhook, WebhookDelivery
 from flags.webhooks import secrets
 
+from .admin_pages import attributes, find_all, find_one, messages_of, page, text
 from .html_forms import FORM_CONTENT_TYPE, encoded, submission
-from .test_admin_helpers import attributes, find_all, find_one, messages_of, page, text
 
 ADD = "/admin/flags/webhook/add/"
 CHANGELIST = "/admin/flags/webhook/"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from flags.api.testing import CALLERS, client_for
 from flags.models import Environment, Flag
+from flags.tests.api_clients import CALLERS, client_for
 
 PROJECT = "/api/v1/projects/demo"
 STATE = f"{PROJECT}/flags/new-checkout/environments"

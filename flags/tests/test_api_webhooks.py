@@ -16,7 +16,6 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
 from flags import services
-from flags.api.testing import client_for
 from flags.models import (
     ChangeEvent,
     Environment,
@@ -25,6 +24,7 @@ from flags.models import (
     Webhook,
     WebhookDelivery,
 )
+from flags.tests.api_clients import client_for
 from flags.webhooks import secrets
 
 WEBHOOKS = "/api/v1/projects/demo/webhooks/"

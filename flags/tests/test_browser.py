@@ -5,7 +5,7 @@ sees only read-only badges, a release manager toggles production after a confirm
 
 Debian's Chromium is driven through Playwright's sync API (never a downloaded browser). Without
 Chromium the tests are skipped loudly, or fail under FLAGSHIP_REQUIRE_SERVICES=1
-(``requires_browser``, flagship/testing.py).
+(``requires_browser``, flagship/tests/required_services.py).
 """
 
 from __future__ import annotations

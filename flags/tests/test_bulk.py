@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import Environment, Flag, FlagState, Project, Variant
 from flags.services import FlagSpec
 from flagship_sdk.engine import Ruleset
@@ -78,7 +78,7 @@ def test_flags_bulk_create__valid_specs__flags_variants_and_a_state_per_environm
     assert Flag.objects.get(key="bulk-json").lifecycle == Flag.Lifecycle.PERMANENT
 
     # And SDKs receive them: the environment's ruleset compiles strictly and evaluates them
-    ruleset = Ruleset.from_dict(snapshot.environment_ruleset(production), strict=True)
+    ruleset = Ruleset.from_dict(documents.environment_ruleset(production), strict=True)
     assert ruleset.evaluate("bulk-bool", {"targetingKey": "u"}).value is True
     assert ruleset.evaluate("bulk-string", {"targetingKey": "u"}).value == "B"
     assert ruleset.evaluate("bulk-json", {"targetingKey": "u"}).value == {"limit": 3}

@@ -18,8 +18,8 @@ from flags import rulesets
 from flags.evaluation import cache
 from flags.models import Environment, Flag, Project
 
-from .test_cache_support import ENDPOINTS, EVALUATE, RULESET, caching, call, forget_process_state
-from .test_evaluation_data import build_flags, issue, serve
+from .caching import ENDPOINTS, EVALUATE, RULESET, caching, call, forget_process_state
+from .evaluation_data import build_flags, issue, serve
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from django.test import override_settings
 
-from flags.api.testing import client_for
 from flags.models import Environment, Flag
+from flags.tests.api_clients import client_for
 
 SHOP = "https://shop.example.com"
 

@@ -25,7 +25,7 @@ from flags.models import Environment, Flag, Project
 from flagship import breakers
 from flagship.faults import FaultProxy, wait_until
 
-from .test_cache_support import (
+from .caching import (
     ENDPOINTS,
     EVALUATE,
     OFREP_BULK,
@@ -36,7 +36,7 @@ from .test_cache_support import (
     forget_process_state,
     redis_url,
 )
-from .test_evaluation_data import build_flags, issue, issue_admin
+from .evaluation_data import build_flags, issue, issue_admin
 
 FLAGS_API = "/api/v1/projects/demo/flags/"
 

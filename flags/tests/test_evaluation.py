@@ -17,7 +17,7 @@ from flags import services
 from flags.evaluation import cache
 from flags.models import Environment, Flag, Project
 
-from .test_evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
+from .evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
 
 EVALUATE = "/api/v1/evaluate"
 RULESET = "/api/v1/ruleset"

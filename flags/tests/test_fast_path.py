@@ -18,8 +18,8 @@ from accounts.services import api_key_revoke
 from flags.evaluation import fast, local
 from flags.models import Environment, Flag, Project
 
-from .test_cache_support import caching, redis_url
-from .test_evaluation_data import build_flags, issue, serve
+from .caching import caching, redis_url
+from .evaluation_data import build_flags, issue, serve
 
 CONTEXT = {"context": {"targetingKey": "user-7", "country": "DE", "note": "line\u2028break"}}
 # (method, url, body): every endpoint the fast path answers, plus the shapes it answers them in.

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flags.admin.forms import PercentField, ServeField, ServeWidget, ValuesField
 from flags.formats import (
     HUNDRED_PERCENT,
     format_condition_values,
@@ -28,7 +29,6 @@ from flags.formats import (
     parse_variant_value,
     same_json,
 )
-from flags.forms import PercentField, ServeField, ServeWidget, ValuesField
 
 
 def _as_browser_sends(text: str) -> str:

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from bench.engine.contexts import make_contexts
 from bench.engine.workloads import mixed_flags
-from flags import snapshot
+from flags import documents
 from flags.models import Environment, Flag, FlagState, Project, Rule, Segment
 from flags.services.importing import import_ruleset
 from flagship_sdk.engine import Ruleset
@@ -51,7 +51,7 @@ def test_import__w4_mix__stored_ruleset_evaluates_like_the_document(
     version = production.ruleset_version
     # When it is imported into production and the environment's ruleset is rebuilt
     result = import_ruleset(document=document, environment=production)
-    stored = snapshot.environment_ruleset(production)
+    stored = documents.environment_ruleset(production)
     # Then everything was written, and the version moved
     assert (result.flags, result.segments_created, result.left_out) == (200, 5, {})
     assert sorted(stored["flags"]) == sorted(document["flags"])
@@ -215,14 +215,14 @@ def test_import__stored_differently__refused_and_nothing_written(
 ) -> None:
     # Given a database that would hand back one flag changed (as PostgreSQL's jsonb turns the
     # float 1e23 into an integer)
-    built = snapshot.environment_ruleset
+    built = documents.environment_ruleset
 
     def changed(environment: Environment) -> dict[str, Any]:
         document = built(environment)
         document["flags"]["x"]["variants"] = {"big": 100000000000000000000000}
         return document
 
-    monkeypatch.setattr(snapshot, "environment_ruleset", changed)
+    monkeypatch.setattr(documents, "environment_ruleset", changed)
     document = {
         "format": 1,
         "version": 1,

@@ -13,14 +13,14 @@ from django.test.utils import override_settings
 from rest_framework.views import APIView
 
 from accounts.models import User
+from flags.admin.forms import EvaluateForm
+from flags.admin.forms.base import LimitedJSONField
 from flags.evaluation import fast
 from flags.formats import parse_variant_value
-from flags.forms import EvaluateForm
-from flags.forms.base import LimitedJSONField
 from flags.models import Environment, Flag, Project
 
-from .test_cache_support import caching
-from .test_evaluation_data import build_flags, issue
+from .caching import caching
+from .evaluation_data import build_flags, issue
 
 LIMIT = 64
 

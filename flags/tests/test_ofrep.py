@@ -14,7 +14,7 @@ from accounts.services import api_key_issue, api_key_revoke
 from flags.evaluation import cache
 from flags.models import Environment, Flag, Project
 
-from .test_evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
+from .evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
 
 FLAGS = "/ofrep/v1/evaluate/flags"
 STANDARD_REASONS = {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "DISABLED"}

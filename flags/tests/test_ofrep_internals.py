@@ -13,13 +13,13 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from accounts.models import ApiKey
+from flags.documents import environment_ruleset
 from flags.evaluation import cache, throttling
 from flags.models import Environment, Flag, Project
-from flags.snapshot import environment_ruleset
 from flagship_sdk.engine import ErrorCode, Ruleset
 from flagship_sdk.engine.results import error_result
 
-from .test_evaluation_data import build_flags, issue
+from .evaluation_data import build_flags, issue
 
 FLAGS = "/ofrep/v1/evaluate/flags"
 

@@ -21,7 +21,7 @@ from accounts.models import ApiKey
 from flags.evaluation import cache
 from flags.models import Environment, Flag, Project
 
-from .test_evaluation_data import build_flags, issue, state
+from .evaluation_data import build_flags, issue, state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

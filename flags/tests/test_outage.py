@@ -27,7 +27,7 @@ from flags.models import Environment, Project
 from flagship.faults import FaultProxy, wait_until
 
 from .cluster import Cluster, Subscriber, cluster, node_environment, request
-from .test_evaluation_data import build_flags, issue, issue_admin
+from .evaluation_data import build_flags, issue, issue_admin
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis]
 

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import User
-from flags import services, snapshot
+from flags import documents, services
 from flags.errors import PermissionDeniedError
 from flags.history.as_of import current, state_as_of
 from flags.history.recording import reason
@@ -20,8 +20,8 @@ DE = {"attribute": "country", "operator": "in", "values": ["DE"]}
 
 def _document(state: FlagState) -> dict[str, Any]:
     """What SDKs receive for the state, without rule ids (a rule created again has a new id)."""
-    loaded = snapshot.states_for_ruleset(state.environment).get(pk=state.pk)
-    document = snapshot.state_document(loaded)
+    loaded = documents.states_for_ruleset(state.environment).get(pk=state.pk)
+    document = documents.state_document(loaded)
     for rule in document.get("rules", []):
         rule.pop("id")
     return document

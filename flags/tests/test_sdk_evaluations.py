@@ -21,7 +21,7 @@ from flags.evaluation import counts as counts_view
 from flags.models import Environment, Flag, FlagEvaluationCount, Project
 from flags.services import evaluations
 
-from .test_evaluation_data import issue, issue_admin
+from .evaluation_data import issue, issue_admin
 
 URL = "/api/v1/sdk/evaluations"
 

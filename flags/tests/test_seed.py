@@ -12,7 +12,7 @@ from django.core.management.base import OutputWrapper
 
 from accounts import roles
 from accounts.models import User
-from flags import snapshot
+from flags import documents
 from flags.management import demo
 from flags.management.progress import ProgressBar
 from flags.models import Environment, Flag, FlagState, Project, Variant
@@ -57,7 +57,7 @@ def totals() -> dict[str, object]:
 
 def production_ruleset() -> Ruleset:
     production = Environment.objects.get(project__key="demo", key="production")
-    return Ruleset.from_dict(snapshot.environment_ruleset(production), strict=True)
+    return Ruleset.from_dict(documents.environment_ruleset(production), strict=True)
 
 
 def test_seed_demo__run_twice__second_run_changes_nothing(db: None) -> None:
@@ -211,7 +211,7 @@ def test_demo__every_environment__compiles_strictly_and_serves_as_described(db: 
     project = Project.objects.get(key="demo")
 
     for environment in project.environments.all():
-        ruleset = Ruleset.from_dict(snapshot.environment_ruleset(environment), strict=True)
+        ruleset = Ruleset.from_dict(documents.environment_ruleset(environment), strict=True)
         assert len(ruleset) == 7
         assert ruleset.evaluate("payments-kill-switch", {"targetingKey": "u"}).value is True
 

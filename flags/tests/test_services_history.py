@@ -13,9 +13,19 @@ from django.core.exceptions import ValidationError
 from accounts.models import User
 from flags import services
 from flags.errors import InUseError, PermissionDeniedError, StaleVersionError
-from flags.models import Environment, Flag, FlagState, Project, Rule, Segment, Variant
+from flags.models import (
+    Environment,
+    Flag,
+    FlagState,
+    Prerequisite,
+    Project,
+    Rule,
+    Segment,
+    Tag,
+    Variant,
+)
 
-from .test_admin_helpers import footprint
+from .footprint import footprint
 
 ON_IN_DE = {"attribute": "country", "operator": "in", "values": ["DE"]}
 
@@ -495,6 +505,78 @@ def test_flag_unarchive__release_manager__back_with_its_states(
     assert _state(boolean_flag, "staging").enabled is True
 
 
+def test_flag_delete__archived__gone_with_its_states_recorded_and_no_version_moves(
+    boolean_flag: Flag, release_manager: User
+) -> None:
+    # Given new-checkout, archived (SDKs no longer receive it)
+    project = boolean_flag.project
+    services.flag_archive(flag=boolean_flag, actor=None)
+    before = _versions(project)
+    pk = boolean_flag.pk
+    # When a release manager deletes it
+    services.flag_delete(flag=boolean_flag, actor=release_manager)
+    # Then it is gone with its states and variants, each deletion recorded as theirs, and no
+    # ruleset moved: the flag was in none
+    assert not Flag.objects.filter(pk=pk).exists()
+    assert not FlagState.objects.filter(flag_id=pk).exists()
+    assert not Variant.objects.filter(flag_id=pk).exists()
+    latest = _last_history(Flag, pk)
+    assert (latest.history_type, latest.history_user) == ("-", release_manager)
+    deleted_parts = [
+        *FlagState.history.filter(flag_id=pk, history_type="-"),
+        *Variant.history.filter(flag_id=pk, history_type="-"),
+    ]
+    assert [row.history_user for row in deleted_parts] == [release_manager] * 5
+    assert _grown(before, project) == {"development": 0, "staging": 0, "production": 0}
+
+
+def test_flag_delete__live__in_use_and_nothing_written(
+    boolean_flag: Flag, release_manager: User
+) -> None:
+    # Given new-checkout, live (SDKs receive it)
+    before = footprint()
+    # When a release manager deletes it
+    with pytest.raises(InUseError) as caught:
+        services.flag_delete(flag=boolean_flag, actor=release_manager)
+    # Then it is refused, saying to archive it first, and nothing was written
+    assert caught.value.message == (
+        "new-checkout is live: archive it first, so that SDKs stop receiving it."
+    )
+    assert footprint() == before
+
+
+def test_flag_delete__editor__permission_denied(boolean_flag: Flag, editor: User) -> None:
+    # Given new-checkout, archived, with a state in protected production
+    services.flag_archive(flag=boolean_flag, actor=None)
+    before = footprint()
+    # When an editor deletes it
+    with pytest.raises(PermissionDeniedError) as caught:
+        services.flag_delete(flag=boolean_flag, actor=editor)
+    # Then it is refused as archiving it would be, and nothing was written
+    assert caught.value.message == (
+        "Production is protected: only release managers may change flags there."
+    )
+    assert footprint() == before
+
+
+def test_flag_delete__prerequisite_of_a_live_flag__in_use_and_nothing_written(
+    boolean_flag: Flag, string_flag: Flag, release_manager: User
+) -> None:
+    # Given banner-text archived while new-checkout, live, came to require it in staging (what an
+    # archive racing prerequisite_add can leave; the services refuse to make it one at a time)
+    services.flag_archive(flag=string_flag, actor=None)
+    Prerequisite.objects.create(state=_state(boolean_flag, "staging"), flag=string_flag)
+    before = footprint()
+    # When banner-text is deleted (the prerequisite would go with it, unannounced)
+    with pytest.raises(InUseError) as caught:
+        services.flag_delete(flag=string_flag, actor=release_manager)
+    # Then it is refused, naming the dependent flag, and nothing was written
+    assert caught.value.message == (
+        "banner-text is a prerequisite of new-checkout; remove that first."
+    )
+    assert footprint() == before
+
+
 def test_segment_delete__used_by_a_rule__in_use_and_nothing_written(
     boolean_flag: Flag, beta_testers: Segment, editor: User
 ) -> None:
@@ -604,6 +686,72 @@ def test_variant_delete__boolean_flag__in_use(boolean_flag: Flag, editor: User) 
         services.variant_delete(variant=boolean_flag.variants.get(key="on"), actor=editor)
     # Then it is refused
     assert caught.value.message == "The variants of a boolean flag cannot be removed."
+
+
+# --- Tags ------------------------------------------------------------------------------------
+
+
+def test_tag_update__renamed_and_recoloured__recorded_and_no_version_moves(
+    project: Project, editor: User
+) -> None:
+    # Given tag checkout
+    tag = services.tag_create(name="checkout")
+    before = _versions(project)
+    # When an editor renames and recolours it
+    services.tag_update(tag=tag, actor=editor, name="Checkout", color="#22C55E")
+    # Then the row holds the new name and colour (in lower case), the change is recorded as
+    # theirs, and no ruleset moved (tags are for people)
+    stored = Tag.objects.get(pk=tag.pk)
+    assert (stored.name, stored.color) == ("Checkout", "#22c55e")
+    latest = _last_history(Tag, tag.pk)
+    assert (latest.history_type, latest.name, latest.history_user) == ("~", "Checkout", editor)
+    assert _grown(before, project) == {"development": 0, "staging": 0, "production": 0}
+
+
+def test_tag_update__unchanged__writes_nothing(project: Project, editor: User) -> None:
+    # Given tag checkout
+    tag = services.tag_create(name="checkout")
+    before = footprint()
+    # When it is saved with the name it has
+    services.tag_update(tag=tag, actor=editor, name="checkout")
+    # Then nothing is written
+    assert footprint() == before
+
+
+def test_tag_update__name_of_another_tag_in_other_case__refused_next_to_name(
+    project: Project, editor: User
+) -> None:
+    # Given tags checkout and growth
+    services.tag_create(name="checkout")
+    growth = services.tag_create(name="growth")
+    # When growth is renamed Checkout
+    with pytest.raises(ValidationError) as caught:
+        services.tag_update(tag=growth, actor=editor, name="Checkout")
+    # Then it is refused next to the name, and growth keeps its name
+    assert caught.value.message_dict == {
+        "name": ["A tag Checkout already exists (tag names ignore case)."]
+    }
+    assert Tag.objects.get(pk=growth.pk).name == "growth"
+
+
+def test_tag_delete__carried_by_a_flag__gone_recorded_and_no_version_moves(
+    boolean_flag: Flag, editor: User
+) -> None:
+    # Given new-checkout tagged checkout
+    project = boolean_flag.project
+    tag = services.tag_create(name="checkout")
+    services.flag_update(flag=boolean_flag, actor=None, tags=[tag])
+    before = _versions(project)
+    pk = tag.pk
+    # When an editor deletes the tag
+    services.tag_delete(tag=tag, actor=editor)
+    # Then it is gone, the flag no longer carries it, the deletion is recorded as theirs, and no
+    # ruleset moved
+    assert not Tag.objects.filter(pk=pk).exists()
+    assert list(Flag.objects.get(pk=boolean_flag.pk).tags.all()) == []
+    latest = _last_history(Tag, pk)
+    assert (latest.history_type, latest.history_user) == ("-", editor)
+    assert _grown(before, project) == {"development": 0, "staging": 0, "production": 0}
 
 
 # --- Environments ----------------------------------------------------------------------------

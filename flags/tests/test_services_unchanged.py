@@ -16,7 +16,7 @@ from flags import services
 from flags.history.recording import reason
 from flags.models import Environment, Flag, FlagState, Project, Rule, Segment, Variant
 
-from .test_admin_helpers import footprint
+from .footprint import footprint
 
 SPLIT = {"split": [{"variant": "new", "weight": 30000}, {"variant": "sale", "weight": 70000}]}
 

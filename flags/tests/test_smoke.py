@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import Environment, Flag, Segment
 from flagship_sdk.engine import Ruleset
 
@@ -13,6 +13,6 @@ def test_project_fixture__built__evaluates_through_the_snapshot(
     state = boolean_flag.states.get(environment=production)
     services.flag_toggle(state=state, enabled=True, actor=None)
     services.rule_create(state=state, serve={"variant": "on"}, segments=[beta_testers])
-    ruleset = Ruleset.from_dict(snapshot.environment_ruleset(production), strict=True)
+    ruleset = Ruleset.from_dict(documents.environment_ruleset(production), strict=True)
     result = ruleset.evaluate("new-checkout", {"targetingKey": "u", "email": "a@example.com"})
     assert (result.value, result.reason) == (True, "TARGETING_MATCH")

@@ -28,7 +28,7 @@ from flags import events, services
 from flags.models import Environment, Flag, FlagState, Project
 from flagship.asgi import application
 
-from .test_evaluation_data import issue, issue_admin
+from .evaluation_data import issue, issue_admin
 
 STREAM = "/api/v1/stream"
 WAIT = 5.0  # the most any step may take before the test fails

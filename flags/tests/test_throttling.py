@@ -20,8 +20,8 @@ from flags.evaluation import throttling
 from flags.models import Environment, Flag, Project
 from flagship import rates
 
-from .test_cache_support import caching
-from .test_evaluation_data import build_flags, issue
+from .caching import caching
+from .evaluation_data import build_flags, issue
 
 START = 1_860_000_000.0  # a minute boundary, so every count below falls in one window
 STREAM = "/api/v1/stream"

@@ -30,7 +30,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import Environment, Flag, Segment
 from flags.services import importing
 from flagship_sdk.engine import Ruleset
@@ -156,7 +156,7 @@ def test_vector_group__entered_through_services__snapshot_evaluates_as_expected(
         pytest.skip(f"no case can run: {sorted(set(group.left_out.values()))}")
     environment, rule_ids = _enter(group)
     # When the environment's snapshot is built and compiled as strictly as when saving
-    document = snapshot.environment_ruleset(environment)
+    document = documents.environment_ruleset(environment)
     ruleset = Ruleset.from_dict(document, strict=True)
     # Then it holds exactly the flags that could be entered, and every runnable case matches
     assert sorted(document["flags"]) == sorted(set(group.flags) - set(group.left_out))

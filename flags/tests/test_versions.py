@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.test.utils import override_settings
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import Environment, Flag, FlagState, Project
 
 WRITERS = 3
@@ -235,7 +235,7 @@ def test_environment_ruleset__a_change_commits_between_its_queries__the_state_at
     with connection.execute_wrapper(
         _after_version_query(lambda: writers.append(_toggle_in_another_thread(state, 10)))
     ):
-        document = snapshot.environment_ruleset(staging)
+        document = documents.environment_ruleset(staging)
     # Then the change committed meanwhile (as V + 1), and the document is the state at V
     assert not writers[0].is_alive()
     assert _version(staging) == version + 1
@@ -259,7 +259,7 @@ def test_environment_ruleset__in_a_callers_transaction__no_change_commits_under_
             _after_version_query(lambda: writers.append(_toggle_in_another_thread(state, 1)))
         ),
     ):
-        document = snapshot.environment_ruleset(staging)
+        document = documents.environment_ruleset(staging)
     writers[0].join(10)
     # Then the document is the state at V, and the switch-on committed after it, as V + 1
     assert (document["version"], document["flags"]["new-checkout"]["enabled"]) == (version, False)
@@ -355,7 +355,7 @@ class Race:
         """Build staging's document again and again."""
         try:
             while not self.stop.is_set():
-                self.documents.append(snapshot.environment_ruleset(self.staging))
+                self.documents.append(documents.environment_ruleset(self.staging))
         except BaseException as error:
             self.errors.append(error)
         finally:

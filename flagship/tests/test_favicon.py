@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from flags.tests.test_admin_helpers import attributes, find_all, find_one, page, text
+from flags.tests.admin_pages import attributes, find_all, find_one, page, text
 
 ICON = "/static/flags/favicon.svg"
 EXPECTED = [{"rel": "icon", "type": "image/svg+xml", "href": ICON}]

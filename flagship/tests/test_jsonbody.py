@@ -10,8 +10,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from flags.api.testing import bearer
-from flags.tests.test_evaluation_data import issue_admin
+from flags.tests.api_clients import bearer
+from flags.tests.evaluation_data import issue_admin
 from flagship import jsonbody
 
 

@@ -9,9 +9,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from flags import services
-from flags.api.testing import bearer
 from flags.models import Project
-from flags.tests.test_evaluation_data import issue_admin
+from flags.tests.api_clients import bearer
+from flags.tests.evaluation_data import issue_admin
 
 CANONICAL = [
     ("project-list", {"version": "v1"}, "/api/v1/projects/"),

@@ -240,7 +240,7 @@ def test_unknown_environment__refuses_to_start() -> None:
 
 
 def test_test_run__settings__in_test_mode() -> None:
-    # flagship.testing sets DJANGO_ENV=test before pytest-django reads the settings
+    # flagship.tests.required_services sets DJANGO_ENV=test before pytest-django reads the settings
     from django.conf import settings  # noqa: PLC0415  # read at run time, as the test runs
 
     assert settings.ENVIRONMENT == "test"

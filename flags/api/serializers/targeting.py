@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from flagship_sdk.engine import OPERATORS
 
+from ...formats import HUNDRED_PERCENT
 from ...models import Condition, Environment, Flag, FlagState, Prerequisite, Rule, Segment, Variant
 from .base import KeyListField, StrictBooleanField, StrictInputSerializer
 
@@ -109,7 +110,7 @@ class RuleInputSerializer(StrictInputSerializer):
     conditions = ConditionSerializer(many=True, required=False)
     segments = KeyListField(required=False)
     rollout = serializers.IntegerField(
-        min_value=0, max_value=100_000, required=False, allow_null=True
+        min_value=0, max_value=HUNDRED_PERCENT, required=False, allow_null=True
     )
     bucket_by = serializers.CharField(max_length=200, required=False)
     serve = serializers.DictField()

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from flagship import jsonbody
 
-from ..formats import format_percentage, parse_percentage
+from ...formats import format_percentage, parse_percentage
 
 # Members of a split serve besides its entries that the widget keeps as they are (set by the API).
 SPLIT_EXTRAS = frozenset({"bucket_by"})

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db.models import Prefetch
 from pytest_django import DjangoAssertNumQueries
 
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import (
     Condition,
     Environment,
@@ -266,7 +266,7 @@ def _assert_same_everywhere() -> int:
     compared = 0
     for environment in Environment.objects.order_by("pk"):
         expected = _reference_environment_ruleset(environment)
-        built = snapshot.environment_ruleset(environment)
+        built = documents.environment_ruleset(environment)
         assert _ruleset_json(built) == _ruleset_json(expected), environment.key
         compared += len(built["flags"])
     return compared
@@ -296,7 +296,7 @@ def test_environment_ruleset__every_optional_member_and_odd_values__same_json(db
     _seed()
     _add_edge_cases(_demo())
     # When every environment's document is built both ways
-    built = snapshot.environment_ruleset(_demo().environments.get(key="staging"))
+    built = documents.environment_ruleset(_demo().environments.get(key="staging"))
     # Then the JSON is the same, byte for byte, and the edge cases are really in it
     _assert_same_everywhere()
     config = built["flags"]["edge-config"]
@@ -324,13 +324,13 @@ def test_per_object_documents__same_json_as_the_reference(db: None) -> None:
     project = _demo()
     for environment in project.environments.all():
         # When each state and the segments are written by the per-object functions (validation)
-        for state in snapshot.states_for_ruleset(environment):
+        for state in documents.states_for_ruleset(environment):
             expected = _ref_state_document(state)
             # Then they are the reference's, byte for byte
-            assert _ruleset_json(snapshot.state_document(state)) == _ruleset_json(expected)
+            assert _ruleset_json(documents.state_document(state)) == _ruleset_json(expected)
     keys = ["edge-people", "edge-empty", "beta-testers"]
     for chosen in (None, keys):
-        assert _ruleset_json(snapshot.segments_document(project.pk, chosen)) == _ruleset_json(
+        assert _ruleset_json(documents.segments_document(project.pk, chosen)) == _ruleset_json(
             _ref_segments_document(project.pk, chosen)
         )
 
@@ -340,7 +340,7 @@ def test_environment_ruleset__edge_cases__compiles_strictly(db: None) -> None:
     _seed()
     _add_edge_cases(_demo(), stored_only=False)
     # When staging's document is compiled strictly
-    document = snapshot.environment_ruleset(_demo().environments.get(key="staging"))
+    document = documents.environment_ruleset(_demo().environments.get(key="staging"))
     # Then the engine accepts it
     assert "edge-config" in Ruleset.from_dict(document, strict=True)
 
@@ -387,6 +387,6 @@ def test_environment_ruleset__10_or_200_flags__same_number_of_queries(
     # Then it takes the same 9 queries: environment, states, variants, rules, conditions, rule
     # segments, prerequisites, segments, segment conditions
     with django_assert_num_queries(9):
-        document = snapshot.environment_ruleset(staging)
+        document = documents.environment_ruleset(staging)
     assert len([key for key in document["flags"] if key.startswith("generated-")]) == count
     assert _ruleset_json(document) == _ruleset_json(_reference_environment_ruleset(staging))

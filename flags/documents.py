@@ -1,14 +1,15 @@
-"""Building ruleset documents from the database: the one place ORM objects meet the engine's format.
+"""Ruleset documents (docs/ruleset-format.md): the one module that writes the format's shape.
 
-``environment_ruleset`` builds one environment's whole document (docs/ruleset-format.md) in a fixed
-number of queries, whatever the number of flags. ``flag_document`` and ``rule_document`` are the
-per-object pieces, shared with validation (services) so that what is validated is exactly what SDKs
-will receive.
+``environment_ruleset`` builds one environment's whole document in a fixed number of queries,
+whatever the number of flags. ``flag_document`` and ``rule_document`` are the per-object pieces,
+shared with validation (services) so that what is validated is exactly what SDKs will receive.
 
-Both paths write their pieces with the same small functions taking plain values
-(``condition_values_document``, ``rule_values_document``, ``flag_values_document``): the per-object
-functions pass model attributes, ``environment_ruleset`` passes rows read with ``values_list`` (no
-model instances, no prefetch machinery: it runs after every committed change).
+Every writer uses the same small functions taking plain values (``ruleset_document``,
+``flag_values_document``, ``rule_values_document``, ``condition_values_document``,
+``variant_serve``, ...): the per-object functions pass model attributes, ``environment_ruleset``
+passes rows read with ``values_list`` (no model instances, no prefetch machinery: it runs after
+every committed change), and the models' ``clean()`` (``flags.validation``), ``Condition`` and
+bulk creation (``flags.services.bulk``) pass the values they check.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ _NO_VALUES_OPERATORS = frozenset(("exists", "not_exists"))
 def condition_values_document(
     attribute: str, operator: str, values: Any, negate: bool, case_insensitive: bool
 ) -> dict[str, object]:
-    """One condition as the format writes it (section 3); same as ``Condition.as_document()``."""
+    """One condition as the format writes it (section 3); ``Condition.as_document()`` is this."""
     document: dict[str, object] = {"attribute": attribute, "operator": operator}
     if operator not in _NO_VALUES_OPERATORS:
         document["values"] = list(values)
@@ -136,6 +137,32 @@ def prerequisite_values_document(parent_key: str, variants: Any) -> dict[str, An
     if variants:
         return {"flag": parent_key, "variants": variants}
     return {"flag": parent_key}
+
+
+def variant_serve(variant_key: str) -> dict[str, str]:
+    """A serve of one variant (format section 2, "Serve"), as the serve columns store it too."""
+    return {"variant": variant_key}
+
+
+def ruleset_document(
+    *,
+    version: int,
+    flags: dict[str, Any],
+    segments: dict[str, Any] | None = None,
+    project: str | None = None,
+    environment: str | None = None,
+) -> dict[str, Any]:
+    """A ruleset around its flags (format section 1); names and segments only when given."""
+    document: dict[str, Any] = {"format": FORMAT}
+    if project is not None:
+        document["project"] = project
+    if environment is not None:
+        document["environment"] = environment
+    document["version"] = version
+    if segments is not None:
+        document["segments"] = segments
+    document["flags"] = flags
+    return document
 
 
 # --- Pieces from model instances (validation, the closure document) --------------------------
@@ -429,11 +456,10 @@ def _environment_ruleset(pk: int, *, lock: bool) -> dict[str, Any]:
                 for _, parent_key, wanted in prerequisites.get(state_id, no_rows)
             ],
         )
-    return {
-        "format": FORMAT,
-        "project": project_key,
-        "environment": env_key,
-        "version": version,
-        "segments": segments,
-        "flags": flags,
-    }
+    return ruleset_document(
+        version=version,
+        flags=flags,
+        segments=segments,
+        project=project_key,
+        environment=env_key,
+    )

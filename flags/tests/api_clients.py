@@ -1,7 +1,7 @@
 """Test helpers for the management API: a client authenticated as each kind of caller.
 
-Shipped with the package (as django-waffle ships ``testutils``) so every test module, including
-other apps', builds callers the same way: real credentials through the real authenticators.
+Every test module, including other apps', builds callers the same way: real credentials through
+the real authenticators.
 """
 
 from __future__ import annotations

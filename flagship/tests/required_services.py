@@ -1,8 +1,9 @@
 """The test run's services: which of PostgreSQL, Redis and Chromium it has, and what to do without.
 
-A pytest plugin (registered with ``-p flagship.testing`` in pyproject.toml's ``addopts``). Mark a
-test with what it needs; without it the test is skipped with the reason and listed in a loud
-summary at the end of the run, or, when ``FLAGSHIP_REQUIRE_SERVICES=1`` (CI), fails::
+A pytest plugin (registered with ``-p flagship.tests.required_services`` in pyproject.toml's
+``addopts``). Mark a test with what it needs; without it the test is skipped with the reason and
+listed in a loud summary at the end of the run, or, when ``FLAGSHIP_REQUIRE_SERVICES=1`` (CI),
+fails::
 
     @pytest.mark.requires_postgres  # the database is PostgreSQL (DATABASE_URL)
     @pytest.mark.requires_redis  # REDIS_URL is set and answers
@@ -178,7 +179,7 @@ def chromium_executable(request: pytest.FixtureRequest) -> str:
     """The path of headless Chromium; skips (or fails under CI) when none is installed."""
     need(SERVICES["requires_browser"], request.config.stash, request.node.nodeid)
     path = chromium_path()
-    assert path is not None  # noqa: S101  # need() returned, so a browser exists
+    assert path is not None  # need() returned, so a browser exists
     return path
 
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from flagship import jsonbody
 
-from ..models import Environment
+from ...models import Environment
 
 
 class EnvironmentChoiceField(forms.ModelChoiceField[Environment]):

@@ -1,4 +1,4 @@
-"""Shared helpers of the cache and degradation tests (helpers only, no tests): caches on, fresh."""
+"""The cache and degradation tests' setup: caches on and fresh, the evaluation endpoints, a call."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from jsonschema import Draft202012Validator
 from pytest_django import DjangoAssertNumQueries
 
-from flags import services, snapshot
+from flags import documents, services
 from flags.models import Condition, Environment, Flag, Project, Rule, Segment
 from flagship_sdk.engine import Ruleset
 
@@ -83,7 +83,7 @@ def test_environment_ruleset__every_member__exact_document(
 ) -> None:
     # Given staging with two targeted flags, a kill switch and a segment
     # When its ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then the document is exactly this (members holding their default left out)
     assert document == {
         "format": 1,
@@ -168,7 +168,7 @@ def test_environment_ruleset__every_member__satisfies_the_schema_and_compiles_st
 ) -> None:
     # Given staging with targeted flags
     # When its ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then the JSON Schema accepts it and the engine compiles it in strict mode
     assert _schema_errors(document) == []
     ruleset = Ruleset.from_dict(document, strict=True)
@@ -180,7 +180,7 @@ def test_environment_ruleset__evaluated__follows_targeting(
     targeted: dict[str, Any], staging: Environment
 ) -> None:
     # Given staging's ruleset, compiled
-    ruleset = Ruleset.from_dict(snapshot.environment_ruleset(staging), strict=True)
+    ruleset = Ruleset.from_dict(documents.environment_ruleset(staging), strict=True)
     # When a German beta tester and an outsider are evaluated
     tester = {"targetingKey": "u1", "email": "ana@example.com", "country": "DE", "plan": "pro"}
     outsider = {"country": "FR"}
@@ -195,7 +195,7 @@ def test_environment_ruleset__json_round_trip__unchanged(
     targeted: dict[str, Any], staging: Environment
 ) -> None:
     # Given staging's ruleset
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # When it is serialised as SDKs receive it, and read back
     # Then nothing is lost (only JSON types inside)
     assert json.loads(json.dumps(document)) == document
@@ -207,7 +207,7 @@ def test_environment_ruleset__archived_flag__left_out(
     # Given new-checkout and banner-text, and banner-text archived
     services.flag_archive(flag=string_flag, actor=None)
     # When staging's ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then only new-checkout is in it
     assert list(document["flags"]) == ["new-checkout"]
 
@@ -222,7 +222,7 @@ def test_environment_ruleset__other_projects_and_environments__left_out(
     development = boolean_flag.states.get(environment__key="development")
     services.flag_toggle(state=development, enabled=True, actor=None)
     # When staging's ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then it holds demo's flag as staging has it, and demo's segment only
     assert list(document["flags"]) == ["new-checkout"]
     assert document["flags"]["new-checkout"]["enabled"] is False
@@ -233,7 +233,7 @@ def test_environment_ruleset__no_flags__valid_empty_document(project: Project) -
     # Given project demo without flags or segments
     staging = project.environments.get(key="staging")
     # When staging's ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then it is a valid, empty document
     assert document == {
         "format": 1,
@@ -254,7 +254,7 @@ def test_environment_ruleset__version__is_the_environments_ruleset_version(
         state=boolean_flag.states.get(environment=staging), enabled=True, actor=None
     )
     # When its ruleset is built
-    document = snapshot.environment_ruleset(staging)
+    document = documents.environment_ruleset(staging)
     # Then the document carries the stored version (not a stale in-memory one)
     assert document["version"] == Environment.objects.get(pk=staging.pk).ruleset_version
     assert document["version"] > staging.ruleset_version
@@ -307,7 +307,7 @@ def test_environment_ruleset__3_or_30_flags__same_number_of_queries(
     # Then it takes the same 9 queries: environment, states, variants, rules, conditions, rule
     # segments, prerequisites, segments, segment conditions
     with django_assert_num_queries(9):
-        document = snapshot.environment_ruleset(staging)
+        document = documents.environment_ruleset(staging)
     assert len(document["flags"]) == count
     assert _schema_errors(document) == []
 
@@ -337,7 +337,7 @@ def test_condition_values_document__any_condition__same_as_as_document(
         case_insensitive=case_insensitive,
     )
     # When it is written from its values
-    document = snapshot.condition_values_document(
+    document = documents.condition_values_document(
         "plan", operator, values, negate, case_insensitive
     )
     # Then it is what the model writes, key order included
@@ -364,6 +364,6 @@ def test_bucket_by_document__stored_spellings__as_rule_bucket_attributes_says(
     attributes = Rule(bucket_by=bucket_by).bucket_attributes()
     # When its document member is written
     # Then it is left out for the default (or nothing), a name for one, a list for more
-    assert snapshot.bucket_by_document(bucket_by) == expected
+    assert documents.bucket_by_document(bucket_by) == expected
     if expected is not None:
         assert attributes == ([expected] if isinstance(expected, str) else expected)

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 from django import forms
 
-from ..formats import format_variant_value, parse_variant_value
-from ..models import Flag, FlagState, Variant
-from ..selectors import dependents_in
+from ...formats import format_variant_value, parse_variant_value
+from ...models import Flag, FlagState, Variant
+from ...selectors import dependents_in
 from .base import ExplainedModelForm, TextBoxField
 from .serve import ServeField
 

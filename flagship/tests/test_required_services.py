@@ -1,4 +1,6 @@
-"""flagship.testing: tests that need a missing service are skipped loudly, or fail when required."""
+"""The required_services plugin: tests that need a missing service are skipped loudly, or fail
+when required.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from flagship import testing
+from flagship.tests import required_services as testing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +130,7 @@ def run_pytest(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[
             "-m",
             "pytest",
             "-p",
-            "flagship.testing",
+            "flagship.tests.required_services",
             "-p",
             "no:cacheprovider",
             "--strict-markers",

@@ -9,8 +9,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from ..history.feed import flag_id_for_key
-from ..models import Environment, Flag, Project
+from ...history.feed import flag_id_for_key
+from ...models import Environment, Flag, Project
 
 FLAG_SUGGESTIONS = 500  # flag keys offered while typing, within the chosen project
 

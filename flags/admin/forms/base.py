@@ -11,7 +11,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 
 from flagship import jsonbody
 
-from ..formats import normalize_line_breaks
+from ...formats import normalize_line_breaks
 
 _M = TypeVar("_M", bound=models.Model)
 

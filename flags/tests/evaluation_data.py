@@ -1,4 +1,4 @@
-"""Shared data for the evaluation, OFREP and OpenFeature SDK tests (helpers only, no tests).
+"""Shared data for the evaluation, OFREP and OpenFeature SDK tests.
 
 ``build_flags`` fills the staging environment with one flag of each kind and state the endpoints
 must answer differently; ``issue`` gives a key's secret.

@@ -8,14 +8,14 @@ from typing import Any, ClassVar, cast
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..formats import (
+from ...formats import (
     format_condition_values,
     normalize_line_breaks,
     parse_condition_values,
     same_json,
 )
-from ..models import Condition, Flag, FlagState, Prerequisite, Rule
-from ..selectors import segment_choices
+from ...models import Condition, Flag, FlagState, Prerequisite, Rule
+from ...selectors import segment_choices
 from .base import ExplainedModelForm
 from .serve import PercentField, ServeField
 from .variants import variant_choices

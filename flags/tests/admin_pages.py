@@ -1,13 +1,9 @@
-"""Helpers shared by the admin tests: pages read as element trees, messages, form errors.
-
-(No tests here; the name only puts the module with the admin tests it serves.)
-"""
+"""Admin pages as the admin tests read them: element trees, messages, form errors."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.contrib.messages import get_messages
 from django.test.html import Element, parse_html
 
@@ -74,16 +70,3 @@ def field_errors(response: Any, field: str) -> list[str]:
     """Errors the admin form shows next to ``field``."""
     form = response.context["adminform"].form
     return [str(error) for error in form.errors.get(field, [])]
-
-
-def footprint() -> dict[str, Any]:
-    """Every row count of the flags app (history included), every version and every state."""
-    from flags.models import Environment, FlagState  # noqa: PLC0415  # models after app loading
-
-    counts: dict[str, Any] = {
-        model._meta.label: model._default_manager.count()
-        for model in apps.get_app_config("flags").get_models(include_auto_created=True)
-    }
-    counts["versions"] = sorted(Environment.objects.values_list("pk", "ruleset_version"))
-    counts["states"] = sorted(FlagState.objects.values_list("pk", "version", "enabled"))
-    return counts
