@@ -679,3 +679,32 @@ def test_committed_change__one_audit_log_line__none_for_a_rollback(
         ["staging"],
     )
     assert (line.actor, line.reason) == ("ann", "FS-1")  # type: ignore[attr-defined]
+
+
+def test_flag_delete_and_tags__events_with_what_was_there(
+    project: Project, boolean_flag: Flag, receiver: Receiver
+) -> None:
+    # Given a webhook for deletions only, and an archived flag
+    _hook(project, receiver, events=[Kind.FLAG_DELETED])
+    services.flag_archive(flag=boolean_flag, actor=None)
+    # When the flag is deleted, and a tag is created, renamed and deleted
+    services.flag_delete(flag=boolean_flag, actor=None)
+    tag = services.tag_create(name="checkout")
+    services.tag_update(tag=tag, actor=None, name="payments")
+    services.tag_delete(tag=tag, actor=None)
+    # Then flag.deleted holds the flag as it was and goes to the webhook
+    deleted = ChangeEvent.objects.get(kind=Kind.FLAG_DELETED)
+    assert (deleted.flags, _data(deleted.before)["archived"], deleted.after) == (
+        ["new-checkout"],
+        True,
+        None,
+    )
+    assert len(deleted.environments) == 3
+    assert WebhookDelivery.objects.get().event == deleted
+    # And each tag write is one tag.changed event (tags belong to no project: no webhook)
+    tags = ChangeEvent.objects.filter(kind=Kind.TAG_CHANGED).order_by("occurred_at")
+    assert [(_data(t.before).get("name"), _data(t.after).get("name")) for t in tags] == [
+        (None, "checkout"),
+        ("checkout", "payments"),
+        ("payments", None),
+    ]
