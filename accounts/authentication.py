@@ -30,7 +30,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from flags import rulesets
+from flags import conf, rulesets
 from flags.evaluation import local
 from flags.evaluation.cache import known_version, note_version
 from flags.models import Environment
@@ -190,7 +190,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def _cached_key(self, kind: str, lookup: str) -> ApiKey | None:
         """An environment key from the cache, with its environment's current version."""
-        if kind not in ENVIRONMENT_KINDS or rulesets.key_ttl() <= 0:
+        if kind not in ENVIRONMENT_KINDS or conf.key_cache_seconds() <= 0:
             return None
         data = local.key(lookup)
         if data is None:
@@ -230,8 +230,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         if key.environment is not None:
             note_version(key.environment.pk, key.environment.ruleset_version)
         _remember_last_known(lookup, data)
-        rulesets.set(key_cache_key(lookup), data, rulesets.key_ttl())
-        if rulesets.key_ttl() > 0:
+        rulesets.set(key_cache_key(lookup), data, conf.key_cache_seconds())
+        if conf.key_cache_seconds() > 0:
             local.remember_key(lookup, data)
         if key.last_used_at is not None:
             self._mark_used(key.pk, key.last_used_at)
@@ -239,7 +239,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def _mark_used(self, key_id: int, when: datetime) -> None:
         remaining = (when + LAST_USED_RESOLUTION - timezone.now()).total_seconds()
-        if remaining > 0 and rulesets.key_ttl() > 0:
+        if remaining > 0 and conf.key_cache_seconds() > 0:
             with _lock:
                 _last_written[key_id] = time.monotonic() - (
                     LAST_USED_RESOLUTION.total_seconds() - remaining
@@ -250,7 +250,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         """Write ``last_used_at`` at most once a minute per key, never failing the request."""
         if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
             return
-        if rulesets.key_ttl() > 0:  # cached keys carry no last_used_at: markers say instead
+        if conf.key_cache_seconds() > 0:  # cached keys carry no last_used_at: markers say instead
             resolution = LAST_USED_RESOLUTION.total_seconds()
             with _lock:
                 written = _last_written.get(key.pk)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aioredis
-from django.conf import settings
 
+from flags import conf
 from flags.evaluation import local
 from flagship import breakers
 
@@ -71,11 +71,6 @@ class RulesetChanged:
         return cls(environment, version)
 
 
-def redis_url() -> str:
-    """The Redis the notices travel through, or ``""`` for in-process delivery."""
-    return str(getattr(settings, "REDIS_URL", "") or "")
-
-
 def publish_ruleset_changed(environment_id: int, version: int) -> None:
     """Announce that an environment's ruleset reached ``version`` (call it after the commit).
 
@@ -83,7 +78,7 @@ def publish_ruleset_changed(environment_id: int, version: int) -> None:
     told directly and the others catch up when their subscription comes back.
     """
     change = RulesetChanged(environment_id, version)
-    url = redis_url()
+    url = conf.redis_url()
     if url and breakers.redis_breaker.available():
         try:
             local.publisher(url).publish(channel(), change.encode())
@@ -234,7 +229,7 @@ class Broker:
         """Receive the changes of an environment while the context is open."""
         loop = asyncio.get_running_loop()
         subscription = Subscription(environment_id, loop)
-        url = redis_url()
+        url = conf.redis_url()
         listener = None
         with self._lock:
             self._subscriptions.setdefault(environment_id, set()).add(subscription)

@@ -28,38 +28,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import BaseCache, caches
 
+from flags import conf
 from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ALIAS = "default"
-
-
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
-def ruleset_ttl() -> int:
-    """Seconds a ruleset document stays in the cache (0: documents are not cached)."""
-    return int(_setting("FLAGSHIP_RULESET_CACHE_SECONDS", 86_400))
-
-
-def version_ttl() -> int:
-    """Seconds a cached current version is trusted (0: always read from the database)."""
-    return int(_setting("FLAGSHIP_VERSION_CACHE_SECONDS", 30))
-
-
-def key_ttl() -> int:
-    """Seconds API key essentials are cached: the bound on revocation delay (0: no cache)."""
-    return int(_setting("FLAGSHIP_KEY_CACHE_SECONDS", 30))
-
 
 def shared_cache() -> BaseCache:
     """The cache the stores use (``FLAGSHIP_CACHE_ALIAS``, default ``default``)."""
-    return caches[str(getattr(settings, "FLAGSHIP_CACHE_ALIAS", DEFAULT_ALIAS))]
+    return caches[conf.cache_alias()]
 
 
 def available() -> bool:
@@ -69,7 +48,7 @@ def available() -> bool:
 
 def failed(operation: str, error: Exception) -> None:
     """A cache call failed: open Redis's breaker (when Redis is the cache) and log it."""
-    if getattr(settings, "REDIS_URL", ""):
+    if conf.redis_url():
         breakers.redis_breaker.failed(error)
     logger.warning("cache.failed", extra={"operation": operation, "error": repr(error)})
 
@@ -149,7 +128,7 @@ def version_key(environment_id: int) -> str:
 
 def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
     """The cached ruleset document of an environment if it is exactly at ``version``."""
-    if ruleset_ttl() <= 0:
+    if conf.ruleset_cache_seconds() <= 0:
         return None
     entry = get(document_key(environment_id))
     if not isinstance(entry, dict) or entry.get("version") != version:
@@ -161,12 +140,12 @@ def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
 def put_document(environment_id: int, document: dict[str, Any]) -> bool:
     """Store a ruleset document under its own version."""
     entry = {"version": document["version"], "document": document}
-    return set(document_key(environment_id), entry, ruleset_ttl())
+    return set(document_key(environment_id), entry, conf.ruleset_cache_seconds())
 
 
 def get_version(environment_id: int) -> int | None:
     """The cached current version of an environment, if any."""
-    if version_ttl() <= 0:
+    if conf.version_cache_seconds() <= 0:
         return None
     value = get(version_key(environment_id))
     return value if isinstance(value, int) else None
@@ -174,15 +153,15 @@ def get_version(environment_id: int) -> int | None:
 
 def announce_version(environment_id: int, version: int) -> None:
     """Record a committed version (never moving the cached one backwards)."""
-    if version_ttl() <= 0:
+    if conf.version_cache_seconds() <= 0:
         return
     current = get(version_key(environment_id))
     if isinstance(current, int) and current > version:
         return
-    set(version_key(environment_id), version, version_ttl())
+    set(version_key(environment_id), version, conf.version_cache_seconds())
 
 
 def remember_version(environment_id: int, version: int) -> None:
     """Cache a version read from the database, unless a commit announced one meanwhile."""
-    if version_ttl() > 0:
-        add(version_key(environment_id), version, version_ttl())
+    if conf.version_cache_seconds() > 0:
+        add(version_key(environment_id), version, conf.version_cache_seconds())

@@ -27,7 +27,7 @@ from typing import Any
 
 from django.db import DatabaseError, OperationalError
 
-from flags import events, rulesets
+from flags import conf, events, rulesets
 from flags.models import Environment
 from flags.snapshot import environment_ruleset
 from flagship import breakers
@@ -249,7 +249,7 @@ def reconcile_versions() -> dict[int, int]:
     every stream subscriber hears of it. Returns those environments and their versions; nothing
     (it runs again on the next recovery) while either dependency is still down.
     """
-    if not rulesets.available() or rulesets.version_ttl() <= 0:
+    if not rulesets.available() or conf.version_cache_seconds() <= 0:
         return {}
     try:
         versions = dict(Environment.objects.order_by().values_list("pk", "ruleset_version"))

@@ -32,16 +32,14 @@ import time
 from typing import Any
 
 import redis
-from django.conf import settings
 
-from flags import rulesets
+from flags import conf
 from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
 RULESET_CHANNEL = "ruleset-changed"  # under FLAGSHIP_CHANNEL_PREFIX (flags.events.channel())
 KEY_CHANNEL = "api-key-changed"
-DEFAULT_KEY_SECONDS = 5.0
 # How quickly a dead subscription is noticed: the connection is pinged after this much silence
 # and a read that waits longer than SOCKET_TIMEOUT fails.
 HEALTH_CHECK_SECONDS = 2
@@ -63,23 +61,17 @@ _stop = threading.Event()  # the current listener's
 
 def channel(name: str) -> str:
     """A pub/sub channel's full name: ``<FLAGSHIP_CHANNEL_PREFIX>:<name>``."""
-    return f"{getattr(settings, 'FLAGSHIP_CHANNEL_PREFIX', 'flagship')}:{name}"
-
-
-def redis_url() -> str:
-    """The Redis to subscribe to (``""``: embedded mode, nothing to subscribe to)."""
-    return str(getattr(settings, "REDIS_URL", "") or "")
+    return f"{conf.channel_prefix()}:{name}"
 
 
 def enabled() -> bool:
     """Whether versions may be trusted from memory (Redis configured and its caches turned on)."""
-    return bool(redis_url()) and rulesets.version_ttl() > 0
+    return bool(conf.redis_url()) and conf.version_cache_seconds() > 0
 
 
 def key_seconds() -> float:
     """How long a process trusts an environment key's essentials without asking Redis."""
-    configured = float(getattr(settings, "FLAGSHIP_KEY_LOCAL_CACHE_SECONDS", DEFAULT_KEY_SECONDS))
-    return min(configured, float(rulesets.key_ttl()))
+    return min(conf.key_local_cache_seconds(), float(conf.key_cache_seconds()))
 
 
 # --- Versions ---------------------------------------------------------------------------------
@@ -138,7 +130,7 @@ def remember_key(lookup: str, data: dict[str, Any]) -> None:
 def forget_key(lookup: str) -> None:
     """Drop a key here and, through Redis, in every other process."""
     _keys.pop(lookup, None)
-    url = redis_url()
+    url = conf.redis_url()
     if url:
         try:
             publisher(url).publish(channel(KEY_CHANNEL), lookup)
@@ -179,7 +171,7 @@ def ensure_listener() -> None:
         _stop = threading.Event()
         _listener = threading.Thread(
             target=_listen,
-            args=(redis_url(), channel(RULESET_CHANNEL), channel(KEY_CHANNEL), _stop),
+            args=(conf.redis_url(), channel(RULESET_CHANNEL), channel(KEY_CHANNEL), _stop),
             name="flagship-local-versions",
             daemon=True,
         )

@@ -1,6 +1,6 @@
 """Rate limits of evaluation and of new stream connections, counted in batches.
 
-What is counted (rates from ``flagship.rates``, defaults and sizing in docs/operations.md):
+What is counted (rates from ``flags.conf``, defaults and sizing in docs/operations.md):
 
 - evaluation (evaluation API, evaluation counts, OFREP) per server key
   (``FLAGSHIP_SERVER_KEY_RATE``), per client key (``FLAGSHIP_CLIENT_KEY_RATE``) and per client key
@@ -46,8 +46,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiKey
-from flags import rulesets
-from flagship import rates
+from flags import conf, rulesets
 from flagship.errors import problem_response
 
 SYNC_SECONDS = 1.0
@@ -219,20 +218,20 @@ limiter = BatchedLimiter()
 def evaluation_counters(lookup: str, kind: str, address: str | None) -> tuple[Counter, ...]:
     """The limits an evaluation by the key ``lookup`` (of ``kind``) from ``address`` counts in."""
     if kind != CLIENT:
-        return _counters("evaluation", lookup, rates.rate(rates.SERVER_KEY), None, "")
+        return _counters("evaluation", lookup, conf.rate(conf.SERVER_KEY_RATE), None, "")
     return _counters(
         "evaluation",
         lookup,
-        rates.rate(rates.CLIENT_KEY),
+        conf.rate(conf.CLIENT_KEY_RATE),
         address,
-        rates.rate(rates.CLIENT_ADDRESS),
+        conf.rate(conf.CLIENT_ADDRESS_RATE),
     )
 
 
 def stream_counters(lookup: str, kind: str, address: str | None) -> tuple[Counter, ...]:
     """The limits a new stream connection of the key ``lookup`` from ``address`` counts against."""
-    address_rate = rates.rate(rates.STREAM_ADDRESS) if kind == CLIENT else ""
-    return _counters("stream", lookup, rates.rate(rates.STREAM_KEY), address, address_rate)
+    address_rate = conf.rate(conf.STREAM_ADDRESS_RATE) if kind == CLIENT else ""
+    return _counters("stream", lookup, conf.rate(conf.STREAM_KEY_RATE), address, address_rate)
 
 
 @lru_cache(maxsize=4096)  # built once per key (and address) and rates, not on every request

@@ -28,11 +28,11 @@ from rest_framework.views import APIView
 from accounts.authentication import presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, environment_key
+from flags import conf
 from flags.evaluation import fast
 from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import FastPathMixin, etag_matches
-from flags.stream.views import advertised_stream_url
 from flagship import breakers, jsonbody
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
@@ -161,7 +161,7 @@ def event_streams(request: HttpRequest, kind: str) -> list[dict[str, Any]] | Non
     worker cannot know the proxy routes it). Browsers' ``EventSource`` cannot send headers, so a
     client key's URL carries the key (client keys are public by design); never a server key.
     """
-    base = advertised_stream_url()
+    base = conf.stream_url()
     if not base:
         return None
     query = {"format": "ofrep"}

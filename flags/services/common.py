@@ -11,7 +11,7 @@ from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import snapshot, versions
+from .. import conf, snapshot, versions
 from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
@@ -143,7 +143,7 @@ def _announce(environment_ids: list[int]) -> None:
                 events.publish_ruleset_changed(environment_id, version)
             except Exception:
                 logger.exception("ruleset.not_published", extra={"environment": environment_id})
-        if rulesets.ruleset_ttl() > 0:
+        if conf.ruleset_cache_seconds() > 0:
             try:
                 document = snapshot.environment_ruleset(environment)
                 if int(document["version"]) >= version:
