@@ -3,14 +3,14 @@
 Keys arrive in ``X-API-Key`` or as ``Authorization: Bearer <secret>`` (OFREP allows both). A
 bearer value that is not one of our secrets is left to the JWT authenticator.
 
-Server and client keys are checked from a cache (``flags.rulesets``): their essentials (id, kind,
-hash, environment, expiry, revocation) are kept for ``FLAGSHIP_KEY_CACHE_SECONDS`` (default 30),
-and the environment's current ruleset version comes from the cache too, so a warm evaluation makes
-no database query. Revoking a key drops its entry at once in this deployment's cache; the TTL bounds
-how long a revocation can go unseen otherwise (docs/operations.md, "Caching and revocation").
-When the database is down, the last essentials this process saw for a key are used (a revocation
-cannot be written then either). ``last_used_at`` is written at most once a minute per key, off the
-warm path (a cache marker, then a process-local one, says it was written recently).
+Server and client keys are checked from a cache (``flags.delivery.shared_cache``): their essentials
+(id, kind, hash, environment, expiry, revocation) are kept for ``FLAGSHIP_KEY_CACHE_SECONDS``
+(default 30), and the environment's current ruleset version comes from the cache too, so a warm
+evaluation makes no database query. Revoking a key drops its entry at once in this deployment's
+cache; the TTL bounds how long a revocation can go unseen otherwise (docs/operations.md, "Caching
+and revocation"). When the database is down, the last essentials this process saw for a key are used
+(a revocation cannot be written then either). ``last_used_at`` is written at most once a minute per
+key, off the warm path (a cache marker, then a process-local one, says it was written recently).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from flags import conf, rulesets
+from flags import conf
+from flags.delivery import shared_cache
 from flags.evaluation import local
 from flags.evaluation.cache import known_version, note_version
 from flags.models import Environment
@@ -101,13 +102,13 @@ def clear() -> None:
 
 def forget_key(lookup: str) -> None:
     """Drop a key's cached essentials, here and in every process (now and again after commit)."""
-    rulesets.delete(key_cache_key(lookup))
+    shared_cache.delete(key_cache_key(lookup))
     local.forget_key(lookup)
     with _lock:
         _last_known.pop(lookup, None)
 
     def again() -> None:
-        rulesets.delete(key_cache_key(lookup))
+        shared_cache.delete(key_cache_key(lookup))
         local.forget_key(lookup)
 
     transaction.on_commit(again)
@@ -194,7 +195,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         data = local.key(lookup)
         if data is None:
-            data = rulesets.get(key_cache_key(lookup))
+            data = shared_cache.get(key_cache_key(lookup))
             if not isinstance(data, dict):
                 return None
             local.remember_key(lookup, data)
@@ -230,7 +231,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if key.environment is not None:
             note_version(key.environment.pk, key.environment.ruleset_version)
         _remember_last_known(lookup, data)
-        rulesets.set(key_cache_key(lookup), data, conf.key_cache_seconds())
+        shared_cache.set(key_cache_key(lookup), data, conf.key_cache_seconds())
         if conf.key_cache_seconds() > 0:
             local.remember_key(lookup, data)
         if key.last_used_at is not None:
@@ -244,7 +245,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 _last_written[key_id] = time.monotonic() - (
                     LAST_USED_RESOLUTION.total_seconds() - remaining
                 )
-            rulesets.add(used_cache_key(key_id), True, remaining)
+            shared_cache.add(used_cache_key(key_id), True, remaining)
 
     def _record_use(self, key: ApiKey, now: datetime) -> None:
         """Write ``last_used_at`` at most once a minute per key, never failing the request."""
@@ -256,7 +257,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 written = _last_written.get(key.pk)
             if written is not None and time.monotonic() - written < resolution:
                 return
-            if rulesets.add(used_cache_key(key.pk), True, resolution) is False:
+            if shared_cache.add(used_cache_key(key.pk), True, resolution) is False:
                 # Another process wrote it less than a minute ago: ask again in a minute at most.
                 with _lock:
                     _last_written[key.pk] = time.monotonic()

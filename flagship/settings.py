@@ -232,8 +232,8 @@ FLAGSHIP_RULESET_CACHE_SECONDS = env.int(
 # one, a background probe closes it; nothing waits on a dependency that is down meanwhile.
 # Seconds /readyz waits for its checks (each runs in its own thread): inside a 1 s probe timeout.
 FLAGSHIP_READYZ_TIMEOUT = env.float("FLAGSHIP_READYZ_TIMEOUT", default=None)
-# The stores (flags.rulesets) use their own alias, which raises errors so they can back off; the
-# default alias (rate limits) swallows Redis errors instead of failing requests.
+# The stores (flags.delivery.shared_cache) use their own alias, which raises errors so they can back
+# off; the default alias (rate limits) swallows Redis errors instead of failing requests.
 FLAGSHIP_CACHE_ALIAS = "flagship"
 CACHES["flagship"] = {**CACHES["default"], "OPTIONS": dict(CACHES["default"].get("OPTIONS", {}))}
 if REDIS_URL:

@@ -5,10 +5,11 @@ environment's ruleset once per version and keeps the last few in a small LRU. Th
 comes from the environment row that authentication already loaded (``ApiKey.environment``), so a
 warm evaluation makes no query of its own. A newer version misses and is built and compiled once.
 
-A miss looks in the shared cache next (``flags.rulesets``: the document rebuilt on commit of every
-change, used only when its version is exactly the one asked for), and only then builds from the
-database (storing the document for the other processes). When the database is down, the last
-compiled ruleset of the environment is served (``last_compiled``), so evaluation keeps answering.
+A miss looks in the shared cache next (``flags.delivery.shared_cache``: the document rebuilt on
+commit of every change, used only when its version is exactly the one asked for), and only then
+builds from the database (storing the document for the other processes). When the database is down,
+the last compiled ruleset of the environment is served (``last_compiled``), so evaluation keeps
+answering.
 
 ``current_version`` gives an environment's current version without a query when the shared cache
 has it (set on commit), else from the database; when both fail, the last version this process saw.
@@ -27,7 +28,8 @@ from typing import Any
 
 from django.db import DatabaseError, OperationalError
 
-from flags import conf, events, rulesets
+from flags import conf, events
+from flags.delivery import shared_cache
 from flags.models import Environment
 from flags.snapshot import environment_ruleset
 from flagship import breakers
@@ -133,7 +135,7 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
         entry = _cached(key)  # another thread may have built it while this one waited
         if entry is not None:
             return entry
-        document = rulesets.get_document(environment.pk, environment.ruleset_version)
+        document = shared_cache.get_document(environment.pk, environment.ruleset_version)
         if document is None:
             try:
                 document = environment_ruleset(environment)
@@ -142,7 +144,7 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
                 if stale is None:
                     raise
                 return stale
-            rulesets.put_document(environment.pk, document)
+            shared_cache.put_document(environment.pk, document)
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         entry = CompiledRuleset(
             environment_id=environment.pk,
@@ -169,12 +171,12 @@ def current_version(environment_id: int) -> int:
     the answer. Raises ``Environment.DoesNotExist`` for an unknown environment and the database's
     error when neither the cache nor this process knows a version.
     """
-    version = rulesets.get_version(environment_id)
+    version = shared_cache.get_version(environment_id)
     if version is not None:
         if version > _versions.get(environment_id, 0):
             _versions[environment_id] = version  # one atomic store; a lost race is harmless
         return version
-    polling = not rulesets.available()
+    polling = not shared_cache.available()
     if polling:
         polled = _polled.get(environment_id)
         if polled is not None and time.monotonic() - polled[1] < DATABASE_POLL_SECONDS:
@@ -229,7 +231,7 @@ def known_version(environment_id: int) -> int:
 
 def note_version(environment_id: int, version: int) -> None:
     """Remember a version read from the database (shared cache, unless newer; and this process)."""
-    rulesets.remember_version(environment_id, version)
+    shared_cache.remember_version(environment_id, version)
     with _lock:
         _versions[environment_id] = max(version, _versions.get(environment_id, 0))
 
@@ -249,17 +251,17 @@ def reconcile_versions() -> dict[int, int]:
     every stream subscriber hears of it. Returns those environments and their versions; nothing
     (it runs again on the next recovery) while either dependency is still down.
     """
-    if not rulesets.available() or conf.version_cache_seconds() <= 0:
+    if not shared_cache.available() or conf.version_cache_seconds() <= 0:
         return {}
     try:
         versions = dict(Environment.objects.order_by().values_list("pk", "ruleset_version"))
     except DatabaseError:
         return {}  # PostgreSQL is down too: its own recovery reconciles
-    keys = {rulesets.version_key(pk): pk for pk in versions}
+    keys = {shared_cache.version_key(pk): pk for pk in versions}
     try:
-        cached = rulesets.shared_cache().get_many(list(keys))
+        cached = shared_cache.backend().get_many(list(keys))
     except Exception as error:  # any cache failure: the next recovery tries again
-        rulesets.failed("reconcile", error)
+        shared_cache.failed("reconcile", error)
         return {}
     moved = {
         pk: versions[pk]
@@ -267,7 +269,7 @@ def reconcile_versions() -> dict[int, int]:
         if not isinstance(cached.get(key), int) or cached[key] < versions[pk]
     }
     for environment_id, version in moved.items():
-        rulesets.announce_version(environment_id, version)
+        shared_cache.announce_version(environment_id, version)
         note_version(environment_id, version)
         events.publish_ruleset_changed(environment_id, version)
     if moved:

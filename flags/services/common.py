@@ -120,7 +120,7 @@ def _announce(environment_ids: list[int]) -> None:
     # readers fall back to the database.
     import importlib  # noqa: PLC0415  # only this hook needs it
 
-    from .. import rulesets  # noqa: PLC0415  # keeps this module's import graph as it was
+    from ..delivery import shared_cache  # noqa: PLC0415  # keeps this module's import graph as it was
 
     events: Any = None
     try:
@@ -133,7 +133,7 @@ def _announce(environment_ids: list[int]) -> None:
         try:
             environment = Environment.objects.get(pk=environment_id)
             version = environment.ruleset_version
-            rulesets.announce_version(environment_id, version)
+            shared_cache.announce_version(environment_id, version)
         except Exception:
             logger.exception("ruleset.version_not_announced", extra={"environment": environment_id})
             continue
@@ -147,7 +147,7 @@ def _announce(environment_ids: list[int]) -> None:
             try:
                 document = snapshot.environment_ruleset(environment)
                 if int(document["version"]) >= version:
-                    rulesets.put_document(environment_id, document)
+                    shared_cache.put_document(environment_id, document)
             except Exception:
                 logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
 

@@ -14,7 +14,7 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey
 from accounts.services import api_key_issue, api_key_revoke
-from flags import rulesets
+from flags.delivery import shared_cache
 from flags.evaluation import cache
 from flags.models import Environment, Flag, Project
 
@@ -81,9 +81,9 @@ def test_last_used_written_again_once_the_minute_passed(
     call(client, "post", EVALUATE, server_key)
     key = ApiKey.objects.get(kind="server")
     forget_process_state()
-    rulesets.delete(f"api-key-used:{key.pk}")  # the minute passed
+    shared_cache.delete(f"api-key-used:{key.pk}")  # the minute passed
     call(client, "post", EVALUATE, server_key)  # recompiles (process state forgotten)
-    rulesets.delete(f"api-key-used:{key.pk}")
+    shared_cache.delete(f"api-key-used:{key.pk}")
     forget_process_state()
     assert key.environment_id is not None
     cache.compiled_ruleset(Environment.objects.get(pk=key.environment_id))
@@ -107,8 +107,8 @@ def test_a_change_is_served_after_its_commit(
     staging.refresh_from_db()
     assert staging.ruleset_version > before["version"]
     # The commit stored the new version and its document in the shared cache.
-    assert rulesets.get_version(staging.pk) == staging.ruleset_version
-    document = rulesets.get_document(staging.pk, staging.ruleset_version)
+    assert shared_cache.get_version(staging.pk) == staging.ruleset_version
+    document = shared_cache.get_document(staging.pk, staging.ruleset_version)
     assert document is not None
     assert document["flags"]["legacy"]["enabled"] is True
     # So the next evaluation, even in a process that never saw it, builds nothing from the DB.
@@ -123,11 +123,12 @@ def test_a_stale_document_is_not_used(
     client: Client, flags: dict[str, Flag], staging: Environment, server_key: str
 ) -> None:
     call(client, "get", RULESET, server_key)
-    old = rulesets.get(rulesets.document_key(staging.pk))
+    old = shared_cache.get(shared_cache.document_key(staging.pk))
     serve(flags["legacy"], staging, "on")  # no commit hook ran: the cached version is stale
     staging.refresh_from_db()
-    rulesets.set(rulesets.version_key(staging.pk), staging.ruleset_version, 30)
-    rulesets.set(rulesets.document_key(staging.pk), old, 30)  # a document one version behind
+    shared_cache.set(shared_cache.version_key(staging.pk), staging.ruleset_version, 30)
+    # A document one version behind.
+    shared_cache.set(shared_cache.document_key(staging.pk), old, 30)
     forget_process_state()
     body = call(client, "get", RULESET, server_key).json()
     assert body["version"] == staging.ruleset_version
@@ -141,7 +142,7 @@ def test_the_version_falls_back_to_the_database(
     django_assert_num_queries: DjangoAssertNumQueries,
 ) -> None:
     call(client, "post", EVALUATE, server_key)
-    rulesets.delete(rulesets.version_key(staging.pk))
+    shared_cache.delete(shared_cache.version_key(staging.pk))
     with django_assert_num_queries(1):  # the version only
         assert call(client, "post", EVALUATE, server_key).status_code == 200
     with django_assert_num_queries(0):
@@ -203,8 +204,8 @@ def test_the_commit_hook_never_fails_the_write(
     def broken() -> Any:
         raise ConnectionError("redis is gone")
 
-    monkeypatch.setattr(rulesets, "shared_cache", broken)
+    monkeypatch.setattr(shared_cache, "backend", broken)
     with django_capture_on_commit_callbacks(execute=True):
         serve(flags["legacy"], staging, "on")  # no exception
-    rulesets.reset()
+    shared_cache.reset()
     assert Flag.objects.get(key="legacy").states.get(environment=staging).enabled is True

@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from accounts import authentication
-from flags import rulesets
+from flags.delivery import shared_cache
 from flags.evaluation import cache, local, throttling
 
 EVALUATE = "/api/v1/evaluate"
@@ -55,7 +55,7 @@ def forget_process_state() -> None:
     local.clear()
     throttling.limiter.clear()
     authentication.clear()
-    rulesets.reset()
+    shared_cache.reset()
 
 
 @contextmanager

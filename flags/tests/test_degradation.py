@@ -19,7 +19,8 @@ from django.test import Client
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey, User
-from flags import rulesets, services
+from flags import services
+from flags.delivery import shared_cache
 from flags.evaluation import cache, local
 from flags.models import Environment, Flag, Project
 from flagship import breakers
@@ -117,7 +118,8 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
 
         redis_proxy.sever()
         assert wait_until(lambda: not local.subscribed())
-        assert wait_until(lambda: rulesets.get_version(staging.pk) is None)  # the cache is cut too
+        # The cache is cut too.
+        assert wait_until(lambda: shared_cache.get_version(staging.pk) is None)
         # Another process commits a change while the notices cannot travel: only the database
         # knows. This process must not keep serving the version it was last told about.
         Environment.objects.filter(pk=staging.pk).update(ruleset_version=F("ruleset_version") + 1)
@@ -150,9 +152,9 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
     flags = build_flags(project, staging)
     with caching(redis_proxy.url(redis_url())):
         before = Environment.objects.get(pk=staging.pk).ruleset_version
-        rulesets.announce_version(staging.pk, before)  # cached for 30 s, as after any change
+        shared_cache.announce_version(staging.pk, before)  # cached for 30 s, as after any change
         redis_proxy.sever()
-        assert rulesets.get_version(staging.pk) is None  # opens the breaker
+        assert shared_cache.get_version(staging.pk) is None  # opens the breaker
         with django_capture_on_commit_callbacks(execute=True):  # announcing it fails
             services.flag_toggle(
                 state=flags["banner-text"].states.get(environment=staging),
@@ -164,7 +166,7 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
 
         redis_proxy.restore()
         # The probe closes the breaker and reconciles: the stale key is not trusted for 30 s.
-        assert wait_until(lambda: rulesets.get_version(staging.pk) == changed)
+        assert wait_until(lambda: shared_cache.get_version(staging.pk) == changed)
 
 
 @pytest.mark.requires_redis
@@ -241,7 +243,7 @@ def test_postgres_down__evaluations_answer_writes_503_and_recover(
             assert response.status_code == 200, (url, response.content)
             assert response.json() == expected[url]
         # Even with the shared cache emptied, this process serves its last known ruleset.
-        rulesets.shared_cache().clear()
+        shared_cache.backend().clear()
         response = call(client, "post", EVALUATE, server)
         assert response.status_code == 200
         assert response.json() == expected[EVALUATE]

@@ -6,8 +6,8 @@ fails is logged and treated as a miss, never raised into a request or a write. T
 opens Redis's circuit breaker (``flagship.breakers``): until its background probe sees Redis
 answer again, nothing here touches Redis, so an outage costs one failed call per process, not a
 socket timeout per request. When the probe succeeds, the versions are reconciled with the
-database at once (:func:`reconcile_versions`), so a version key written before the outage is not
-trusted over a change committed during it.
+database at once (``flags.evaluation.cache.reconcile_versions``), so a version key written before
+the outage is not trusted over a change committed during it.
 
 Keys (under the cache's ``KEY_PREFIX``):
 
@@ -36,7 +36,7 @@ from flagship import breakers
 logger = logging.getLogger(__name__)
 
 
-def shared_cache() -> BaseCache:
+def backend() -> BaseCache:
     """The cache the stores use (``FLAGSHIP_CACHE_ALIAS``, default ``default``)."""
     return caches[conf.cache_alias()]
 
@@ -63,7 +63,7 @@ def get(key: str) -> Any:
     if not available():
         return None
     try:
-        return shared_cache().get(key)
+        return backend().get(key)
     except Exception as error:  # any cache failure is a miss, never an error
         failed("get", error)
         return None
@@ -74,7 +74,7 @@ def set(key: str, value: Any, timeout: float) -> bool:  # mirrors the cache API
     if timeout <= 0 or not available():
         return False
     try:
-        shared_cache().set(key, value, timeout)
+        backend().set(key, value, timeout)
     except Exception as error:  # see get
         failed("set", error)
         return False
@@ -86,7 +86,7 @@ def add(key: str, value: Any, timeout: float) -> bool | None:
     if timeout <= 0 or not available():
         return None
     try:
-        return bool(shared_cache().add(key, value, timeout))
+        return bool(backend().add(key, value, timeout))
     except Exception as error:  # see get
         failed("add", error)
         return None
@@ -97,7 +97,7 @@ def incr(key: str, amount: int) -> int | None:
     if not available():
         return None
     try:
-        return int(shared_cache().incr(key, amount))
+        return int(backend().incr(key, amount))
     except ValueError:
         return None  # expired between add() and incr(): the next report starts it again
     except Exception as error:  # see get
@@ -110,7 +110,7 @@ def delete(key: str) -> None:
     if not available():
         return
     try:
-        shared_cache().delete(key)
+        backend().delete(key)
     except Exception as error:  # see get
         failed("delete", error)
 
