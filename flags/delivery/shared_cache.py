@@ -1,4 +1,4 @@
-"""The shared (Redis) side of evaluation: ruleset documents, current versions, API key essentials.
+"""The shared (Redis) copies: ruleset documents, current versions, API key essentials, markers.
 
 Everything here goes through Django's cache API on the ``FLAGSHIP_CACHE_ALIAS`` cache (Redis when
 ``REDIS_URL`` is set, an in-process cache otherwise), and every call is guarded: a cache that
@@ -6,18 +6,22 @@ fails is logged and treated as a miss, never raised into a request or a write. T
 opens Redis's circuit breaker (``flagship.breakers``): until its background probe sees Redis
 answer again, nothing here touches Redis, so an outage costs one failed call per process, not a
 socket timeout per request. When the probe succeeds, the versions are reconciled with the
-database at once (``flags.evaluation.cache.reconcile_versions``), so a version key written before
-the outage is not trusted over a change committed during it.
+database at once (``versions.reconcile_versions``), so a version key written before the outage is
+not trusted over a change committed during it.
 
-Keys (under the cache's ``KEY_PREFIX``):
+This module holds the cache calls and the ruleset keys; the modules that own each state decide
+what to store (``docs/architecture.md``, "From a commit to an SDK"). Keys (under the cache's
+``KEY_PREFIX``):
 
 - ``ruleset:<environment id>``: ``{"version": v, "document": {...}}``, rebuilt on commit of every
-  change (``flags.services.common._announce``); only used when its version is the one asked for.
+  change (``versions.announce``) and on a miss (``compiled``); only used when its version is the
+  one asked for.
 - ``ruleset-version:<environment id>``: the environment's current ``ruleset_version``, set on
-  commit; the database is the fallback when it is missing.
-- ``api-key:<lookup>``: the essentials of a server or client key (``accounts.authentication``).
+  commit (``versions``); the database is the fallback when it is missing.
+- ``api-key:<lookup>``: the essentials of a server or client key (``keys``).
 - ``api-key-used:<id>``: present while the key's ``last_used_at`` was written less than a minute
-  ago.
+  ago (``keys``).
+- the rate counters of evaluation and streams (``flags.evaluation.throttling``).
 
 Time-to-live of each is a setting (``FLAGSHIP_RULESET_CACHE_SECONDS``,
 ``FLAGSHIP_VERSION_CACHE_SECONDS``, ``FLAGSHIP_KEY_CACHE_SECONDS``); 0 turns that cache off.
@@ -37,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def backend() -> BaseCache:
-    """The cache the stores use (``FLAGSHIP_CACHE_ALIAS``, default ``default``)."""
+    """The Django cache behind the shared copies (``FLAGSHIP_CACHE_ALIAS``)."""
     return caches[conf.cache_alias()]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,13 +10,12 @@ from django.db import models
 
 from flagship_sdk.engine import Ruleset, RulesetError
 
-from .. import conf, snapshot, versions
+from .. import snapshot
+from ..delivery import versions
 from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
 from ..models import Environment, FlagState, Prerequisite
-
-logger = logging.getLogger(__name__)
 
 PROTECTED_PERMISSION = "flags.change_protected_environment"
 
@@ -102,54 +100,13 @@ def check_can_change_everywhere(actor: Any | None, flag_id: int) -> None:
 
 
 def bump(environment_ids: Iterable[int]) -> None:
-    """Advance the ruleset version of environments, once per transaction (``flags.versions``).
+    """Advance the ruleset version of environments, once per transaction (``delivery.versions``).
 
     However many rows and service calls a transaction writes, each environment's version moves
-    by one; SDKs and caches learn about it once, when the transaction commits.
+    by one; SDKs and caches learn about it once, when the transaction commits
+    (``versions.announce``).
     """
-    versions.advance(environment_ids, _announce)
-
-
-def _announce(environment_ids: list[int]) -> None:
-    # After commit: record each environment's new version in the shared cache (the hot path reads
-    # it) and tell every process and change stream at once, then rebuild the ruleset document
-    # into the shared cache. Announcing first keeps the document build (tens of milliseconds on a
-    # large environment) out of the propagation time; a process asked for the new version before
-    # the document is stored builds it from the database itself (flags.evaluation.cache). A
-    # failure (Redis or the database) is logged, never raised: the write has committed, and
-    # readers fall back to the database.
-    import importlib  # noqa: PLC0415  # only this hook needs it
-
-    from ..delivery import shared_cache  # noqa: PLC0415  # keeps this module's import graph as it was
-
-    events: Any = None
-    try:
-        events = importlib.import_module("flags.events")  # the change stream, when installed
-    except ImportError:
-        events = None
-    logger.info("ruleset.changed", extra={"environments": environment_ids})
-    local = importlib.import_module("flags.evaluation.local")
-    for environment_id in environment_ids:
-        try:
-            environment = Environment.objects.get(pk=environment_id)
-            version = environment.ruleset_version
-            shared_cache.announce_version(environment_id, version)
-        except Exception:
-            logger.exception("ruleset.version_not_announced", extra={"environment": environment_id})
-            continue
-        local.heard(environment_id, version)  # this process answers with it from now on
-        if events is not None:
-            try:
-                events.publish_ruleset_changed(environment_id, version)
-            except Exception:
-                logger.exception("ruleset.not_published", extra={"environment": environment_id})
-        if conf.ruleset_cache_seconds() > 0:
-            try:
-                document = snapshot.environment_ruleset(environment)
-                if int(document["version"]) >= version:
-                    shared_cache.put_document(environment_id, document)
-            except Exception:
-                logger.exception("ruleset.cache_not_rebuilt", extra={"environment": environment_id})
+    versions.advance(environment_ids, versions.announce)
 
 
 def validate_states(states: Iterable[FlagState]) -> None:

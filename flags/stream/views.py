@@ -41,10 +41,13 @@ from accounts import keys
 from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
-from flags import conf, events
-from flags.evaluation import cache, throttling
+from flags import conf
+from flags.delivery import versions
+from flags.evaluation import throttling
 from flags.models import Environment
 from flagship.errors import problem_response
+
+from . import subscriptions
 
 FORMATS = ("flagship", "ofrep")
 RETRY_MILLISECONDS = 3000
@@ -105,7 +108,7 @@ def _current_version(environment_id: int) -> int | None:
 
     From the database, which is the authority (the shared cache's version may predate a change
     committed while Redis was down); while the database is down, as evaluation reads it
-    (``flags.evaluation.cache.current_version``: Redis, else the newest version this process
+    (``flags.delivery.versions.current_version``: Redis, else the newest version this process
     knows), so a stream opens and resyncs during an outage too.
     """
     try:
@@ -116,7 +119,7 @@ def _current_version(environment_id: int) -> int | None:
         )
     except DatabaseError:
         try:
-            return cache.current_version(environment_id)
+            return versions.current_version(environment_id)
         except Environment.DoesNotExist:
             return None
 
@@ -170,7 +173,7 @@ async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> A
     # revocation reaches open streams within this time.
     deadline = time.monotonic() + conf.stream_max_age_seconds()
     current_version = sync_to_async(_released(_current_version))
-    async with events.subscribe(environment_id) as subscription:
+    async with subscriptions.subscribe(environment_id) as subscription:
         # Subscribed before reading, so a change committed in between is not missed.
         current = await current_version(environment_id)
         if current is None:
@@ -191,7 +194,7 @@ async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> A
                 yield ": ping\n\n"
                 continue
             version = notice
-            if version is events.RESYNC:
+            if version is subscriptions.RESYNC:
                 version = await current_version(environment_id)
                 if version is None:
                     return

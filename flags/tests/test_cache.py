@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +12,7 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey
 from accounts.services import api_key_issue, api_key_revoke
-from flags.delivery import shared_cache
-from flags.evaluation import cache
+from flags.delivery import compiled, pubsub, shared_cache
 from flags.models import Environment, Flag, Project
 
 from .test_cache_support import ENDPOINTS, EVALUATE, RULESET, caching, call, forget_process_state
@@ -86,7 +83,7 @@ def test_last_used_written_again_once_the_minute_passed(
     shared_cache.delete(f"api-key-used:{key.pk}")
     forget_process_state()
     assert key.environment_id is not None
-    cache.compiled_ruleset(Environment.objects.get(pk=key.environment_id))
+    compiled.compiled_ruleset(Environment.objects.get(pk=key.environment_id))
     with django_assert_num_queries(1):  # the one UPDATE of last_used_at
         call(client, "post", EVALUATE, server_key)
 
@@ -184,11 +181,11 @@ def test_the_commit_hook_publishes_the_change(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     published: list[tuple[int, int]] = []
-    fake = types.ModuleType("flags.events")
-    fake.publish_ruleset_changed = lambda environment_id, version: published.append(  # type: ignore[attr-defined]  # a stand-in module
-        (environment_id, version)
+    monkeypatch.setattr(
+        pubsub,
+        "publish_ruleset_changed",
+        lambda environment_id, version: published.append((environment_id, version)),
     )
-    monkeypatch.setitem(sys.modules, "flags.events", fake)
     with django_capture_on_commit_callbacks(execute=True):
         serve(flags["legacy"], staging, "on")
     staging.refresh_from_db()

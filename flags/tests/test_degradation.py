@@ -20,8 +20,7 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey, User
 from flags import services
-from flags.delivery import shared_cache
-from flags.evaluation import cache, local
+from flags.delivery import compiled, pubsub, shared_cache, versions
 from flags.models import Environment, Flag, Project
 from flagship import breakers
 from flagship.faults import FaultProxy, wait_until
@@ -112,22 +111,22 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
     with caching(redis_proxy.url(redis_url())):
         call(client, "get", RULESET, secret)  # cold: the full path
         call(client, "get", RULESET, secret)  # warm: starts this process's subscription
-        assert wait_until(local.subscribed)
+        assert wait_until(pubsub.subscribed)
         version = int(call(client, "get", RULESET, secret)["ETag"].strip('"'))
-        assert local.version(staging.pk) == version  # pushed versions are trusted
+        assert versions.version(staging.pk) == version  # pushed versions are trusted
 
         redis_proxy.sever()
-        assert wait_until(lambda: not local.subscribed())
+        assert wait_until(lambda: not pubsub.subscribed())
         # The cache is cut too.
         assert wait_until(lambda: shared_cache.get_version(staging.pk) is None)
         # Another process commits a change while the notices cannot travel: only the database
         # knows. This process must not keep serving the version it was last told about.
         Environment.objects.filter(pk=staging.pk).update(ruleset_version=F("ruleset_version") + 1)
-        assert local.version(staging.pk) is None
+        assert versions.version(staging.pk) is None
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{version + 1}"'
 
         redis_proxy.restore()
-        assert wait_until(local.subscribed)  # resubscribes by itself
+        assert wait_until(pubsub.subscribed)  # resubscribes by itself
         assert wait_until(breakers.redis_breaker.available)  # the background probe closes it
         with django_capture_on_commit_callbacks(execute=True):
             services.flag_toggle(
@@ -136,7 +135,7 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
                 actor=None,
             )
         changed = Environment.objects.get(pk=staging.pk).ruleset_version
-        assert wait_until(lambda: local.version(staging.pk) == changed)  # pushed again
+        assert wait_until(lambda: versions.version(staging.pk) == changed)  # pushed again
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{changed}"'
 
 
@@ -297,4 +296,5 @@ def test_postgres_down__cold_process_without_cache_answers_503_not_500(
         response = call(client, "post", EVALUATE, server)
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
-    cache.clear()
+    compiled.clear()
+    versions.clear()
