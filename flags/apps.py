@@ -9,16 +9,19 @@ class FlagsConfig(AppConfig):
     verbose_name = "Feature flags"
 
     def ready(self) -> None:
-        """Import the change notices now, not on the first commit; reconcile after outages.
+        """Connect ruleset delivery before the first request; reconcile versions after outages.
 
-        ``flags.services.common._announce`` imports ``flags.events`` lazily (its import graph
-        stays free of the stream); importing it (redis.asyncio and friends) takes ~45 ms, which the
-        first change after a start-up would otherwise add to its propagation time.
+        ``flags.delivery.versions`` is imported here rather than by whichever request or commit
+        first needs it. Importing it connects this process's receiver of pub/sub messages
+        (``pubsub.connect``: versions first, then the streams), on which a stream, and a commit
+        without Redis, rely even in a process where nothing else imported it yet; and it costs
+        tens of milliseconds (the stream broker, redis-py), which the first change after a
+        start-up would otherwise add to its propagation time.
         """
         from flagship import breakers  # noqa: PLC0415  # app modules load after the registry
 
-        from . import checks, events  # noqa: F401, PLC0415  # checks: registers them
-        from .delivery import changes  # noqa: PLC0415
+        from . import checks  # noqa: F401, PLC0415  # registers them
+        from .delivery import changes, versions  # noqa: F401, PLC0415  # versions: connects
         from .history import change_log  # noqa: PLC0415
         from .webhooks import outbox  # noqa: PLC0415
 
@@ -32,9 +35,9 @@ class FlagsConfig(AppConfig):
 
 def _reconcile() -> None:
     """After an outage, bring the shared versions up to the database's (in the probe's thread)."""
-    from .evaluation import cache  # noqa: PLC0415  # imports models
+    from .delivery import versions  # noqa: PLC0415  # imports models
 
     try:
-        cache.reconcile_versions()
+        versions.reconcile_versions()
     finally:
         connection.close()  # the probe thread's connection goes back to the pool

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.checks import CheckMessage, Tags, Warning, register
+
+from flags import conf
 
 
 @register(Tags.security, deploy=True)
 def webhook_encryption_keys(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """Warn when webhook secrets are encrypted under a key derived from ``SECRET_KEY``."""
-    if getattr(settings, "FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS", []):
+    if conf.webhook_encryption_keys():
         return []
     return [
         Warning(

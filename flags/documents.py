@@ -22,7 +22,7 @@ from django.db.models import Prefetch
 
 from flagship_sdk.engine import FORMAT
 
-from . import versions
+from .delivery.committed import one_state
 from .models import (
     Condition,
     Environment,
@@ -325,11 +325,11 @@ def environment_ruleset(environment: Environment) -> dict[str, Any]:
     variant), variants, rules, rule conditions, rule segments, prerequisites, segments and segment
     conditions. The document is the one ``state_document`` and ``segments_document`` write.
 
-    All of them read one committed state, and ``version`` is that state's (``versions.one_state``):
+    All of them read one committed state, and ``version`` is that state's (``committed.one_state``):
     in a snapshot transaction of its own, or in the caller's transaction, whose own uncommitted
     writes it then includes (such a document is not to be shared).
     """
-    with versions.one_state() as lock:
+    with one_state() as lock:
         return _environment_ruleset(environment.pk, lock=lock)
 
 

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 
+from flags import conf
 from flags.models import ChangeEvent, WebhookDelivery
 from flags.webhooks import outbox, sending
 
@@ -45,7 +45,7 @@ class Job:
 
 def prune_events() -> int:
     """Delete events older than the retention whose deliveries are all finished."""
-    days = int(getattr(settings, "FLAGSHIP_EVENT_RETENTION_DAYS", 90))
+    days = conf.event_retention_days()
     cutoff = timezone.now() - timedelta(days=days)
     old = ChangeEvent.objects.filter(occurred_at__lt=cutoff).exclude(
         deliveries__status=WebhookDelivery.Status.PENDING
@@ -92,12 +92,10 @@ class Worker:
     def __init__(
         self, *, concurrency: int | None = None, poll_seconds: float | None = None
     ) -> None:
-        configured = concurrency or int(getattr(settings, "FLAGSHIP_WORKER_CONCURRENCY", 8))
+        configured = concurrency or conf.worker_concurrency()
         # SQLite has no row locks: one sender, so nothing is sent twice.
         self.concurrency = max(1, configured if connection.vendor == "postgresql" else 1)
-        self.poll_seconds = poll_seconds or float(
-            getattr(settings, "FLAGSHIP_WORKER_POLL_SECONDS", 1.0)
-        )
+        self.poll_seconds = poll_seconds or conf.worker_poll_seconds()
         self.stop = threading.Event()
         self.wakeup = Wakeup()
         self.sent = 0
@@ -123,7 +121,7 @@ class Worker:
             self.stop.set()
             self.wakeup.notify()
             for thread in threads:
-                thread.join(timeout=float(getattr(settings, "FLAGSHIP_WEBHOOK_TIMEOUT", 10)) + 5)
+                thread.join(timeout=conf.webhook_timeout() + 5)
             logger.info("worker.stopped", extra={"sent": self.sent})
 
     def drain(self) -> int:

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 
 import redis
-from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+
+from flags import conf
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _probe_database() -> None:
 
 
 def _probe_redis() -> None:
-    url = str(getattr(settings, "REDIS_URL", "") or "")
+    url = conf.redis_url()
     if not url:
         return
     client = redis.Redis.from_url(

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -31,12 +30,12 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from flags import conf
 from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
 OK = "ok"
-DEFAULT_TIMEOUT = 0.8
 ABANDON_SECONDS = 10.0
 _migrated_lock = threading.Lock()
 _migrated = False  # once every migration is applied, it stays so for this process
@@ -95,7 +94,7 @@ def _redis_client(backend: Any) -> Any | None:
 
 def check_redis() -> str | None:
     """``ok`` when Redis answers PING; ``None`` when the cache is not Redis (embedded default)."""
-    alias = str(getattr(settings, "FLAGSHIP_CACHE_ALIAS", "default"))
+    alias = conf.cache_alias()
     try:
         client = _redis_client(caches[alias])
         if client is None:
@@ -114,11 +113,6 @@ def check_redis() -> str | None:
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is alive."""
     return JsonResponse({"status": "alive"})
-
-
-def readyz_timeout() -> float:
-    """Seconds ``/readyz`` waits for its checks (``FLAGSHIP_READYZ_TIMEOUT``, default 0.8)."""
-    return float(getattr(settings, "FLAGSHIP_READYZ_TIMEOUT", DEFAULT_TIMEOUT))
 
 
 def _database_and_migrations() -> dict[str, str]:
@@ -194,7 +188,7 @@ def run_checks(timeout: float) -> dict[str, str]:
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Whether this process can serve everything: database, migrations, Redis."""
-    checks: dict[str, Any] = run_checks(readyz_timeout())
+    checks: dict[str, Any] = run_checks(conf.readyz_timeout())
     failing = [name for name, value in checks.items() if value != OK]
     if failing:
         logger.warning("readiness.degraded", extra={"checks": checks})

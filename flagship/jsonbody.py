@@ -4,8 +4,9 @@ Python's ``json`` recurses once per level of nesting, so a body of a few thousan
 ``RecursionError`` (not ``ValueError``) at a depth that depends on the stack left: every parser
 that takes JSON from outside (DRF's, the evaluation fast path, OFREP, the admin's JSON fields)
 reads it with ``loads`` below instead. Objects and arrays may nest ``FLAGSHIP_MAX_JSON_DEPTH``
-levels (64 by default; ``{"context": {}}`` is 2); deeper is ``JSONTooDeepError``. ``NaN`` and
-``Infinity`` are not JSON and are refused, as are bytes that are not UTF-8, -16 or -32.
+levels (``flags.conf``; 64 by default, and ``{"context": {}}`` is 2); deeper is
+``JSONTooDeepError``. ``NaN`` and ``Infinity`` are not JSON and are refused, as are bytes that are
+not UTF-8, -16 or -32.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any, NoReturn
 
-from django.conf import settings
+from flags import conf
 
-DEFAULT_MAX_DEPTH = 64
 TOO_DEEP_CODE = "json_too_deep"
 
 
@@ -29,11 +29,6 @@ class JSONTooDeepError(ValueError):
         self.limit = limit
 
 
-def max_depth() -> int:
-    """The nesting limit: ``settings.FLAGSHIP_MAX_JSON_DEPTH`` (read on each call), at least 1."""
-    return max(1, int(getattr(settings, "FLAGSHIP_MAX_JSON_DEPTH", DEFAULT_MAX_DEPTH)))
-
-
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -42,10 +37,10 @@ def loads(text: str | bytes | bytearray, *, limit: int | None = None) -> Any:
     """The value of a JSON document from a client.
 
     Raises ``ValueError``: ``JSONTooDeepError`` for nesting deeper than ``limit`` (default
-    ``max_depth()``), another ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``)
-    for anything that is not strict JSON.
+    ``flags.conf.max_json_depth()``), another ``ValueError`` (``json.JSONDecodeError``,
+    ``UnicodeDecodeError``) for anything that is not strict JSON.
     """
-    depth = max_depth() if limit is None else limit
+    depth = conf.max_json_depth() if limit is None else limit
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:

@@ -26,7 +26,7 @@ from django.template import loader
 from django.utils.html import escape
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # ships no types
 
-from flagship import rates  # settings only: safe while logging is configured
+from flags import conf  # settings only: safe while logging is configured
 
 # LOGGING imports this module (RequestIdFilter) while Django configures logging, before apps are
 # loaded, when DRF cannot be imported yet: so flagship.errors (which imports DRF) is imported
@@ -220,7 +220,7 @@ class AdminLoginRateLimitMiddleware:
         """Answer 429 with Retry-After once the address has used up its attempts."""
         from flagship import errors  # noqa: PLC0415  # see the note on imports above
 
-        rate = rates.rate(rates.ADMIN_LOGIN)
+        rate = conf.rate(conf.ADMIN_LOGIN_RATE)
         if request.method == "POST" and request.path == "/admin/login/" and rate:
             usage = get_usage(
                 request, group="admin-login", key="ip", rate=rate, method="POST", increment=True

@@ -3,7 +3,7 @@
 DRF throttle classes, so a limited request becomes ``Throttled`` and the exception handler answers
 429 problem details with ``Retry-After`` (seconds until the current window ends). Rates are
 settings (``FLAGSHIP_AUTH_RATE``, ``FLAGSHIP_MANAGEMENT_RATE``), read per request through
-``flagship.rates`` (which holds their defaults); an empty rate turns a limit off.
+``flags.conf`` (which holds their defaults); an empty rate turns a limit off.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # s
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from flagship import breakers, rates
+from flags import conf
+from flagship import breakers
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is half-loaded
     from rest_framework.views import APIView
@@ -39,7 +40,7 @@ class _RateLimitThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         """Count the request; refuse it once the window's limit is used up."""
-        rate = rates.rate(self.rate_setting)
+        rate = conf.rate(self.rate_setting)
         value = self.key(request) if rate else None
         if value is None or not breakers.redis_breaker.available():
             return True  # Redis is down: fail open rather than wait on it or lock everyone out
@@ -64,7 +65,7 @@ class AuthRateThrottle(_RateLimitThrottle):
     """Per client address on the token endpoints (``FLAGSHIP_AUTH_RATE``)."""
 
     group = "auth"
-    rate_setting = rates.AUTH
+    rate_setting = conf.AUTH_RATE
 
     def key(self, request: Request) -> str | None:
         """The client address."""
@@ -78,7 +79,7 @@ class ManagementRateThrottle(_RateLimitThrottle):
     """
 
     group = "management"
-    rate_setting = rates.MANAGEMENT
+    rate_setting = conf.MANAGEMENT_RATE
 
     def key(self, request: Request) -> str | None:
         """The user's id, or ``None`` for anonymous, evaluation and non-API requests."""

@@ -192,19 +192,24 @@ else:
         }
     }
 
+# --- FlagShip's own settings ------------------------------------------------------------------
+# Each FLAGSHIP_* setting is read from its environment variable here. Unset, it stays None and
+# flags.conf supplies its default (flags.conf.DEFAULTS, the one place defaults live), read at
+# call time; only where the test suite needs another default is one given here.
+
 # --- Change stream (docs/streaming.md) -------------------------------------------------------
 # Seconds between SSE heartbeat comments on idle streams.
-FLAGSHIP_STREAM_HEARTBEAT = env.float("FLAGSHIP_STREAM_HEARTBEAT", default=15.0)
+FLAGSHIP_STREAM_HEARTBEAT = env.float("FLAGSHIP_STREAM_HEARTBEAT", default=None)
 # Seconds after which a stream is closed so the client reconnects and its key is checked again.
-FLAGSHIP_STREAM_MAX_AGE = env.float("FLAGSHIP_STREAM_MAX_AGE", default=3600.0)
+FLAGSHIP_STREAM_MAX_AGE = env.float("FLAGSHIP_STREAM_MAX_AGE", default=None)
 # Where the ASGI stream server answers, advertised in OFREP bulk responses; empty: not advertised.
-FLAGSHIP_STREAM_URL = env.str("FLAGSHIP_STREAM_URL", default="")
+FLAGSHIP_STREAM_URL = env.str("FLAGSHIP_STREAM_URL", default=None)
 # Prefix of the Redis pub/sub channels (<prefix>:ruleset-changed, <prefix>:api-key-changed):
 # deployments sharing one Redis keep their notices apart with different prefixes.
-FLAGSHIP_CHANNEL_PREFIX = env.str("FLAGSHIP_CHANNEL_PREFIX", default="flagship")
+FLAGSHIP_CHANNEL_PREFIX = env.str("FLAGSHIP_CHANNEL_PREFIX", default=None)
 # Seconds a process trusts an environment key's essentials without asking Redis (revocations
 # through FlagShip reach every process at once through pub/sub; this bounds the rest).
-FLAGSHIP_KEY_LOCAL_CACHE_SECONDS = env.float("FLAGSHIP_KEY_LOCAL_CACHE_SECONDS", default=5.0)
+FLAGSHIP_KEY_LOCAL_CACHE_SECONDS = env.float("FLAGSHIP_KEY_LOCAL_CACHE_SECONDS", default=None)
 
 # --- Webhooks and the worker (docs/webhooks.md) --------------------------------------------
 # Fernet keys (comma-separated; the first encrypts, all decrypt: rotate by putting a new key first)
@@ -241,20 +246,20 @@ FLAGSHIP_EVENT_RETENTION_DAYS = env.int("FLAGSHIP_EVENT_RETENTION_DAYS", default
 # off (commit hooks never run inside a test's transaction); the cache tests turn them on.
 _SHARED_CACHES_ON = ENVIRONMENT != "test"
 FLAGSHIP_KEY_CACHE_SECONDS = env.int(
-    "FLAGSHIP_KEY_CACHE_SECONDS", default=30 if _SHARED_CACHES_ON else 0
+    "FLAGSHIP_KEY_CACHE_SECONDS", default=None if _SHARED_CACHES_ON else 0
 )
 FLAGSHIP_VERSION_CACHE_SECONDS = env.int(
-    "FLAGSHIP_VERSION_CACHE_SECONDS", default=30 if _SHARED_CACHES_ON else 0
+    "FLAGSHIP_VERSION_CACHE_SECONDS", default=None if _SHARED_CACHES_ON else 0
 )
 FLAGSHIP_RULESET_CACHE_SECONDS = env.int(
-    "FLAGSHIP_RULESET_CACHE_SECONDS", default=86_400 if _SHARED_CACHES_ON else 0
+    "FLAGSHIP_RULESET_CACHE_SECONDS", default=None if _SHARED_CACHES_ON else 0
 )
 # PostgreSQL and Redis sit behind circuit breakers (flagship/breakers.py): the first failure opens
 # one, a background probe closes it; nothing waits on a dependency that is down meanwhile.
 # Seconds /readyz waits for its checks (each runs in its own thread): inside a 1 s probe timeout.
-FLAGSHIP_READYZ_TIMEOUT = env.float("FLAGSHIP_READYZ_TIMEOUT", default=0.8)
-# The stores (flags.rulesets) use their own alias, which raises errors so they can back off; the
-# default alias (rate limits) swallows Redis errors instead of failing requests.
+FLAGSHIP_READYZ_TIMEOUT = env.float("FLAGSHIP_READYZ_TIMEOUT", default=None)
+# The stores (flags.delivery.shared_cache) use their own alias, which raises errors so they can back
+# off; the default alias (rate limits) swallows Redis errors instead of failing requests.
 FLAGSHIP_CACHE_ALIAS = "flagship"
 CACHES["flagship"] = {**CACHES["default"], "OPTIONS": dict(CACHES["default"].get("OPTIONS", {}))}
 if REDIS_URL:
@@ -389,10 +394,10 @@ CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "X-Request-ID", "FlagShip-Degraded
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1_048_576)
 # How deep JSON objects and arrays may nest in a request body (the API, OFREP, the admin's JSON
 # fields); deeper is 400 json_too_deep (OFREP: PARSE_ERROR). flagship.jsonbody reads it.
-FLAGSHIP_MAX_JSON_DEPTH = env.int("FLAGSHIP_MAX_JSON_DEPTH", default=64)
+FLAGSHIP_MAX_JSON_DEPTH = env.int("FLAGSHIP_MAX_JSON_DEPTH", default=None)
 # Rate limits ("<count>/<period>", period s, m, h or d; empty turns a limit off). Each is read from
-# its environment variable here; unset, it stays None and flagship.rates supplies its default
-# (flagship.rates.DEFAULTS, the one place defaults live), per request. Exceeded: 429 with
+# its environment variable here; unset, it stays None and flags.conf supplies its default
+# (flags.conf.RATE_DEFAULTS), per request. Exceeded: 429 with
 # Retry-After. Every default is off in the test suite, whose many logins from one address would
 # trip them; their tests set them. Sizing: docs/operations.md, "Rate limits".
 _RATES_ON = ENVIRONMENT != "test"
@@ -418,5 +423,5 @@ RATELIMIT_FAIL_OPEN = True
 # --- FlagShip --------------------------------------------------------------------------------
 FLAGSHIP = {
     # How many flags the admin's flag list shows per page.
-    "ADMIN_FLAGS_PER_PAGE": env.int("FLAGSHIP_ADMIN_FLAGS_PER_PAGE", default=50),
+    "ADMIN_FLAGS_PER_PAGE": env.int("FLAGSHIP_ADMIN_FLAGS_PER_PAGE", default=None),
 }

@@ -35,8 +35,7 @@ def warm_up() -> None:
         logger.warning("warmup.database_unavailable")
     finally:
         connections["default"].close()  # back to the pool (or closed): requests take their own
-    from flags import rulesets  # noqa: PLC0415  # the app registry is ready by now
-    from flags.evaluation import local  # noqa: PLC0415
+    from flags.delivery import shared_cache, versions  # noqa: PLC0415  # the registry is ready now
 
-    rulesets.get("warmup")  # opens the shared cache's connection (a failure is logged there)
-    local.ensure_listener()
+    shared_cache.get("warmup")  # opens the shared cache's connection (a failure is logged there)
+    versions.listen()

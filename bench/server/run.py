@@ -1000,7 +1000,7 @@ def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
         "DJANGO_ENV_FILE": str(workdir / "no.env"),
         "DATABASE_URL": database_url(args.postgres),
         "REDIS_URL": args.redis,
-        # Rate limits at their production defaults (flagship.rates): a refusal would show as an
+        # Rate limits at their production defaults (flags.conf): a refusal would show as an
         # error, and one instance at full speed must stay well under a server key's limit.
         "PYTHONUNBUFFERED": "1",
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -15,7 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from .. import selectors, services
+from .. import conf, selectors, services
 from ..models import Flag, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
 from . import compare, evaluate, timeline, toggle
@@ -102,9 +101,10 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         orphans: int = 0,
         allow_empty_first_page: bool = True,
     ) -> Any:
-        """Page size from settings.FLAGSHIP["ADMIN_FLAGS_PER_PAGE"], read per request."""
-        per_page = int(settings.FLAGSHIP.get("ADMIN_FLAGS_PER_PAGE", per_page))
-        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        """Page size from ``flags.conf.admin_flags_per_page()``, read per request."""
+        return super().get_paginator(
+            request, queryset, conf.admin_flags_per_page(), orphans, allow_empty_first_page
+        )
 
     def action_checkbox(self, obj: Flag) -> SafeString:
         """The row checkbox, joined to the action form by id.

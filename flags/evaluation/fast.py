@@ -8,96 +8,32 @@ revoked, expired or mismatched key, a key whose ``last_used_at`` is due, a rate 
 body that is not a plain ``{"context": {...}}``, an ``Accept`` that is not JSON, an unknown API
 version, any exception. The full path then answers exactly as before (errors in problem details or
 OFREP's shapes). What the fast path answers is byte-for-byte what the full path would
-(``flags/tests/test_fast_path.py`` compares both on every endpoint).
+(``flags/tests/test_fast_path.py`` compares both on every endpoint). The key is checked from this
+process's memory (``flags.delivery.keys.authenticate``), the version and the compiled ruleset come
+from ``flags.delivery.versions`` and ``flags.delivery.compiled``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from accounts import keys
-from accounts.authentication import presented_secret, recently_recorded
+from accounts.authentication import presented_secret
 from accounts.models import ApiKey
+from flags.delivery import keys, versions
+from flags.delivery.compiled import CompiledRuleset, compiled_for
 from flagship import jsonbody
 
-from . import local, throttling
-from .cache import CompiledRuleset, compiled_for, known_version
+from . import throttling
 
 JSON = "application/json"
 SERVER = str(ApiKey.Kind.SERVER)
 CLIENT = str(ApiKey.Kind.CLIENT)
 # Results of a 10 000-flag ruleset with a few variants each, per response style.
 MAX_FRAGMENTS = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class FastKey:
-    """An environment key checked from this process's memory."""
-
-    id: int
-    kind: str
-    lookup: str
-    environment_id: int
-    project_id: int
-
-
-# Secrets this process has checked: the key, the essentials it was checked against (the entry is
-# only used while ``local.key`` still returns that very object: a forgotten, re-fetched or expired
-# key is checked again) and its expiry as a timestamp.
-_checked: dict[str, tuple[FastKey, dict[str, Any], float | None]] = {}
-MAX_CHECKED = 10_000
-
-
-def authenticate(request: HttpRequest, kinds: tuple[str, ...]) -> FastKey | None:
-    """The request's environment key when this process can vouch for it alone, else ``None``."""
-    secret = presented_secret(request)
-    if secret is None:
-        return None
-    checked = _checked.get(secret)
-    if checked is not None:
-        key, data, expires = checked
-        if local.key(key.lookup) is data:
-            if (
-                key.kind in kinds
-                and (expires is None or expires > time.time())
-                and recently_recorded(key.id)
-            ):
-                return key
-            return None
-    fresh = _authenticate(secret, kinds)
-    if fresh is not None:
-        essentials = local.key(fresh.lookup)
-        if essentials is not None:
-            if len(_checked) >= MAX_CHECKED:
-                _checked.clear()
-            expires_at = essentials.get("expires_at")
-            _checked[secret] = (fresh, essentials, expires_at.timestamp() if expires_at else None)
-    return fresh
-
-
-def _authenticate(secret: str, kinds: tuple[str, ...]) -> FastKey | None:
-    parsed = keys.parse(secret)
-    if parsed is None or parsed[0] not in kinds:
-        return None
-    data = local.key(parsed[1])
-    if data is None or data.get("kind") != parsed[0] or data.get("revoked_at") is not None:
-        return None
-    if not keys.matches(secret, data["secret_hash"]):
-        return None
-    expires_at = data.get("expires_at")
-    if expires_at is not None and expires_at.timestamp() <= time.time():
-        return None
-    if not recently_recorded(data["id"]):
-        return None  # last_used_at is due: the full path writes it
-    return FastKey(
-        data["id"], parsed[0], parsed[1], data["environment_id"], data["project_id"] or 0
-    )
 
 
 def accepts_json(request: HttpRequest) -> bool:
@@ -136,16 +72,17 @@ def json_response(body: bytes) -> HttpResponse:
 
 def admitted(
     request: HttpRequest, kinds: tuple[str, ...]
-) -> tuple[FastKey, CompiledRuleset] | None:
+) -> tuple[keys.FastKey, CompiledRuleset] | None:
     """Key, rate limit and ruleset of a request the fast path may answer, else ``None``."""
     if not accepts_json(request):
         return None
-    key = authenticate(request, kinds)
+    secret = presented_secret(request)
+    key = None if secret is None else keys.authenticate(secret, kinds)
     if key is None:
         return None
     if throttling.allow(key.lookup, key.kind, throttling.client_address(request)) is not None:
         return None  # the window is now blocked: the full path answers 429 without counting
-    version = known_version(key.environment_id)
+    version = versions.known_version(key.environment_id)
     return key, compiled_for(key.environment_id, key.project_id, version)
 
 
@@ -178,7 +115,7 @@ def fragments(
 
 def single_result(
     request: HttpRequest,
-    api_key: FastKey,
+    api_key: keys.FastKey,
     compiled: CompiledRuleset,
     flag_key: object,
     *,

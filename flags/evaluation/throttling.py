@@ -1,6 +1,6 @@
 """Rate limits of evaluation and of new stream connections, counted in batches.
 
-What is counted (rates from ``flagship.rates``, defaults and sizing in docs/operations.md):
+What is counted (rates from ``flags.conf``, defaults and sizing in docs/operations.md):
 
 - evaluation (evaluation API, evaluation counts, OFREP) per server key
   (``FLAGSHIP_SERVER_KEY_RATE``), per client key (``FLAGSHIP_CLIENT_KEY_RATE``) and per client key
@@ -12,18 +12,18 @@ What is counted (rates from ``flagship.rates``, defaults and sizing in docs/oper
 Server keys are not limited per address: they are secret, and a customer's backends often leave
 through one NAT address.
 
-Windows are fixed and shared by every process through the shared cache (``flags.rulesets``):
-counter ``<name>:<window>``, e.g. ``evaluation-rate:<lookup>:<window>``. Counting every request
-in Redis costs a round trip per request, as much as the rest of a warm evaluation. Instead each
-process counts locally and adds its count to the shared counter in batches: when it has counted
-``limit / 100`` requests since its last report, on *every* request once the shared count plus
-its own is within a batch of the limit, and, for a key's counters, after a second. Far from the
-limit a process talks to Redis about once a second per key; near it, on every request, so the
-limit is exact where it matters. The overshoot is bounded by one batch per process (1 % of the
-limit each). An address's counter is not reported on time alone: a browser asks a few times a
-minute, so a timed report would cost nearly every request of a popular client key a round trip.
-A process that learns a counter is over its limit refuses it locally until the window ends
-(``Retry-After``: the seconds left).
+Windows are fixed and shared by every process through the shared cache
+(``flags.delivery.shared_cache``): counter ``<name>:<window>``, e.g.
+``evaluation-rate:<lookup>:<window>``. Counting every request in Redis costs a round trip per
+request, as much as the rest of a warm evaluation. Instead each process counts locally and adds its
+count to the shared counter in batches: when it has counted ``limit / 100`` requests since its last
+report, on *every* request once the shared count plus its own is within a batch of the limit, and,
+for a key's counters, after a second. Far from the limit a process talks to Redis about once a
+second per key; near it, on every request, so the limit is exact where it matters. The overshoot is
+bounded by one batch per process (1 % of the limit each). An address's counter is not reported on
+time alone: a browser asks a few times a minute, so a timed report would cost nearly every request
+of a popular client key a round trip. A process that learns a counter is over its limit refuses it
+locally until the window ends (``Retry-After``: the seconds left).
 
 When the cache cannot count (Redis down) requests are allowed: serving flags matters more than
 limiting them.
@@ -46,8 +46,8 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiKey
-from flags import rulesets
-from flagship import rates
+from flags import conf
+from flags.delivery import shared_cache
 from flagship.errors import problem_response
 
 SYNC_SECONDS = 1.0
@@ -113,9 +113,9 @@ def client_address(request: HttpRequest | Request) -> str | None:
 
 def shared_count(key: str, amount: int, period: int) -> int | None:
     """Add ``amount`` to the shared counter ``key``; its new total, ``None`` if the cache failed."""
-    if rulesets.add(key, 0, period + 1) is None:
+    if shared_cache.add(key, 0, period + 1) is None:
         return None
-    return rulesets.incr(key, amount)
+    return shared_cache.incr(key, amount)
 
 
 class Counter(NamedTuple):
@@ -219,20 +219,20 @@ limiter = BatchedLimiter()
 def evaluation_counters(lookup: str, kind: str, address: str | None) -> tuple[Counter, ...]:
     """The limits an evaluation by the key ``lookup`` (of ``kind``) from ``address`` counts in."""
     if kind != CLIENT:
-        return _counters("evaluation", lookup, rates.rate(rates.SERVER_KEY), None, "")
+        return _counters("evaluation", lookup, conf.rate(conf.SERVER_KEY_RATE), None, "")
     return _counters(
         "evaluation",
         lookup,
-        rates.rate(rates.CLIENT_KEY),
+        conf.rate(conf.CLIENT_KEY_RATE),
         address,
-        rates.rate(rates.CLIENT_ADDRESS),
+        conf.rate(conf.CLIENT_ADDRESS_RATE),
     )
 
 
 def stream_counters(lookup: str, kind: str, address: str | None) -> tuple[Counter, ...]:
     """The limits a new stream connection of the key ``lookup`` from ``address`` counts against."""
-    address_rate = rates.rate(rates.STREAM_ADDRESS) if kind == CLIENT else ""
-    return _counters("stream", lookup, rates.rate(rates.STREAM_KEY), address, address_rate)
+    address_rate = conf.rate(conf.STREAM_ADDRESS_RATE) if kind == CLIENT else ""
+    return _counters("stream", lookup, conf.rate(conf.STREAM_KEY_RATE), address, address_rate)
 
 
 @lru_cache(maxsize=4096)  # built once per key (and address) and rates, not on every request

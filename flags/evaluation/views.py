@@ -21,10 +21,11 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, ServerKeyRequired, environment_key
+from flags.delivery import keys
+from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
 from flagship_sdk.engine import ErrorCode, EvaluationResult
 
 from . import fast
-from .cache import CompiledRuleset, compiled_ruleset
 from .serializers import (
     EvaluationRequestSerializer,
     FlagEvaluationSerializer,
@@ -89,7 +90,7 @@ class FastPathMixin:
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """The answer from memory, or ``None`` for the full path."""
         raise NotImplementedError
@@ -115,7 +116,7 @@ class EvaluateFlagsView(EnvironmentKeyView):
     """Evaluate every flag the key may see."""
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory, with each result's JSON built once per ruleset version."""
         context = fast.plain_context(request)
@@ -180,7 +181,7 @@ class EvaluateFlagView(EnvironmentKeyView):
     """Evaluate one flag."""
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory (errors go to the full path)."""
         result = fast.single_result(request, api_key, compiled, kwargs.get("flag_key"))
@@ -240,7 +241,7 @@ class RulesetView(EnvironmentKeyView):
     fast_method = "GET"
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``get`` from memory."""
         return ruleset_response(request.META.get("HTTP_IF_NONE_MATCH"), compiled)

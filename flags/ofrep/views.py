@@ -28,11 +28,12 @@ from rest_framework.views import APIView
 from accounts.authentication import presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, environment_key
+from flags import conf
+from flags.delivery import keys
+from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
 from flags.evaluation import fast
-from flags.evaluation.cache import CompiledRuleset, compiled_ruleset
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import FastPathMixin, etag_matches
-from flags.stream.views import advertised_stream_url
 from flagship import breakers, jsonbody
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
@@ -161,7 +162,7 @@ def event_streams(request: HttpRequest, kind: str) -> list[dict[str, Any]] | Non
     worker cannot know the proxy routes it). Browsers' ``EventSource`` cannot send headers, so a
     client key's URL carries the key (client keys are public by design); never a server key.
     """
-    base = advertised_stream_url()
+    base = conf.stream_url()
     if not base:
         return None
     query = {"format": "ofrep"}
@@ -257,7 +258,7 @@ class OfrepFlagView(OfrepView):
         return str(self.kwargs.get("key", ""))
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory (errors go to the full path)."""
         result = fast.single_result(
@@ -330,7 +331,7 @@ class OfrepFlagsView(OfrepView):
     """``POST /ofrep/v1/evaluate/flags``: evaluate every flag the key may see."""
 
     def fast(
-        self, request: HttpRequest, api_key: fast.FastKey, compiled: CompiledRuleset, **kwargs: Any
+        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
     ) -> HttpResponse | None:
         """``post`` from memory, with each result's JSON built once per ruleset version."""
         context = fast.plain_context(request, any_content_type=True)

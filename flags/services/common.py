@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,8 +17,6 @@ from ..errors import PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
 from ..models import Environment, Flag, FlagState, Prerequisite
-
-logger = logging.getLogger(__name__)
 
 PROTECTED_PERMISSION = "flags.change_protected_environment"
 

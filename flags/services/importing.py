@@ -285,7 +285,7 @@ def _write(
     )
     _write_targeting(flag_documents, flags, states, segments, user, batch_size, result)
     # Every environment's document gained the flags (switched off outside the target). Advanced
-    # before the check reads the environment (flags.versions: build after advancing).
+    # before the check reads the environment (flags.delivery.versions: build after advancing).
     announce(
         Kind.RULESET_IMPORTED,
         actor=actor,

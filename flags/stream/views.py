@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from functools import lru_cache, wraps
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -43,49 +41,17 @@ from accounts import keys
 from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
-from flags import events
-from flags.evaluation import cache, throttling
+from flags import conf
+from flags.delivery import versions
+from flags.evaluation import throttling
 from flags.models import Environment
 from flagship.errors import problem_response
 
+from . import subscriptions
+
 FORMATS = ("flagship", "ofrep")
-DEFAULT_HEARTBEAT = 15.0
-DEFAULT_MAX_AGE = 3600.0
 RETRY_MILLISECONDS = 3000
 WSGI_RETRY_MILLISECONDS = 30_000
-
-
-def _setting(name: str, default: float) -> float:
-    """A stream setting: ``settings.NAME``, else the environment variable ``NAME``, else default."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or default
-    return float(value)
-
-
-def heartbeat_seconds() -> float:
-    """Seconds between heartbeats (``FLAGSHIP_STREAM_HEARTBEAT``, default 15)."""
-    return _setting("FLAGSHIP_STREAM_HEARTBEAT", DEFAULT_HEARTBEAT)
-
-
-def max_age_seconds() -> float:
-    """Seconds after which a stream is closed (``FLAGSHIP_STREAM_MAX_AGE``, default 3600).
-
-    The client reconnects (with ``Last-Event-ID``) and its key is checked again, so a revocation
-    reaches open streams within this time.
-    """
-    return _setting("FLAGSHIP_STREAM_MAX_AGE", DEFAULT_MAX_AGE)
-
-
-def advertised_stream_url() -> str:
-    """Where clients reach the stream, or ``""`` when it is not deployed (so not advertised).
-
-    ``FLAGSHIP_STREAM_URL``: an absolute URL, or a path on the host of the request.
-    """
-    value = getattr(settings, "FLAGSHIP_STREAM_URL", None)
-    if value is None:
-        value = os.environ.get("FLAGSHIP_STREAM_URL", "")
-    return str(value).strip()
 
 
 def _refusal(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
@@ -142,7 +108,7 @@ def _current_version(environment_id: int) -> int | None:
 
     From the database, which is the authority (the shared cache's version may predate a change
     committed while Redis was down); while the database is down, as evaluation reads it
-    (``flags.evaluation.cache.current_version``: Redis, else the newest version this process
+    (``flags.delivery.versions.current_version``: Redis, else the newest version this process
     knows), so a stream opens and resyncs during an outage too.
     """
     try:
@@ -153,7 +119,7 @@ def _current_version(environment_id: int) -> int | None:
         )
     except DatabaseError:
         try:
-            return cache.current_version(environment_id)
+            return versions.current_version(environment_id)
         except Environment.DoesNotExist:
             return None
 
@@ -202,10 +168,12 @@ def _released[**P, R](function: Callable[P, R]) -> Callable[P, R]:
 
 
 async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> AsyncIterator[str]:
-    heartbeat = heartbeat_seconds()
-    deadline = time.monotonic() + max_age_seconds()
+    heartbeat = conf.stream_heartbeat_seconds()
+    # Then the client reconnects (with Last-Event-ID) and its key is checked again, so a
+    # revocation reaches open streams within this time.
+    deadline = time.monotonic() + conf.stream_max_age_seconds()
     current_version = sync_to_async(_released(_current_version))
-    async with events.subscribe(environment_id) as subscription:
+    async with subscriptions.subscribe(environment_id) as subscription:
         # Subscribed before reading, so a change committed in between is not missed.
         current = await current_version(environment_id)
         if current is None:
@@ -226,7 +194,7 @@ async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> A
                 yield ": ping\n\n"
                 continue
             version = notice
-            if version is events.RESYNC:
+            if version is subscriptions.RESYNC:
                 version = await current_version(environment_id)
                 if version is None:
                     return

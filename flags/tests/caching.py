@@ -12,9 +12,8 @@ from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings
 
-from accounts import authentication
-from flags import rulesets
-from flags.evaluation import cache, local, throttling
+from flags.delivery import compiled, keys, pubsub, shared_cache, versions
+from flags.evaluation import throttling
 
 EVALUATE = "/api/v1/evaluate"
 RULESET = "/api/v1/ruleset"
@@ -50,12 +49,12 @@ def cache_config(redis_location: str | None = None) -> dict[str, Any]:
 
 def forget_process_state() -> None:
     """What a fresh process knows: nothing compiled, no last-known keys, no open breaker."""
-    local.stop_listener()
-    cache.clear()
-    local.clear()
+    pubsub.stop_listener()
+    compiled.clear()
+    versions.clear()
+    keys.clear()
     throttling.limiter.clear()
-    authentication.clear()
-    rulesets.reset()
+    shared_cache.reset()
 
 
 @contextmanager

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +12,7 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey
 from accounts.services import api_key_issue, api_key_revoke
-from flags import rulesets
-from flags.evaluation import cache
+from flags.delivery import compiled, pubsub, shared_cache
 from flags.models import Environment, Flag, Project
 
 from .caching import ENDPOINTS, EVALUATE, RULESET, caching, call, forget_process_state
@@ -81,12 +78,12 @@ def test_last_used_written_again_once_the_minute_passed(
     call(client, "post", EVALUATE, server_key)
     key = ApiKey.objects.get(kind="server")
     forget_process_state()
-    rulesets.delete(f"api-key-used:{key.pk}")  # the minute passed
+    shared_cache.delete(f"api-key-used:{key.pk}")  # the minute passed
     call(client, "post", EVALUATE, server_key)  # recompiles (process state forgotten)
-    rulesets.delete(f"api-key-used:{key.pk}")
+    shared_cache.delete(f"api-key-used:{key.pk}")
     forget_process_state()
     assert key.environment_id is not None
-    cache.compiled_ruleset(Environment.objects.get(pk=key.environment_id))
+    compiled.compiled_ruleset(Environment.objects.get(pk=key.environment_id))
     with django_assert_num_queries(1):  # the one UPDATE of last_used_at
         call(client, "post", EVALUATE, server_key)
 
@@ -107,8 +104,8 @@ def test_a_change_is_served_after_its_commit(
     staging.refresh_from_db()
     assert staging.ruleset_version > before["version"]
     # The commit stored the new version and its document in the shared cache.
-    assert rulesets.get_version(staging.pk) == staging.ruleset_version
-    document = rulesets.get_document(staging.pk, staging.ruleset_version)
+    assert shared_cache.get_version(staging.pk) == staging.ruleset_version
+    document = shared_cache.get_document(staging.pk, staging.ruleset_version)
     assert document is not None
     assert document["flags"]["legacy"]["enabled"] is True
     # So the next evaluation, even in a process that never saw it, builds nothing from the DB.
@@ -123,11 +120,12 @@ def test_a_stale_document_is_not_used(
     client: Client, flags: dict[str, Flag], staging: Environment, server_key: str
 ) -> None:
     call(client, "get", RULESET, server_key)
-    old = rulesets.get(rulesets.document_key(staging.pk))
+    old = shared_cache.get(shared_cache.document_key(staging.pk))
     serve(flags["legacy"], staging, "on")  # no commit hook ran: the cached version is stale
     staging.refresh_from_db()
-    rulesets.set(rulesets.version_key(staging.pk), staging.ruleset_version, 30)
-    rulesets.set(rulesets.document_key(staging.pk), old, 30)  # a document one version behind
+    shared_cache.set(shared_cache.version_key(staging.pk), staging.ruleset_version, 30)
+    # A document one version behind.
+    shared_cache.set(shared_cache.document_key(staging.pk), old, 30)
     forget_process_state()
     body = call(client, "get", RULESET, server_key).json()
     assert body["version"] == staging.ruleset_version
@@ -141,7 +139,7 @@ def test_the_version_falls_back_to_the_database(
     django_assert_num_queries: DjangoAssertNumQueries,
 ) -> None:
     call(client, "post", EVALUATE, server_key)
-    rulesets.delete(rulesets.version_key(staging.pk))
+    shared_cache.delete(shared_cache.version_key(staging.pk))
     with django_assert_num_queries(1):  # the version only
         assert call(client, "post", EVALUATE, server_key).status_code == 200
     with django_assert_num_queries(0):
@@ -183,11 +181,11 @@ def test_the_commit_hook_publishes_the_change(
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     published: list[tuple[int, int]] = []
-    fake = types.ModuleType("flags.events")
-    fake.publish_ruleset_changed = lambda environment_id, version: published.append(  # type: ignore[attr-defined]  # a stand-in module
-        (environment_id, version)
+    monkeypatch.setattr(
+        pubsub,
+        "publish_ruleset_changed",
+        lambda environment_id, version: published.append((environment_id, version)),
     )
-    monkeypatch.setitem(sys.modules, "flags.events", fake)
     with django_capture_on_commit_callbacks(execute=True):
         serve(flags["legacy"], staging, "on")
     staging.refresh_from_db()
@@ -203,8 +201,8 @@ def test_the_commit_hook_never_fails_the_write(
     def broken() -> Any:
         raise ConnectionError("redis is gone")
 
-    monkeypatch.setattr(rulesets, "shared_cache", broken)
+    monkeypatch.setattr(shared_cache, "backend", broken)
     with django_capture_on_commit_callbacks(execute=True):
         serve(flags["legacy"], staging, "on")  # no exception
-    rulesets.reset()
+    shared_cache.reset()
     assert Flag.objects.get(key="legacy").states.get(environment=staging).enabled is True

@@ -19,8 +19,8 @@ from django.test import Client
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import ApiKey, User
-from flags import rulesets, services
-from flags.evaluation import cache, local
+from flags import services
+from flags.delivery import compiled, pubsub, shared_cache, versions
 from flags.models import Environment, Flag, Project
 from flagship import breakers
 from flagship.faults import FaultProxy, wait_until
@@ -111,21 +111,22 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
     with caching(redis_proxy.url(redis_url())):
         call(client, "get", RULESET, secret)  # cold: the full path
         call(client, "get", RULESET, secret)  # warm: starts this process's subscription
-        assert wait_until(local.subscribed)
+        assert wait_until(pubsub.subscribed)
         version = int(call(client, "get", RULESET, secret)["ETag"].strip('"'))
-        assert local.version(staging.pk) == version  # pushed versions are trusted
+        assert versions.version(staging.pk) == version  # pushed versions are trusted
 
         redis_proxy.sever()
-        assert wait_until(lambda: not local.subscribed())
-        assert wait_until(lambda: rulesets.get_version(staging.pk) is None)  # the cache is cut too
+        assert wait_until(lambda: not pubsub.subscribed())
+        # The cache is cut too.
+        assert wait_until(lambda: shared_cache.get_version(staging.pk) is None)
         # Another process commits a change while the notices cannot travel: only the database
         # knows. This process must not keep serving the version it was last told about.
         Environment.objects.filter(pk=staging.pk).update(ruleset_version=F("ruleset_version") + 1)
-        assert local.version(staging.pk) is None
+        assert versions.version(staging.pk) is None
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{version + 1}"'
 
         redis_proxy.restore()
-        assert wait_until(local.subscribed)  # resubscribes by itself
+        assert wait_until(pubsub.subscribed)  # resubscribes by itself
         assert wait_until(breakers.redis_breaker.available)  # the background probe closes it
         with django_capture_on_commit_callbacks(execute=True):
             services.flag_toggle(
@@ -134,7 +135,7 @@ def test_pubsub_lost__versions_are_read_again__and_pushed_after_recovery(
                 actor=None,
             )
         changed = Environment.objects.get(pk=staging.pk).ruleset_version
-        assert wait_until(lambda: local.version(staging.pk) == changed)  # pushed again
+        assert wait_until(lambda: versions.version(staging.pk) == changed)  # pushed again
         assert call(client, "get", RULESET, secret)["ETag"] == f'"{changed}"'
 
 
@@ -150,9 +151,9 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
     flags = build_flags(project, staging)
     with caching(redis_proxy.url(redis_url())):
         before = Environment.objects.get(pk=staging.pk).ruleset_version
-        rulesets.announce_version(staging.pk, before)  # cached for 30 s, as after any change
+        shared_cache.announce_version(staging.pk, before)  # cached for 30 s, as after any change
         redis_proxy.sever()
-        assert rulesets.get_version(staging.pk) is None  # opens the breaker
+        assert shared_cache.get_version(staging.pk) is None  # opens the breaker
         with django_capture_on_commit_callbacks(execute=True):  # announcing it fails
             services.flag_toggle(
                 state=flags["banner-text"].states.get(environment=staging),
@@ -164,7 +165,7 @@ def test_redis_back__versions_reconciled_with_the_database_at_once(
 
         redis_proxy.restore()
         # The probe closes the breaker and reconciles: the stale key is not trusted for 30 s.
-        assert wait_until(lambda: rulesets.get_version(staging.pk) == changed)
+        assert wait_until(lambda: shared_cache.get_version(staging.pk) == changed)
 
 
 @pytest.mark.requires_redis
@@ -241,7 +242,7 @@ def test_postgres_down__evaluations_answer_writes_503_and_recover(
             assert response.status_code == 200, (url, response.content)
             assert response.json() == expected[url]
         # Even with the shared cache emptied, this process serves its last known ruleset.
-        rulesets.shared_cache().clear()
+        shared_cache.backend().clear()
         response = call(client, "post", EVALUATE, server)
         assert response.status_code == 200
         assert response.json() == expected[EVALUATE]
@@ -295,4 +296,5 @@ def test_postgres_down__cold_process_without_cache_answers_503_not_500(
         response = call(client, "post", EVALUATE, server)
         assert response.status_code == 503
         assert response.json()["code"] == "database_unavailable"
-    cache.clear()
+    compiled.clear()
+    versions.clear()

@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import ApiKey, User
 from accounts.services import api_key_issue, api_key_revoke
 from flags import services
-from flags.evaluation import cache
+from flags.delivery import compiled, versions
 from flags.models import Environment, Flag, Project
 
 from .evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
@@ -26,7 +26,8 @@ RULESET = "/api/v1/ruleset"
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     # SQLite may hand a rolled-back environment id to the next test: forget compiled rulesets.
-    cache.clear()
+    compiled.clear()
+    versions.clear()
 
 
 @pytest.fixture
@@ -313,10 +314,10 @@ def test_the_compiled_ruleset_is_reused(
     flags: dict[str, Flag], staging: Environment, django_assert_num_queries: Any
 ) -> None:
     staging.refresh_from_db()
-    first = cache.current_ruleset(staging)
+    first = compiled.current_ruleset(staging)
     with django_assert_num_queries(0):
-        assert cache.current_ruleset(staging) is first
+        assert compiled.current_ruleset(staging) is first
     serve(flags["legacy"], staging, "on")
     staging.refresh_from_db()
-    assert cache.current_ruleset(staging) is not first
-    assert cache.current_ruleset(staging).evaluate("legacy").value is True
+    assert compiled.current_ruleset(staging) is not first
+    assert compiled.current_ruleset(staging).evaluate("legacy").value is True

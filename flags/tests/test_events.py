@@ -1,4 +1,4 @@
-"""flags.events: ruleset change notices, in process and through Redis pub/sub."""
+"""Ruleset change notices to streams, in process and through Redis pub/sub."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 import redis
 from django.test.utils import override_settings
 
-from flags import events
+from flags.delivery import pubsub
+from flags.stream import subscriptions
 
 WAIT = 5.0
 
@@ -39,39 +40,39 @@ def run[T](coroutine: Callable[[], Awaitable[T]]) -> T:
 
 
 def test_message_encoding() -> None:
-    change = events.RulesetChanged(3, 7)
+    change = pubsub.RulesetChanged(3, 7)
     assert json.loads(change.encode()) == {"environment": 3, "version": 7}
-    assert events.RulesetChanged.decode(change.encode()) == change
-    assert events.RulesetChanged.decode(b'{"environment": 3, "version": 7}') == change
+    assert pubsub.RulesetChanged.decode(change.encode()) == change
+    assert pubsub.RulesetChanged.decode(b'{"environment": 3, "version": 7}') == change
     for bad in (b"nope", b"[]", b'{"environment": 3}', b'{"environment": "3", "version": 7}'):
-        assert events.RulesetChanged.decode(bad) is None
+        assert pubsub.RulesetChanged.decode(bad) is None
 
 
 def test_in_process_delivery(in_process: None) -> None:
     async def scenario() -> list[int | None]:
-        async with events.subscribe(1) as one, events.subscribe(2) as two:
-            assert events.broker.count() == 2
+        async with subscriptions.subscribe(1) as one, subscriptions.subscribe(2) as two:
+            assert subscriptions.broker.count() == 2
             # From another thread, as a WSGI worker's commit hook would.
-            thread = threading.Thread(target=events.publish_ruleset_changed, args=(1, 5))
+            thread = threading.Thread(target=pubsub.publish_ruleset_changed, args=(1, 5))
             thread.start()
             received = [await one.wait()]
             thread.join(WAIT)
-            events.publish_ruleset_changed(2, 9)
+            pubsub.publish_ruleset_changed(2, 9)
             received.append(await two.wait())
             # Notices coalesce: a slow stream only gets the newest version.
             for version in (10, 12, 11):
-                events.publish_ruleset_changed(1, version)
+                pubsub.publish_ruleset_changed(1, version)
             received.append(await one.wait())
             return received
 
     assert run(scenario) == [5, 9, 12]
-    assert events.broker.count() == 0
+    assert subscriptions.broker.count() == 0
 
 
 def test_notices_for_other_environments_are_not_delivered(in_process: None) -> None:
     async def scenario() -> None:
-        async with events.subscribe(1) as one:
-            events.publish_ruleset_changed(2, 3)
+        async with subscriptions.subscribe(1) as one:
+            pubsub.publish_ruleset_changed(2, 3)
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(one.wait(), 0.1)
 
@@ -80,12 +81,12 @@ def test_notices_for_other_environments_are_not_delivered(in_process: None) -> N
 
 def test_resync_notice(in_process: None) -> None:
     async def scenario() -> int | None:
-        async with events.subscribe(1) as one:
-            events.publish_ruleset_changed(1, 4)
-            events.broker.resync(asyncio.get_running_loop())
+        async with subscriptions.subscribe(1) as one:
+            pubsub.publish_ruleset_changed(1, 4)
+            subscriptions.broker.resync(asyncio.get_running_loop())
             return await one.wait()
 
-    assert run(scenario) is events.RESYNC
+    assert run(scenario) is subscriptions.RESYNC
 
 
 @pytest.mark.requires_redis
@@ -95,16 +96,22 @@ def test_delivery_through_redis(redis_url: str) -> None:
     def subscribers() -> int:
         # This process's subscriptions (other processes may share the Redis).
         clients = other_process.client_list(_type="pubsub")
-        return sum(1 for entry in clients if entry["name"] == events.subscriber_name())
+        return sum(1 for entry in clients if entry["name"] == pubsub.subscriber_name())
 
     async def scenario() -> list[int | None]:
-        async with events.subscribe(1) as one, events.subscribe(1) as same, events.subscribe(2):
+        async with (
+            subscriptions.subscribe(1) as one,
+            subscriptions.subscribe(1) as same,
+            subscriptions.subscribe(2),
+        ):
             assert subscribers() == 1  # one subscription for the process, not one per stream
-            await asyncio.to_thread(events.publish_ruleset_changed, 1, 8)
+            await asyncio.to_thread(pubsub.publish_ruleset_changed, 1, 8)
             received = [await one.wait(), await same.wait()]
             # From another process, and something that is not a notice (ignored).
-            other_process.publish(events.channel(), b"garbage")
-            other_process.publish(events.channel(), events.RulesetChanged(1, 9).encode())
+            other_process.publish(pubsub.channel(pubsub.RULESET_CHANNEL), b"garbage")
+            other_process.publish(
+                pubsub.channel(pubsub.RULESET_CHANNEL), pubsub.RulesetChanged(1, 9).encode()
+            )
             received.append(await one.wait())
             return received
 
@@ -123,7 +130,7 @@ def test_delivery_through_redis(redis_url: str) -> None:
 def test_publish_without_a_reachable_redis_delivers_in_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(events, "READY_TIMEOUT", 0.1)
+    monkeypatch.setattr(subscriptions, "READY_TIMEOUT", 0.1)
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
@@ -132,8 +139,8 @@ def test_publish_without_a_reachable_redis_delivers_in_process(
 
         async def scenario() -> int | None:
             loop = asyncio.get_running_loop()
-            async with events.subscribe(1) as one:
-                await loop.run_in_executor(None, events.publish_ruleset_changed, 1, 6)
+            async with subscriptions.subscribe(1) as one:
+                await loop.run_in_executor(None, pubsub.publish_ruleset_changed, 1, 6)
                 return await one.wait()
 
         assert run(scenario) == 6

@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
-from flags.evaluation import fast, local
+from flags.delivery import keys, pubsub, versions
+from flags.evaluation import fast
 from flags.models import Environment, Flag, Project
 
 from .caching import caching, redis_url
@@ -196,11 +197,11 @@ def test_an_expired_key_is_refused_by_the_full_path(
 ) -> None:
     secret = issue(staging)
     send(client, "post", "/api/v1/evaluate", secret, CONTEXT)  # warm
-    data = local.key(secret[4:16])
+    data = keys.key(secret[4:16])
     assert data is not None
     from django.utils import timezone  # noqa: PLC0415
 
-    local.remember_key(secret[4:16], {**data, "expires_at": timezone.now()})
+    keys.remember_key(secret[4:16], {**data, "expires_at": timezone.now()})
     full_path_calls.clear()
     send(client, "post", "/api/v1/evaluate", secret, CONTEXT)
     assert full_path_calls == ["/api/v1/evaluate"]
@@ -245,27 +246,27 @@ def test_versions_are_pushed_to_every_process_through_redis(
         send(client, "get", "/api/v1/ruleset", secret, None)  # cold: the full path
         send(client, "get", "/api/v1/ruleset", secret, None)  # warm: starts the listener
         deadline = time.monotonic() + 10
-        while not local.subscribed() and time.monotonic() < deadline:
+        while not pubsub.subscribed() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert local.subscribed()
+        assert pubsub.subscribed()
         first = send(client, "get", "/api/v1/ruleset", secret, None)
         version = int(first["ETag"].strip('"'))
-        assert local.version(staging.pk) == version
+        assert versions.version(staging.pk) == version
 
         # Another process's commit: only the Redis notice tells this one.
         import redis  # noqa: PLC0415
 
         redis.Redis.from_url(redis_url()).publish(
-            local.channel(local.RULESET_CHANNEL),
+            pubsub.channel(pubsub.RULESET_CHANNEL),
             json.dumps({"environment": staging.pk, "version": version + 5}),
         )
-        while local.version(staging.pk) != version + 5 and time.monotonic() < deadline:
+        while versions.version(staging.pk) != version + 5 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert local.version(staging.pk) == version + 5
+        assert versions.version(staging.pk) == version + 5
 
         # A key changed elsewhere is dropped here too.
-        assert local.key(secret[4:16]) is not None
-        redis.Redis.from_url(redis_url()).publish(local.channel(local.KEY_CHANNEL), secret[4:16])
-        while local.key(secret[4:16]) is not None and time.monotonic() < deadline:
+        assert keys.key(secret[4:16]) is not None
+        redis.Redis.from_url(redis_url()).publish(pubsub.channel(pubsub.KEY_CHANNEL), secret[4:16])
+        while keys.key(secret[4:16]) is not None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert local.key(secret[4:16]) is None
+        assert keys.key(secret[4:16]) is None

@@ -11,7 +11,7 @@ from django.test.utils import override_settings
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_issue, api_key_revoke
-from flags.evaluation import cache
+from flags.delivery import compiled, versions
 from flags.models import Environment, Flag, Project
 
 from .evaluation_data import VISIBLE, build_flags, issue, issue_admin, serve, state
@@ -22,7 +22,8 @@ STANDARD_REASONS = {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "DISABLED"}
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    cache.clear()
+    compiled.clear()
+    versions.clear()
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from accounts.models import ApiKey
+from flags.delivery import compiled, versions
 from flags.documents import environment_ruleset
-from flags.evaluation import cache, throttling
+from flags.evaluation import throttling
 from flags.models import Environment, Flag, Project
 from flagship_sdk.engine import ErrorCode, Ruleset
 from flagship_sdk.engine.results import error_result
@@ -26,7 +27,8 @@ FLAGS = "/ofrep/v1/evaluate/flags"
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    cache.clear()
+    compiled.clear()
+    versions.clear()
 
 
 @pytest.fixture
@@ -158,10 +160,10 @@ def test_concurrent_misses_build_once(
         time.sleep(0.05)
         return document
 
-    monkeypatch.setattr(cache, "environment_ruleset", slow_build)
+    monkeypatch.setattr(compiled, "environment_ruleset", slow_build)
     results: list[Ruleset] = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.current_ruleset(staging)))
+        threading.Thread(target=lambda: results.append(compiled.current_ruleset(staging)))
         for _ in range(8)
     ]
     for thread in threads:
@@ -175,9 +177,9 @@ def test_concurrent_misses_build_once(
 def test_the_cache_keeps_only_the_latest_entries(
     flags: dict[str, Flag], staging: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cache, "MAX_ENTRIES", 1)
+    monkeypatch.setattr(compiled, "MAX_ENTRIES", 1)
     staging.refresh_from_db()
-    first = cache.compiled_ruleset(staging)
+    first = compiled.compiled_ruleset(staging)
     other = Environment.objects.get(project=staging.project, key="development")
-    cache.compiled_ruleset(other)
-    assert cache.compiled_ruleset(staging) is not first
+    compiled.compiled_ruleset(other)
+    assert compiled.compiled_ruleset(staging) is not first

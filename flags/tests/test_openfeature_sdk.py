@@ -18,7 +18,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
 from accounts.models import ApiKey
-from flags.evaluation import cache
+from flags.delivery import compiled, versions
 from flags.models import Environment, Flag, Project
 
 from .evaluation_data import build_flags, issue, state
@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def flags(project: Project, staging: Environment) -> dict[str, Flag]:
-    cache.clear()
+    compiled.clear()
+    versions.clear()
     return build_flags(project, staging)
 
 

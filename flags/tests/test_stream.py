@@ -24,8 +24,10 @@ from django.test.utils import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import ApiKey, User
-from flags import events, services
+from flags import services
+from flags.delivery import pubsub
 from flags.models import Environment, Flag, FlagState, Project
+from flags.stream import subscriptions
 from flagship.asgi import application
 
 from .evaluation_data import issue, issue_admin
@@ -228,10 +230,10 @@ def test_initial_event_then_one_event_per_change(
     assert client.next_event(PROPAGATION)["data"]["version"] == current + 2
 
     # A client that goes away leaves nothing behind.
-    assert events.broker.count() == 1
+    assert subscriptions.broker.count() == 1
     client.close()
     deadline = time.monotonic() + WAIT
-    while events.broker.count():
+    while subscriptions.broker.count():
         assert time.monotonic() < deadline, "the stream was not released"
         time.sleep(0.01)
 
@@ -342,11 +344,11 @@ def test_fan_out_through_redis(
             ours = [
                 entry
                 for entry in other_process.client_list(_type="pubsub")
-                if entry["name"] == events.subscriber_name()
+                if entry["name"] == pubsub.subscriber_name()
             ]
             assert len(ours) == 1
             notice = json.dumps({"environment": staging.pk, "version": current + 5})
-            other_process.publish(events.channel(), notice)
+            other_process.publish(pubsub.channel(pubsub.RULESET_CHANNEL), notice)
             assert first.next_event(PROPAGATION)["data"]["version"] == current + 5
             assert second.next_event(PROPAGATION)["data"]["version"] == current + 5
     finally:
@@ -369,7 +371,7 @@ def test_a_lost_subscription_resyncs_the_streams(
             (ours,) = [
                 entry
                 for entry in admin.client_list(_type="pubsub")
-                if entry["name"] == events.subscriber_name()
+                if entry["name"] == pubsub.subscriber_name()
             ]
             assert admin.client_kill_filter(_id=ours["id"]) == 1
             assert client.next_event(WAIT)["data"]["version"] == current + 1

@@ -1,7 +1,7 @@
 """The evaluation and stream rate limits, at their production defaults, on a simulated clock.
 
 The test settings turn every default off; ``production_rates`` puts the settings back the way
-production leaves them (unset, so ``flagship.rates.DEFAULTS`` applies), and ``clock`` replaces
+production leaves them (unset, so ``flags.conf.RATE_DEFAULTS`` applies), and ``clock`` replaces
 the process's limiter with one on a clock the test moves, so seconds pass without sleeping.
 """
 
@@ -16,9 +16,9 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from accounts.models import ApiKey
+from flags import conf
 from flags.evaluation import throttling
 from flags.models import Environment, Flag, Project
-from flagship import rates
 
 from .caching import caching
 from .evaluation_data import build_flags, issue
@@ -49,7 +49,7 @@ def _fresh_caches() -> Iterator[None]:
 def production_rates(settings: Any) -> None:
     """Every rate setting as production leaves it: unset, with the defaults on."""
     settings.FLAGSHIP_DEFAULT_RATES_ON = True
-    for name in [*rates.DEFAULTS, rates.EVALUATION]:
+    for name in [*conf.RATE_DEFAULTS, conf.EVALUATION_RATE]:
         setattr(settings, name, None)
 
 
@@ -78,8 +78,8 @@ def drive(
 
 
 def test_rates__production_settings__the_defaults_table(production_rates: None) -> None:
-    assert {name: rates.rate(name) for name in rates.DEFAULTS} == rates.DEFAULTS
-    assert rates.rate(rates.SERVER_KEY) == "1200000/m"
+    assert {name: conf.rate(name) for name in conf.RATE_DEFAULTS} == conf.RATE_DEFAULTS
+    assert conf.rate(conf.SERVER_KEY_RATE) == "1200000/m"
 
 
 def test_rates__deprecated_evaluation_rate__stands_for_unset_key_rates(
@@ -88,9 +88,9 @@ def test_rates__deprecated_evaluation_rate__stands_for_unset_key_rates(
     settings.FLAGSHIP_EVALUATION_RATE = "6000/m"
     settings.FLAGSHIP_CLIENT_KEY_RATE = "50/s"
 
-    assert rates.rate(rates.SERVER_KEY) == "6000/m"
-    assert rates.rate(rates.CLIENT_KEY) == "50/s"
-    assert rates.rate(rates.CLIENT_ADDRESS) == "1200/m"
+    assert conf.rate(conf.SERVER_KEY_RATE) == "6000/m"
+    assert conf.rate(conf.CLIENT_KEY_RATE) == "50/s"
+    assert conf.rate(conf.CLIENT_ADDRESS_RATE) == "1200/m"
 
 
 def test_server_key__2000_per_second_at_the_defaults__never_refused(

@@ -6,10 +6,8 @@ builder and writers that commit while it reads.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -21,6 +19,7 @@ from django.test.utils import override_settings
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from flags import documents, services
+from flags.delivery import pubsub
 from flags.models import Environment, Flag, FlagState, Project
 
 WRITERS = 3
@@ -45,11 +44,11 @@ def _state(flag: Flag, environment: Environment) -> FlagState:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The change notices sent after commit, as (environment id, version)."""
     notices: list[tuple[int, int]] = []
-    fake = types.ModuleType("flags.events")
-    fake.publish_ruleset_changed = lambda environment_id, version: notices.append(  # type: ignore[attr-defined]  # a stand-in module
-        (environment_id, version)
+    monkeypatch.setattr(
+        pubsub,
+        "publish_ruleset_changed",
+        lambda environment_id, version: notices.append((environment_id, version)),
     )
-    monkeypatch.setitem(sys.modules, "flags.events", fake)
     return notices
 
 

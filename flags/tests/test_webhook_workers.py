@@ -182,6 +182,9 @@ def test_database_cut_under_the_worker__it_survives_and_delivers_once_back(
         start_worker(processes, "worker", DATABASE_URL=pg.url(url))
         toggles(state, 1)
         assert receiver.wait_for(lambda got: len(got) == 1, timeout=20)
+        # (and recorded: a cut between the answer and the record would send it again, as a
+        # receiver must expect of any delivery: docs/webhooks.md)
+        assert wait_until(lambda: deliveries(status=Status.DELIVERED) != [], timeout=10)
         # When its database is cut while 5 more changes commit, for 2 seconds
         pg.sever()
         toggles(state, 5)

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
-from django.conf import settings
+from flags import conf
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -25,8 +25,8 @@ class AddressRefusedError(ValueError):
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [
         ipaddress.ip_network(text.strip(), strict=False)
-        for text in getattr(settings, "FLAGSHIP_WEBHOOK_ALLOWED_NETWORKS", [])
-        if text.strip()
+        for text in conf.webhook_allowed_networks()
+        if text
     ]
 
 

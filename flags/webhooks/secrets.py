@@ -17,6 +17,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from flags import conf
+
 PREFIX = "whsec_"
 HINT_LENGTH = 4
 
@@ -37,7 +39,7 @@ def hint(secret: str) -> str:
 
 
 def _cipher() -> MultiFernet:
-    configured = [key for key in getattr(settings, "FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS", []) if key]
+    configured = conf.webhook_encryption_keys()
     if not configured:
         derived = hashlib.sha256(f"flagship.webhook-secrets:{settings.SECRET_KEY}".encode())
         configured = [base64.urlsafe_b64encode(derived.digest()).decode()]

@@ -25,12 +25,12 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from flags import conf
 from flags.models import Webhook, WebhookDelivery
 
 from . import http, secrets, signing
@@ -40,18 +40,14 @@ logger = logging.getLogger(__name__)
 Status = WebhookDelivery.Status
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 def backoff(attempts: int) -> float:
     """Seconds before attempt ``attempts + 1``: exponential from the base, capped, jittered.
 
     Half the delay is fixed and half random ("equal jitter"), so retries of many deliveries
     that failed together spread out, and none comes back sooner than half its step.
     """
-    base = _setting("FLAGSHIP_WEBHOOK_BACKOFF_SECONDS", 5.0)
-    cap = _setting("FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", 3600.0)
+    base = conf.webhook_backoff_seconds()
+    cap = conf.webhook_max_backoff_seconds()
     step = min(cap, base * 2 ** max(0, attempts - 1))
     return float(step / 2 + random.uniform(0, step / 2))  # noqa: S311  # jitter, not cryptography
 
@@ -108,7 +104,7 @@ def attempt(delivery: WebhookDelivery) -> None:
         record(delivery, http.Answer(None, error=str(error)))
         return
     headers = signing.headers(secret, str(delivery.event_id), timestamp, body)
-    answer = http.post(webhook.url, body, headers, _setting("FLAGSHIP_WEBHOOK_TIMEOUT", 10.0))
+    answer = http.post(webhook.url, body, headers, conf.webhook_timeout())
     record(delivery, answer)
 
 
@@ -121,7 +117,7 @@ def record(delivery: WebhookDelivery, answer: http.Answer) -> None:
     delivery.last_error = answer.error
     delivery.last_response = answer.body
     delivery.last_duration_ms = answer.duration_ms
-    max_attempts = int(_setting("FLAGSHIP_WEBHOOK_MAX_ATTEMPTS", 12))
+    max_attempts = conf.webhook_max_attempts()
     if answer.delivered:
         delivery.status = Status.DELIVERED
         delivery.delivered_at = now
@@ -129,7 +125,7 @@ def record(delivery: WebhookDelivery, answer: http.Answer) -> None:
     elif answer.retryable and delivery.attempts < max_attempts:
         delay = backoff(delivery.attempts)
         if answer.retry_after is not None:
-            delay = min(answer.retry_after, _setting("FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", 3600))
+            delay = min(answer.retry_after, conf.webhook_max_backoff_seconds())
         delivery.next_attempt_at = now + timedelta(seconds=delay)
         outcome = "retrying"
     else:

@@ -10,6 +10,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from flags import conf
 from flags.tests.api_clients import bearer
 from flags.tests.evaluation_data import issue_admin
 from flagship import jsonbody
@@ -71,11 +72,11 @@ def test_loads__utf16_bytes__parsed() -> None:
 
 def test_max_depth__setting_read_on_each_call() -> None:
     with override_settings(FLAGSHIP_MAX_JSON_DEPTH=3):
-        assert jsonbody.max_depth() == 3
+        assert conf.max_json_depth() == 3
         assert jsonbody.loads(nested(3)) == [[[]]]
         with pytest.raises(jsonbody.JSONTooDeepError, match="deeper than 3 levels"):
             jsonbody.loads(nested(4))
-    assert jsonbody.max_depth() == jsonbody.DEFAULT_MAX_DEPTH
+    assert conf.max_json_depth() == conf.DEFAULTS["FLAGSHIP_MAX_JSON_DEPTH"]
 
 
 # --- Through DRF's parser (every management and evaluation route) -------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flagship import rates
+from flags import conf
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "flagship" / "settings.py"
@@ -118,8 +118,8 @@ def test_env_example__rate_defaults__those_of_flagship_rates() -> None:
     pattern = re.compile(r"^#?\s*(FLAGSHIP_[A-Z_]+_RATE)=(.*)$", flags=re.MULTILINE)
     documented = dict(pattern.findall(ENV_EXAMPLE.read_text()))
 
-    assert {name: documented.get(name) for name in rates.DEFAULTS} == rates.DEFAULTS
-    assert documented[rates.EVALUATION] == ""  # deprecated: no default
+    assert {name: documented.get(name) for name in conf.RATE_DEFAULTS} == conf.RATE_DEFAULTS
+    assert documented[conf.EVALUATION_RATE] == ""  # deprecated: no default
 
 
 def test_embedded_default__nothing_configured__sqlite_and_local_memory_cache() -> None:
@@ -216,8 +216,8 @@ def test_production__no_webhook_encryption_key__check_deploy_warns() -> None:
 
 def test_production__no_rate_configured__every_limit_at_its_default() -> None:
     code = (
-        "import json, django; django.setup(); from flagship import rates; "
-        "print(json.dumps({name: rates.rate(name) for name in rates.DEFAULTS}))"
+        "import json, django; django.setup(); from flags import conf; "
+        "print(json.dumps({name: conf.rate(name) for name in conf.RATE_DEFAULTS}))"
     )
     result = run(
         ["-c", code],
@@ -228,8 +228,8 @@ def test_production__no_rate_configured__every_limit_at_its_default() -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == rates.DEFAULTS
-    assert rates.DEFAULTS[rates.SERVER_KEY] == "1200000/m"
+    assert json.loads(result.stdout) == conf.RATE_DEFAULTS
+    assert conf.RATE_DEFAULTS[conf.SERVER_KEY_RATE] == "1200000/m"
 
 
 def test_unknown_environment__refuses_to_start() -> None:

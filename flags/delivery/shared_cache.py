@@ -1,4 +1,4 @@
-"""The shared (Redis) side of evaluation: ruleset documents, current versions, API key essentials.
+"""The shared (Redis) copies: ruleset documents, current versions, API key essentials, markers.
 
 Everything here goes through Django's cache API on the ``FLAGSHIP_CACHE_ALIAS`` cache (Redis when
 ``REDIS_URL`` is set, an in-process cache otherwise), and every call is guarded: a cache that
@@ -6,18 +6,22 @@ fails is logged and treated as a miss, never raised into a request or a write. T
 opens Redis's circuit breaker (``flagship.breakers``): until its background probe sees Redis
 answer again, nothing here touches Redis, so an outage costs one failed call per process, not a
 socket timeout per request. When the probe succeeds, the versions are reconciled with the
-database at once (:func:`reconcile_versions`), so a version key written before the outage is not
-trusted over a change committed during it.
+database at once (``versions.reconcile_versions``), so a version key written before the outage is
+not trusted over a change committed during it.
 
-Keys (under the cache's ``KEY_PREFIX``):
+This module holds the cache calls and the ruleset keys; the modules that own each state decide
+what to store (``docs/architecture.md``, "From a commit to an SDK"). Keys (under the cache's
+``KEY_PREFIX``):
 
 - ``ruleset:<environment id>``: ``{"version": v, "document": {...}}``, rebuilt on commit of every
-  change (``flags.services.common._announce``); only used when its version is the one asked for.
+  change (``versions.announce``) and on a miss (``compiled``); only used when its version is the
+  one asked for.
 - ``ruleset-version:<environment id>``: the environment's current ``ruleset_version``, set on
-  commit; the database is the fallback when it is missing.
-- ``api-key:<lookup>``: the essentials of a server or client key (``accounts.authentication``).
+  commit (``versions``); the database is the fallback when it is missing.
+- ``api-key:<lookup>``: the essentials of a server or client key (``keys``).
 - ``api-key-used:<id>``: present while the key's ``last_used_at`` was written less than a minute
-  ago.
+  ago (``keys``).
+- the rate counters of evaluation and streams (``flags.evaluation.throttling``).
 
 Time-to-live of each is a setting (``FLAGSHIP_RULESET_CACHE_SECONDS``,
 ``FLAGSHIP_VERSION_CACHE_SECONDS``, ``FLAGSHIP_KEY_CACHE_SECONDS``); 0 turns that cache off.
@@ -28,38 +32,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import BaseCache, caches
 
+from flags import conf
 from flagship import breakers
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ALIAS = "default"
 
-
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
-def ruleset_ttl() -> int:
-    """Seconds a ruleset document stays in the cache (0: documents are not cached)."""
-    return int(_setting("FLAGSHIP_RULESET_CACHE_SECONDS", 86_400))
-
-
-def version_ttl() -> int:
-    """Seconds a cached current version is trusted (0: always read from the database)."""
-    return int(_setting("FLAGSHIP_VERSION_CACHE_SECONDS", 30))
-
-
-def key_ttl() -> int:
-    """Seconds API key essentials are cached: the bound on revocation delay (0: no cache)."""
-    return int(_setting("FLAGSHIP_KEY_CACHE_SECONDS", 30))
-
-
-def shared_cache() -> BaseCache:
-    """The cache the stores use (``FLAGSHIP_CACHE_ALIAS``, default ``default``)."""
-    return caches[str(getattr(settings, "FLAGSHIP_CACHE_ALIAS", DEFAULT_ALIAS))]
+def backend() -> BaseCache:
+    """The Django cache behind the shared copies (``FLAGSHIP_CACHE_ALIAS``)."""
+    return caches[conf.cache_alias()]
 
 
 def available() -> bool:
@@ -69,7 +52,7 @@ def available() -> bool:
 
 def failed(operation: str, error: Exception) -> None:
     """A cache call failed: open Redis's breaker (when Redis is the cache) and log it."""
-    if getattr(settings, "REDIS_URL", ""):
+    if conf.redis_url():
         breakers.redis_breaker.failed(error)
     logger.warning("cache.failed", extra={"operation": operation, "error": repr(error)})
 
@@ -84,7 +67,7 @@ def get(key: str) -> Any:
     if not available():
         return None
     try:
-        return shared_cache().get(key)
+        return backend().get(key)
     except Exception as error:  # any cache failure is a miss, never an error
         failed("get", error)
         return None
@@ -95,7 +78,7 @@ def set(key: str, value: Any, timeout: float) -> bool:  # mirrors the cache API
     if timeout <= 0 or not available():
         return False
     try:
-        shared_cache().set(key, value, timeout)
+        backend().set(key, value, timeout)
     except Exception as error:  # see get
         failed("set", error)
         return False
@@ -107,7 +90,7 @@ def add(key: str, value: Any, timeout: float) -> bool | None:
     if timeout <= 0 or not available():
         return None
     try:
-        return bool(shared_cache().add(key, value, timeout))
+        return bool(backend().add(key, value, timeout))
     except Exception as error:  # see get
         failed("add", error)
         return None
@@ -118,7 +101,7 @@ def incr(key: str, amount: int) -> int | None:
     if not available():
         return None
     try:
-        return int(shared_cache().incr(key, amount))
+        return int(backend().incr(key, amount))
     except ValueError:
         return None  # expired between add() and incr(): the next report starts it again
     except Exception as error:  # see get
@@ -131,7 +114,7 @@ def delete(key: str) -> None:
     if not available():
         return
     try:
-        shared_cache().delete(key)
+        backend().delete(key)
     except Exception as error:  # see get
         failed("delete", error)
 
@@ -149,7 +132,7 @@ def version_key(environment_id: int) -> str:
 
 def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
     """The cached ruleset document of an environment if it is exactly at ``version``."""
-    if ruleset_ttl() <= 0:
+    if conf.ruleset_cache_seconds() <= 0:
         return None
     entry = get(document_key(environment_id))
     if not isinstance(entry, dict) or entry.get("version") != version:
@@ -161,12 +144,12 @@ def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
 def put_document(environment_id: int, document: dict[str, Any]) -> bool:
     """Store a ruleset document under its own version."""
     entry = {"version": document["version"], "document": document}
-    return set(document_key(environment_id), entry, ruleset_ttl())
+    return set(document_key(environment_id), entry, conf.ruleset_cache_seconds())
 
 
 def get_version(environment_id: int) -> int | None:
     """The cached current version of an environment, if any."""
-    if version_ttl() <= 0:
+    if conf.version_cache_seconds() <= 0:
         return None
     value = get(version_key(environment_id))
     return value if isinstance(value, int) else None
@@ -174,15 +157,15 @@ def get_version(environment_id: int) -> int | None:
 
 def announce_version(environment_id: int, version: int) -> None:
     """Record a committed version (never moving the cached one backwards)."""
-    if version_ttl() <= 0:
+    if conf.version_cache_seconds() <= 0:
         return
     current = get(version_key(environment_id))
     if isinstance(current, int) and current > version:
         return
-    set(version_key(environment_id), version, version_ttl())
+    set(version_key(environment_id), version, conf.version_cache_seconds())
 
 
 def remember_version(environment_id: int, version: int) -> None:
     """Cache a version read from the database, unless a commit announced one meanwhile."""
-    if version_ttl() > 0:
-        add(version_key(environment_id), version, version_ttl())
+    if conf.version_cache_seconds() > 0:
+        add(version_key(environment_id), version, conf.version_cache_seconds())
