@@ -37,6 +37,11 @@ from .models import ApiKey
 logger = logging.getLogger(__name__)
 
 ENVIRONMENT_KINDS = (ApiKey.Kind.SERVER, ApiKey.Kind.CLIENT)
+REFUSALS = {
+    essentials.INVALID: "This API key is not valid.",
+    essentials.REVOKED: "This API key has been revoked.",
+    essentials.EXPIRED: "This API key has expired.",
+}
 
 
 def presented_secret(request: HttpRequest | Request) -> str | None:
@@ -81,13 +86,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = None
         if parsed is not None:
             key = self._cached_key(*parsed) or self._stored_key(*parsed)
-        if key is None or not keys.matches(secret, key.secret_hash):
-            raise AuthenticationFailed("This API key is not valid.", code="invalid_api_key")
+        if key is None:
+            raise AuthenticationFailed(REFUSALS[essentials.INVALID], code=essentials.INVALID)
         now = timezone.now()
-        if key.revoked_at is not None:
-            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise AuthenticationFailed("This API key has expired.", code="expired_api_key")
+        reason = essentials.refusal(secret, key.secret_hash, key.revoked_at, key.expires_at, now)
+        if reason is not None:
+            raise AuthenticationFailed(REFUSALS[reason], code=reason)
         self._record_use(key, now)
         return key
 

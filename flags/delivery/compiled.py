@@ -46,7 +46,7 @@ class CompiledRuleset:
     document: dict[str, Any]
     body: bytes = field(repr=False)
     # JSON fragments of results by response style and id(result), filled by the fast path
-    # (flags.evaluation.fast.fragments), and the results they belong to, kept alive.
+    # (flags.evaluation.rendering.fragments), and the results they belong to, kept alive.
     fragments: dict[str, dict[int, bytes]] = field(default_factory=dict, repr=False, compare=False)
     kept: list[object] = field(default_factory=list, repr=False, compare=False)
 

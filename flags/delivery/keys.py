@@ -221,7 +221,34 @@ def due(key_id: int) -> bool:
     return claimed is not False
 
 
-# --- The fast path's check --------------------------------------------------------------------
+# --- Checking a secret -----------------------------------------------------------------------
+# Why essentials refuse a secret (DRF's authentication codes).
+INVALID = "invalid_api_key"
+REVOKED = "revoked_api_key"
+EXPIRED = "expired_api_key"
+
+
+def refusal(
+    secret: str,
+    secret_hash: str,
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> str | None:
+    """Why a key refuses ``secret`` (``INVALID``, ``REVOKED``, ``EXPIRED``), or ``None``.
+
+    The one check of a secret against a key, for the fast path (:func:`authenticate`) and DRF's
+    authenticator alike.
+    """
+    if not secrets.matches(secret, secret_hash):
+        return INVALID
+    if revoked_at is not None:
+        return REVOKED
+    if expires_at is not None and expires_at <= now:
+        return EXPIRED
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FastKey:
     """An environment key checked from this process's memory."""
@@ -273,12 +300,10 @@ def _check(secret: str, kinds: tuple[str, ...]) -> FastKey | None:
     if parsed is None or parsed[0] not in kinds:
         return None
     data = key(parsed[1])
-    if data is None or data.get("kind") != parsed[0] or data.get("revoked_at") is not None:
+    if data is None or data.get("kind") != parsed[0]:
         return None
-    if not secrets.matches(secret, data["secret_hash"]):
-        return None
-    expires_at = data.get("expires_at")
-    if expires_at is not None and expires_at.timestamp() <= time.time():
+    now = timezone.now()
+    if refusal(secret, data["secret_hash"], data["revoked_at"], data["expires_at"], now):
         return None
     if not recently_recorded(data["id"]):
         return None  # last_used_at is due: the full path writes it

@@ -1,4 +1,8 @@
-"""Request and response shapes of the evaluation API (the responses are documentation only)."""
+"""Request and response shapes of the evaluation API, for its schema; and a result's document.
+
+The shapes are documentation only: ``bodies`` reads the request, each view's ``answer`` writes the
+response (with :func:`result_document`).
+"""
 
 from __future__ import annotations
 

@@ -8,24 +8,25 @@ client-visible flags; a hidden flag is answered exactly like a missing one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
-from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
 from accounts.permissions import EnvironmentKeyRequired, ServerKeyRequired, environment_key
-from flags.delivery import keys
 from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
 from flagship_sdk.engine import ErrorCode, EvaluationResult
 
-from . import fast
+from . import bodies, fast
+from .rendering import fragments, json_response, render
 from .serializers import (
     EvaluationRequestSerializer,
     FlagEvaluationSerializer,
@@ -51,27 +52,58 @@ REQUEST_EXAMPLE = OpenApiExample(
 )
 
 
-def key_ruleset(request: Request) -> tuple[ApiKey, CompiledRuleset]:
-    """The environment key of a request (checked by the permission) and its compiled ruleset."""
+def key_ruleset(request: Request) -> tuple[str, CompiledRuleset]:
+    """The full path's lookup: the key's kind (checked by the permission) and its ruleset.
+
+    The fast path's is ``fast.admitted``; both evaluate with ``flags.delivery.compiled``.
+    """
     key = environment_key(request)
     if key is None or key.environment is None:  # pragma: no cover - the permission refused it
-        raise NotFound()
-    return key, compiled_ruleset(key.environment)
+        raise PermissionDenied()
+    return str(key.kind), compiled_ruleset(key.environment)
+
+
+# DRF's own words (those of ``EvaluationRequestSerializer``) for a body holding no context.
+_NOT_AN_OBJECT = serializers.Serializer.default_error_messages["invalid"]
+_CONTEXT_NOT_AN_OBJECT = serializers.DictField.default_error_messages["not_a_dict"]
 
 
 def request_context(request: Request) -> dict[str, Any]:
-    """The validated ``context`` of the request body (``{}`` when absent)."""
-    data = request.data
-    if data is None or (isinstance(data, dict) and not data):
-        return {}
-    serializer = EvaluationRequestSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    context = serializer.validated_data.get("context")
-    return dict(context) if context else {}
+    """The context of the request body as DRF's parser decoded it (``{}`` when absent).
+
+    A body that is not an object, or whose context is not one, is 400 with DRF's field errors.
+    """
+    try:
+        return bodies.context_of(request.data)
+    except bodies.BodyError as error:
+        kind = type(error.value).__name__
+        if error.reason == bodies.NOT_AN_OBJECT:
+            message = str(_NOT_AN_OBJECT).format(datatype=kind)
+            raise ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [message]}, code="invalid"
+            ) from None
+        message = str(_CONTEXT_NOT_AN_OBJECT).format(input_type=kind)
+        raise ValidationError({"context": [message]}, code="not_a_dict") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What an evaluation answer is built from, on either path."""
+
+    request: HttpRequest | Request
+    kind: str  # the environment key's (server or client)
+    compiled: CompiledRuleset
+    context: dict[str, Any]
 
 
 class FastPathMixin:
-    """Answer warm requests through ``flags.evaluation.fast``; DRF's ``dispatch`` otherwise."""
+    """Answer through ``flags.evaluation.fast`` when it can; DRF's ``dispatch`` otherwise.
+
+    A view writes its successful answer once, in :meth:`answer`, which both paths call: the fast
+    one with the key and ruleset it found in memory and the context of a plain body, DRF's (its
+    handlers call :meth:`full_answer`) with those found after DRF's authentication, permission and
+    throttle. An error raised by ``answer`` sends the fast path to the full one, which answers it.
+    """
 
     fast_kinds: tuple[str, ...] = (fast.SERVER, fast.CLIENT)
     fast_method = "POST"
@@ -80,8 +112,7 @@ class FastPathMixin:
         """Try the fast path, then the full one."""
         if request.method == self.fast_method and kwargs.get("version", "v1") == "v1":
             try:
-                admitted = fast.admitted(request, self.fast_kinds)
-                response = self.fast(request, *admitted, **kwargs) if admitted else None
+                response = self.fast_answer(request, **kwargs)
             except Exception:  # the full path meets the same trouble and answers it properly
                 response = None
             if response is not None:
@@ -89,10 +120,33 @@ class FastPathMixin:
                 return response
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
+    def fast_answer(self, request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
         """The answer from memory, or ``None`` for the full path."""
+        admitted = fast.admitted(request, self.fast_kinds)
+        if admitted is None:
+            return None
+        plain = self.fast_context(request)
+        if plain is None:
+            return None
+        kind, compiled = admitted
+        return self.answer(Asked(request, kind, compiled, plain), **kwargs)
+
+    def full_answer(self, request: Request, **kwargs: Any) -> HttpResponse:
+        """The answer on DRF's path: the body's context, the key's ruleset, then ``answer``."""
+        context = self.full_context(request)
+        kind, compiled = key_ruleset(request)
+        return self.answer(Asked(request, kind, compiled, context), **kwargs)
+
+    def fast_context(self, request: HttpRequest) -> dict[str, Any] | None:
+        """The context of a plain body, read as :meth:`full_context` reads it; else ``None``."""
+        return fast.plain_context(request)
+
+    def full_context(self, request: Request) -> dict[str, Any]:
+        """The context of the body; raises the view's error for a body that holds none."""
+        return request_context(request)
+
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """The successful answer; raises for an error (on either path)."""
         raise NotImplementedError
 
     def _allow_header(self) -> str:
@@ -115,19 +169,14 @@ class EnvironmentKeyView(FastPathMixin, APIView):
 class EvaluateFlagsView(EnvironmentKeyView):
     """Evaluate every flag the key may see."""
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
-        """``post`` from memory, with each result's JSON built once per ruleset version."""
-        context = fast.plain_context(request)
-        if context is None:
-            return None
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """Every visible flag's result, each result's JSON built once per ruleset version."""
+        compiled = asked.compiled
         results = compiled.ruleset.evaluate_all(
-            context, client_visible_only=api_key.kind == fast.CLIENT
+            asked.context, client_visible_only=asked.kind == fast.CLIENT
         )
-        parts = fast.fragments(compiled, "api", results.values(), api_fragment)
-        body = b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version)
-        return fast.json_response(body)
+        parts = fragments(compiled, "api", results.values(), api_fragment)
+        return json_response(b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version))
 
     @extend_schema(
         operation_id="evaluate_flags",
@@ -157,38 +206,34 @@ class EvaluateFlagsView(EnvironmentKeyView):
             ),
         ],
     )
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         """Evaluate all visible flags."""
-        context = request_context(request)
-        key, compiled = key_ruleset(request)
-        results = compiled.ruleset.evaluate_all(
-            context, client_visible_only=key.kind == ApiKey.Kind.CLIENT
-        )
-        return Response(
-            {
-                "flags": {flag: result_document(result) for flag, result in results.items()},
-                "version": compiled.version,
-            }
-        )
+        return self.full_answer(request, **kwargs)
 
 
 def api_fragment(result: EvaluationResult) -> bytes:
     """``"key":{...}``: one member of the ``flags`` object of ``POST /api/v1/evaluate``."""
-    return fast.render({result.key: result_document(result)})[1:-1]
+    return render({result.key: result_document(result)})[1:-1]
 
 
 class EvaluateFlagView(EnvironmentKeyView):
     """Evaluate one flag."""
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
-        """``post`` from memory (errors go to the full path)."""
-        result = fast.single_result(request, api_key, compiled, kwargs.get("flag_key"))
-        if result is None:
-            return None
-        document = {"key": result.key, **result_document(result), "version": compiled.version}
-        return fast.json_response(fast.render(document))
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """The result of the flag ``flag_key``; 404 for one the key may not see or that is not."""
+        flag_key = str(kwargs["flag_key"])
+        ruleset = asked.compiled.ruleset
+        if asked.kind == fast.CLIENT and not ruleset.client_visible(flag_key):
+            raise NotFound(f"There is no flag {flag_key!r}.", code="flag_not_found")
+        result = ruleset.evaluate(flag_key, asked.context)
+        if result.error_code == ErrorCode.FLAG_NOT_FOUND:
+            raise NotFound(f"There is no flag {flag_key!r}.", code="flag_not_found")
+        if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked before
+            raise ValidationError({"context": "The context must be an object."})
+        version = asked.compiled.version
+        return json_response(
+            render({"key": flag_key, **result_document(result), "version": version})
+        )
 
     @extend_schema(
         operation_id="evaluate_flag",
@@ -218,19 +263,9 @@ class EvaluateFlagView(EnvironmentKeyView):
             ),
         ],
     )
-    def post(self, request: Request, flag_key: str, *args: Any, **kwargs: Any) -> Response:
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         """Evaluate ``flag_key``."""
-        context = request_context(request)
-        key, compiled = key_ruleset(request)
-        ruleset = compiled.ruleset
-        if key.kind == ApiKey.Kind.CLIENT and not ruleset.client_visible(flag_key):
-            raise NotFound(f"There is no flag {flag_key!r}.", code="flag_not_found")
-        result = ruleset.evaluate(flag_key, context)
-        if result.error_code == ErrorCode.FLAG_NOT_FOUND:
-            raise NotFound(f"There is no flag {flag_key!r}.", code="flag_not_found")
-        if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked above
-            raise ValidationError({"context": "The context must be an object."})
-        return Response({"key": flag_key, **result_document(result), "version": compiled.version})
+        return self.full_answer(request, **kwargs)
 
 
 class RulesetView(EnvironmentKeyView):
@@ -240,11 +275,17 @@ class RulesetView(EnvironmentKeyView):
     fast_kinds = (fast.SERVER,)
     fast_method = "GET"
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
-        """``get`` from memory."""
-        return ruleset_response(request.META.get("HTTP_IF_NONE_MATCH"), compiled)
+    def fast_context(self, request: HttpRequest) -> dict[str, Any] | None:
+        """No context: a ``GET``."""
+        return {}
+
+    def full_context(self, request: Request) -> dict[str, Any]:
+        """No context: a ``GET``."""
+        return {}
+
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """The ruleset document, or 304."""
+        return ruleset_response(asked.request.META.get("HTTP_IF_NONE_MATCH"), asked.compiled)
 
     @extend_schema(
         operation_id="ruleset_retrieve",
@@ -295,8 +336,7 @@ class RulesetView(EnvironmentKeyView):
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
         """The ruleset document, or 304."""
-        _key, compiled = key_ruleset(request)
-        return ruleset_response(request.headers.get("If-None-Match"), compiled)
+        return self.full_answer(request, **kwargs)
 
 
 def ruleset_response(if_none_match: str | None, compiled: CompiledRuleset) -> HttpResponse:

@@ -27,14 +27,14 @@ from rest_framework.views import APIView
 
 from accounts.authentication import presented_secret
 from accounts.models import ApiKey
-from accounts.permissions import EnvironmentKeyRequired, environment_key
+from accounts.permissions import EnvironmentKeyRequired
 from flags import conf
-from flags.delivery import keys
-from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
-from flags.evaluation import fast
+from flags.delivery.compiled import CompiledRuleset
+from flags.evaluation import bodies, fast
+from flags.evaluation.rendering import fragments, json_response, render
 from flags.evaluation.throttling import EvaluationRateThrottle
-from flags.evaluation.views import FastPathMixin, etag_matches
-from flagship import breakers, jsonbody
+from flags.evaluation.views import Asked, FastPathMixin, etag_matches
+from flagship import breakers
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
 from .serializers import (
@@ -70,32 +70,24 @@ class OfrepError(Exception):
 
 
 def request_context(request: Request) -> dict[str, Any]:
-    """The request's ``context``: ``{}`` when the body or the context is absent.
+    """The request's ``context``: ``{}`` when the body (blank too) or the context is absent.
 
     The body is read as JSON whatever its content type (browsers may send ``text/plain`` to avoid
-    a preflight). Malformed JSON is ``PARSE_ERROR``; a context that is not an object is
-    ``INVALID_CONTEXT``.
+    a preflight). Malformed JSON and a body that is not an object are ``PARSE_ERROR``; a context
+    that is not an object is ``INVALID_CONTEXT``.
     """
     try:
         raw = request._request.body  # the raw body, not DRF's parsed data
     except RequestDataTooBig as error:
         raise OfrepError(413, GENERAL, "The request body is too large.") from error
-    if not raw.strip():
-        return {}
     try:
-        body = jsonbody.loads(raw)
-    except ValueError as error:  # JSONTooDeepError too: its message gives the limit
-        raise OfrepError(400, PARSE_ERROR, f"The request body is not valid JSON: {error}") from None
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise OfrepError(400, PARSE_ERROR, "The request body must be a JSON object.")
-    context = body.get("context")
-    if context is None:
-        return {}
-    if not isinstance(context, dict):
-        raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
-    return context
+        return bodies.read_context(raw, blank_is_empty=True)
+    except bodies.BodyError as error:
+        if error.reason == bodies.MALFORMED:
+            detail = f"The request body is not valid JSON: {error}"
+            raise OfrepError(400, PARSE_ERROR, detail) from None
+        code = INVALID_CONTEXT if error.reason == bodies.CONTEXT_NOT_AN_OBJECT else PARSE_ERROR
+        raise OfrepError(400, code, str(error)) from None
 
 
 def success_document(result: EvaluationResult, degraded: str = "") -> dict[str, Any]:
@@ -131,7 +123,7 @@ def failure_document(result: EvaluationResult) -> dict[str, Any]:
 
 def ofrep_fragment(result: EvaluationResult) -> bytes:
     """One item of the bulk response's ``flags`` array."""
-    return fast.render(failure_document(result) if result.is_error else success_document(result))
+    return render(failure_document(result) if result.is_error else success_document(result))
 
 
 def bulk_etag(compiled: CompiledRuleset, kind: str, context: dict[str, Any]) -> str:
@@ -145,14 +137,6 @@ def bulk_etag(compiled: CompiledRuleset, kind: str, context: dict[str, Any]) -> 
     )
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     return f'"{compiled.version}-{digest}"'
-
-
-def key_ruleset(request: Request) -> tuple[ApiKey, CompiledRuleset]:
-    """The environment key (checked by the permission) and its environment's compiled ruleset."""
-    key = environment_key(request)
-    if key is None or key.environment is None:  # pragma: no cover - the permission refused it
-        raise exceptions.PermissionDenied()
-    return key, compiled_ruleset(key.environment)
 
 
 def event_streams(request: HttpRequest, kind: str) -> list[dict[str, Any]] | None:
@@ -202,6 +186,14 @@ class OfrepView(FastPathMixin, APIView):
     permission_classes = [EnvironmentKeyRequired]
     throttle_classes = [EvaluationRateThrottle]
     versioning_class = None
+
+    def fast_context(self, request: HttpRequest) -> dict[str, Any] | None:
+        """The context of a plain body, read as :func:`request_context` reads it."""
+        return fast.plain_context(request, any_content_type=True)
+
+    def full_context(self, request: Request) -> dict[str, Any]:
+        """The context of the body, whatever its content type; ``OfrepError`` if it holds none."""
+        return request_context(request)
 
     def error_key(self) -> str | None:
         """The flag key error bodies carry (single-flag evaluation), else ``None``."""
@@ -257,16 +249,21 @@ class OfrepFlagView(OfrepView):
         """The flag key from the URL."""
         return str(self.kwargs.get("key", ""))
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
-        """``post`` from memory (errors go to the full path)."""
-        result = fast.single_result(
-            request, api_key, compiled, kwargs.get("key"), any_content_type=True
-        )
-        if result is None:
-            return None
-        return fast.json_response(fast.render(success_document(result, breakers.degraded())))
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """``evaluationSuccess`` of the flag ``key``; ``OfrepError`` for anything else."""
+        key = str(kwargs["key"])
+        ruleset = asked.compiled.ruleset
+        not_found = OfrepError(404, FLAG_NOT_FOUND, f"There is no flag {key!r}.")
+        if asked.kind == fast.CLIENT and not ruleset.client_visible(key):
+            raise not_found
+        result = ruleset.evaluate(key, asked.context)
+        if result.error_code == ErrorCode.FLAG_NOT_FOUND:
+            raise not_found
+        if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked before
+            raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
+        if result.error_code is not None:
+            raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
+        return json_response(render(success_document(result, breakers.degraded())))
 
     @extend_schema(
         operation_id="ofrep_evaluate_flag",
@@ -309,50 +306,33 @@ class OfrepFlagView(OfrepView):
             ),
         ],
     )
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         """Evaluate the flag ``key``."""
-        context = request_context(request)
-        api_key, compiled = key_ruleset(request)
-        ruleset = compiled.ruleset
-        not_found = OfrepError(404, FLAG_NOT_FOUND, f"There is no flag {key!r}.")
-        if api_key.kind == ApiKey.Kind.CLIENT and not ruleset.client_visible(key):
-            raise not_found
-        result = ruleset.evaluate(key, context)
-        if result.error_code == ErrorCode.FLAG_NOT_FOUND:
-            raise not_found
-        if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked above
-            raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
-        if result.error_code is not None:
-            raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
-        return Response(success_document(result, breakers.degraded()))
+        return self.full_answer(request, **kwargs)
 
 
 class OfrepFlagsView(OfrepView):
     """``POST /ofrep/v1/evaluate/flags``: evaluate every flag the key may see."""
 
-    def fast(
-        self, request: HttpRequest, api_key: keys.FastKey, compiled: CompiledRuleset, **kwargs: Any
-    ) -> HttpResponse | None:
-        """``post`` from memory, with each result's JSON built once per ruleset version."""
-        context = fast.plain_context(request, any_content_type=True)
-        if context is None:
-            return None
-        etag = bulk_etag(compiled, api_key.kind, context)
-        if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+    def answer(self, asked: Asked, **kwargs: Any) -> HttpResponse:
+        """Every visible flag's result (each one's JSON built once per ruleset version), or 304."""
+        compiled = asked.compiled
+        etag = bulk_etag(compiled, asked.kind, asked.context)
+        if etag_matches(asked.request.META.get("HTTP_IF_NONE_MATCH"), etag):
             response = HttpResponse(status=304)
         else:
             results = compiled.ruleset.evaluate_all(
-                context, client_visible_only=api_key.kind == fast.CLIENT
+                asked.context, client_visible_only=asked.kind == fast.CLIENT
             )
-            parts = fast.fragments(compiled, "ofrep", results.values(), ofrep_fragment)
+            parts = fragments(compiled, "ofrep", results.values(), ofrep_fragment)
             body = b'{"flags":[%s]' % b",".join(parts)
-            streams = event_streams(request, api_key.kind)
+            streams = event_streams(asked.request, asked.kind)
             if streams is not None:
-                body += b',"eventStreams":' + fast.render(streams)
+                body += b',"eventStreams":' + render(streams)
             degraded = breakers.degraded()
             if degraded:
-                body += b',"metadata":' + fast.render({DEGRADED: degraded})
-            response = fast.json_response(body + b"}")
+                body += b',"metadata":' + render({DEGRADED: degraded})
+            response = json_response(body + b"}")
         response["ETag"] = etag
         return response
 
@@ -407,29 +387,6 @@ class OfrepFlagsView(OfrepView):
             ),
         ],
     )
-    def post(self, request: Request) -> Response | HttpResponse:
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         """Evaluate every visible flag, or 304 when the ETag still matches."""
-        context = request_context(request)
-        api_key, compiled = key_ruleset(request)
-        etag = bulk_etag(compiled, api_key.kind, context)
-        if etag_matches(request.headers.get("If-None-Match"), etag):
-            response: Response | HttpResponse = HttpResponse(status=304)
-        else:
-            results = compiled.ruleset.evaluate_all(
-                context, client_visible_only=api_key.kind == ApiKey.Kind.CLIENT
-            )
-            body: dict[str, Any] = {
-                "flags": [
-                    failure_document(result) if result.is_error else success_document(result)
-                    for result in results.values()
-                ]
-            }
-            streams = event_streams(request, api_key.kind)
-            if streams is not None:
-                body["eventStreams"] = streams
-            degraded = breakers.degraded()
-            if degraded:
-                body["metadata"] = {DEGRADED: degraded}
-            response = Response(body)
-        response["ETag"] = etag
-        return response
+        return self.full_answer(request, **kwargs)

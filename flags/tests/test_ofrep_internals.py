@@ -53,7 +53,7 @@ def test_an_internal_fault_is_500_general(
     def broken(environment: Environment) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("flags.ofrep.views.compiled_ruleset", broken)
+    monkeypatch.setattr("flags.evaluation.views.compiled_ruleset", broken)
     single = post(client, f"{FLAGS}/discount", server_key)
     assert single.status_code == 500
     assert single.json() == {
@@ -82,7 +82,7 @@ def test_django_exceptions_keep_the_ofrep_shape(
     def broken(environment: Environment) -> Any:
         raise raised
 
-    monkeypatch.setattr("flags.ofrep.views.compiled_ruleset", broken)
+    monkeypatch.setattr("flags.evaluation.views.compiled_ruleset", broken)
     response = post(client, FLAGS, server_key)
     assert response.status_code == status
     assert isinstance(response.json()["errorDetails"], str)
