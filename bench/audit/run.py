@@ -27,20 +27,11 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from bench.database import NoServerError, scratch_database
 
 DEFAULT_ROWS = 100_000
 QUICK_ROWS = 5_000
-
-
-def database_url(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` instead."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit("DATABASE_URL must be a PostgreSQL URL (postgres://...)")
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def machine() -> str:
@@ -77,35 +68,16 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the database, seed, time, report, drop the database; the exit status."""
     options = _options(argv)
-    server = os.environ.get("DATABASE_URL", "")
-    if not server:
-        print("DATABASE_URL is required (a PostgreSQL server the run may create a database on)")
-        return 2
-    name = f"flagship_bench_audit_{os.getpid()}"
-    url = database_url(server, name)
-    with psycopg.connect(server, autocommit=True) as admin_connection:
-        admin_connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        report = _run(url, options) + f"\n\nDatabase {name}: created for this run, dropped."
-    finally:
-        _close_connections()
-        with psycopg.connect(server, autocommit=True) as admin_connection:
-            admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with scratch_database("flagship_bench_audit") as (name, url):
+            report = _run(url, options) + f"\n\nDatabase {name}: created for this run, dropped."
+    except NoServerError as error:
+        print(error)
+        return 2
     print(report)
     if options.markdown:
         options.markdown.write_text(report + "\n")
     return 0
-
-
-def _close_connections() -> None:
-    if "django" in sys.modules:
-        from django.db import connections  # noqa: PLC0415  # only once Django was set up
-
-        for connection in connections.all(initialized_only=True):
-            connection.close()
-            close_pool = getattr(connection, "close_pool", None)
-            if close_pool is not None:
-                close_pool()
 
 
 def _run(url: str, options: argparse.Namespace) -> str:

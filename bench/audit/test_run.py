@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from bench.audit.measure import table
-from bench.audit.run import database_url, main
+from bench.audit.run import main
 from bench.audit.seed import seed
+from bench.database import database_url
 from flags.history.feed import audit_rows
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -45,9 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import psycopg
-
-from bench.audit.run import database_url, machine
+from bench.audit.run import machine
+from bench.database import NoServerError, scratch_database
 from flagship.processes import Processes, free_port
 
 KEY = "Z6Wb1UGIualVanc8eEV0N4hFsNCQpBXZPkJS5bBtrNo="  # a Fernet key, bench only
@@ -132,32 +131,17 @@ def _options(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Create the database, measure, report, drop the database; the exit status."""
     options = _options(argv)
-    server = os.environ.get("DATABASE_URL", "")
-    if not server:
-        print("DATABASE_URL is required (a PostgreSQL server the run may create a database on)")
-        return 2
-    name = f"flagship_bench_webhooks_{os.getpid()}"
-    url = database_url(server, name)
-    with psycopg.connect(server, autocommit=True) as admin_connection:
-        admin_connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        report, ok = _run(url, options)
-        report += f"\n\nDatabase {name}: created for this run, dropped."
-    finally:
-        _close_connections()
-        with psycopg.connect(server, autocommit=True) as admin_connection:
-            admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with scratch_database("flagship_bench_webhooks") as (name, url):
+            report, ok = _run(url, options)
+            report += f"\n\nDatabase {name}: created for this run, dropped."
+    except NoServerError as error:
+        print(error)
+        return 2
     print(report)
     if options.markdown:
         options.markdown.write_text(report + "\n")
     return 0 if ok else 1
-
-
-def _close_connections() -> None:
-    if "django" in sys.modules:
-        from django.db import connections  # noqa: PLC0415  # only once Django was set up
-
-        connections.close_all()
 
 
 def _environment(url: str) -> dict[str, str]:
