@@ -211,31 +211,31 @@ FLAGSHIP_CHANNEL_PREFIX = env.str("FLAGSHIP_CHANNEL_PREFIX", default=None)
 # through FlagShip reach every process at once through pub/sub; this bounds the rest).
 FLAGSHIP_KEY_LOCAL_CACHE_SECONDS = env.float("FLAGSHIP_KEY_LOCAL_CACHE_SECONDS", default=None)
 
-# --- Webhooks and the worker (docs/webhooks.md) --------------------------------------------
+# --- Webhooks and the worker (docs/webhooks.md; defaults in flags.conf.DEFAULTS) -------------
 # Fernet keys (comma-separated; the first encrypts, all decrypt: rotate by putting a new key first)
 # that encrypt webhook signing secrets in the database. Empty: one derived from SECRET_KEY, which
 # `check --deploy` warns about (a dump plus the SECRET_KEY would then reveal the secrets).
-FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS = env.list("FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS", default=[])
+FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS = env.list("FLAGSHIP_WEBHOOK_ENCRYPTION_KEYS", default=None)
 # Networks deliveries may reach although private, loopback or link-local (CIDRs, comma-separated).
 FLAGSHIP_WEBHOOK_ALLOWED_NETWORKS = env.list(
     "FLAGSHIP_WEBHOOK_ALLOWED_NETWORKS",
-    default=["127.0.0.0/8", "::1/128"] if ENVIRONMENT == "test" else [],
+    default=["127.0.0.0/8", "::1/128"] if ENVIRONMENT == "test" else None,
 )
 # Seconds a delivery may take (connecting, sending and reading the answer).
-FLAGSHIP_WEBHOOK_TIMEOUT = env.float("FLAGSHIP_WEBHOOK_TIMEOUT", default=10.0)
-# Attempts before a delivery is dead, and the backoff: base * 2^(attempt-1), with full jitter,
+FLAGSHIP_WEBHOOK_TIMEOUT = env.float("FLAGSHIP_WEBHOOK_TIMEOUT", default=None)
+# Attempts before a delivery is dead, and the backoff: base * 2^(attempt-1), half of it jitter,
 # capped at the maximum (a receiver's Retry-After is honoured up to the maximum too).
-FLAGSHIP_WEBHOOK_MAX_ATTEMPTS = env.int("FLAGSHIP_WEBHOOK_MAX_ATTEMPTS", default=12)
-FLAGSHIP_WEBHOOK_BACKOFF_SECONDS = env.float("FLAGSHIP_WEBHOOK_BACKOFF_SECONDS", default=5.0)
+FLAGSHIP_WEBHOOK_MAX_ATTEMPTS = env.int("FLAGSHIP_WEBHOOK_MAX_ATTEMPTS", default=None)
+FLAGSHIP_WEBHOOK_BACKOFF_SECONDS = env.float("FLAGSHIP_WEBHOOK_BACKOFF_SECONDS", default=None)
 FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS = env.float(
-    "FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", default=3600.0
+    "FLAGSHIP_WEBHOOK_MAX_BACKOFF_SECONDS", default=None
 )
 # Deliveries one worker process sends at once (each webhook has at most one in flight).
-FLAGSHIP_WORKER_CONCURRENCY = env.int("FLAGSHIP_WORKER_CONCURRENCY", default=8)
+FLAGSHIP_WORKER_CONCURRENCY = env.int("FLAGSHIP_WORKER_CONCURRENCY", default=None)
 # Seconds the worker sleeps when idle; on PostgreSQL a commit wakes it at once (LISTEN/NOTIFY).
-FLAGSHIP_WORKER_POLL_SECONDS = env.float("FLAGSHIP_WORKER_POLL_SECONDS", default=1.0)
+FLAGSHIP_WORKER_POLL_SECONDS = env.float("FLAGSHIP_WORKER_POLL_SECONDS", default=None)
 # Days change events and finished deliveries are kept (the worker deletes older ones hourly).
-FLAGSHIP_EVENT_RETENTION_DAYS = env.int("FLAGSHIP_EVENT_RETENTION_DAYS", default=90)
+FLAGSHIP_EVENT_RETENTION_DAYS = env.int("FLAGSHIP_EVENT_RETENTION_DAYS", default=None)
 
 # --- Cache and degradation --------------------------------------------------------------------
 # How long cached API key essentials are trusted: the bound on how late a revocation can take
