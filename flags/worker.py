@@ -174,13 +174,14 @@ class Worker:
                 params = connection.get_connection_params()
                 params.pop("cursor_factory", None)
                 params.pop("context", None)
-                with psycopg.connect(**params, autocommit=True, connect_timeout=2) as listener:
+                params["connect_timeout"] = 2
+                with psycopg.connect(**params, autocommit=True) as listener:
                     listener.execute(f"LISTEN {outbox.CHANNEL}")
                     self.wakeup.notify()  # deliveries may have committed while not listening
                     while not self.stop.is_set():
                         for _notice in listener.notifies(timeout=1.0, stop_after=1):
                             self.wakeup.notify()
-            except psycopg.Error:
+            except Exception:  # never dies: without it the senders still poll, only later
                 logger.warning("worker.listen_failed", exc_info=True)
                 self.stop.wait(self.poll_seconds)
 

@@ -52,17 +52,15 @@ def shop(transactional_db: None, encryption: None) -> tuple[Project, FlagState]:
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    """Child processes, stopped at the end (their logs shown when a test fails)."""
+def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    """Child processes, stopped at the end (their logs printed when the test failed)."""
     running = Processes(tmp_path)
-    try:
-        yield running
-    except BaseException:
-        for name, _child in running.children:
-            print(f"--- {name}\n{running.tail(name, 60)}")  # noqa: T201  # with the failure
-        raise
-    finally:
-        running.stop()
+    failed_before = request.session.testsfailed
+    yield running
+    if request.session.testsfailed > failed_before:
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.stem}\n{running.tail(log.stem, 60)}")  # noqa: T201  # the failure's
+    running.stop()
 
 
 def worker_environment(**extra: str) -> dict[str, str]:
@@ -198,6 +196,24 @@ def test_database_cut_under_the_worker__it_survives_and_delivers_once_back(
         time.sleep(0.5)
         assert sorted(Counter(receiver.ids()).values()) == [1] * 6
     assert {d.status for d in deliveries()} == {Status.DELIVERED}
+
+
+def test_idle_worker__a_commit_wakes_it_at_once__not_at_its_next_poll(
+    shop: tuple[Project, FlagState], processes: Processes
+) -> None:
+    # Given a worker that would look for work only every 30 s, idle (it looked at start-up)
+    project, state = shop
+    with Receiver() as receiver:
+        services.webhook_create(project=project, name="ops", url=receiver.url())
+        start_worker(processes, "worker", FLAGSHIP_WORKER_POLL_SECONDS="30")
+        assert wait_until(lambda: "FlagShip worker:" in processes.tail("worker"), timeout=20)
+        time.sleep(1.5)
+        # When a change commits
+        started = time.monotonic()
+        toggles(state, 1)
+        # Then its delivery arrives within a second (LISTEN/NOTIFY woke the senders)
+        assert receiver.wait_for(lambda got: len(got) == 1, timeout=10)
+        assert time.monotonic() - started < 1, processes.tail("worker")
 
 
 def _unlocked(delivery_id: int) -> bool:
