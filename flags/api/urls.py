@@ -12,6 +12,7 @@ from flagship.routing import slash_optional
 from .views.audit import AuditView
 from .views.flags import FlagViewSet, VariantViewSet
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
+from .views.promotion import PromotionView
 from .views.segments import SegmentViewSet
 from .views.states import FlagStateViewSet
 from .views.webhooks import ChangeEventFeedView, WebhookDeliveryViewSet, WebhookViewSet
@@ -86,6 +87,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="webhook-delivery-redeliver",
     ),
     path(PROJECT + "events/", ChangeEventFeedView.as_view(), name="event-list"),
+    path(PROJECT + "promote/", PromotionView.as_view(), name="promote"),
     path("tags/", TagViewSet.as_view(LIST), name="tag-list"),
     path("tags/<str:tag>/", TagViewSet.as_view({"get": "retrieve"}), name="tag-detail"),
     path("audit/", AuditView.as_view(), name="audit"),

@@ -29,6 +29,7 @@ from .projects import (
     tag_delete,
     tag_update,
 )
+from .promotion import Promotion, flags_promote, promotion_preview
 from .restore import flag_state_restore
 from .targeting import (
     condition_delete,
@@ -56,6 +57,7 @@ from .webhooks import (
 
 __all__ = [
     "FlagSpec",
+    "Promotion",
     "clean_events",
     "condition_delete",
     "condition_save",
@@ -72,10 +74,12 @@ __all__ = [
     "flag_unarchive",
     "flag_update",
     "flags_bulk_create",
+    "flags_promote",
     "prerequisite_add",
     "prerequisite_remove",
     "project_create",
     "project_update",
+    "promotion_preview",
     "rule_create",
     "rule_delete",
     "rule_duplicate",
