@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString
 
 from .. import selectors, services, words
 from ..models import FlagState, Prerequisite
-from . import revert, rules_panel
+from . import promote, revert, rules_panel
 from .base import (
     FlagShipAdmin,
     actor,
@@ -144,12 +144,19 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
         wrap = self.admin_site.admin_view
         return [
             path("<int:state_id>/revert/", wrap(self.revert_view), name="flags_flagstate_revert"),
+            path(
+                "<int:state_id>/promote/", wrap(self.promote_view), name="flags_flagstate_promote"
+            ),
             *super().get_urls(),
         ]
 
     def revert_view(self, request: HttpRequest, state_id: int) -> HttpResponse:
         """Back to a moment of the flag's timeline (see flags.admin.revert)."""
         return revert.revert_view(self, request, state_id)
+
+    def promote_view(self, request: HttpRequest, state_id: int) -> HttpResponse:
+        """Another environment's targeting, previewed then applied (see flags.admin.promote)."""
+        return promote.promote_view(self, request, state_id)
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None

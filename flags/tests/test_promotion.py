@@ -284,3 +284,63 @@ def test_api_promote__unknown_flag_or_environment__400_or_404(
     assert response.status_code == 404
     response = client.post(URL, {"source": "staging", "target": "staging"}, format="json")
     assert response.status_code == 400
+
+
+# --- Admin ------------------------------------------------------------------------------------
+
+
+def test_admin_promote__release_manager__preview_then_confirm_stores_staging_targeting(
+    targeted: FlagState, production: Environment, client: Any
+) -> None:
+    # Given a release manager on production's state page
+    manager = make_user(username="rm", role=roles.RELEASE_MANAGER)
+    client.force_login(manager)
+    prod = _state(targeted.flag, production)
+    page = client.get(f"/admin/flags/flagstate/{prod.pk}/change/")
+    url = f"/admin/flags/flagstate/{prod.pk}/promote/"
+    assert url in page.content.decode()
+    # When he previews staging's targeting there
+    preview = client.get(url, {"source": "staging"})
+    # Then the preview shows the change and nothing is written yet
+    html = preview.content.decode()
+    assert preview.status_code == 200
+    assert 'data-testid="promote-preview"' in html
+    assert 'data-testid="confirm-promote"' in html
+    assert prod.rules.count() == 0
+    # When he confirms with a reason
+    done = client.post(
+        f"{url}?source=staging", {"version": str(prod.version), "reason": "Tested in staging"}
+    )
+    # Then production stores staging's targeting, switch untouched, with his reason
+    assert done.status_code == 302
+    target = _state(targeted.flag, production)
+    assert _targeting(target) == _targeting(targeted)
+    assert target.enabled is False
+    event = ChangeEvent.objects.filter(kind=Kind.RULES_CHANGED).latest("occurred_at")
+    assert (event.actor_name, event.reason) == ("rm", "Tested in staging")
+
+
+def test_admin_promote__stale_preview__refused_nothing_written(
+    targeted: FlagState, production: Environment, client: Any
+) -> None:
+    # Given a preview shown at production's version, then someone toggles production
+    client.force_login(make_user(username="rm", role=roles.RELEASE_MANAGER))
+    prod = _state(targeted.flag, production)
+    shown = prod.version
+    services.flag_toggle(state=prod, enabled=True, actor=None)
+    # When the preview is confirmed
+    url = f"/admin/flags/flagstate/{prod.pk}/promote/?source=staging"
+    page = client.post(url, {"version": str(shown), "reason": "late"})
+    # Then it is refused on the page, and production's rules are unchanged
+    assert page.status_code == 200
+    assert 'data-testid="promote-problem"' in page.content.decode()
+    assert _state(targeted.flag, production).rules.count() == 0
+
+
+def test_admin_promote__editor_into_protected__403(
+    targeted: FlagState, production: Environment, client: Any
+) -> None:
+    # Given an editor; When she opens the promotion into production: Then 403
+    client.force_login(make_user(username="ed", role=roles.EDITOR))
+    prod = _state(targeted.flag, production)
+    assert client.get(f"/admin/flags/flagstate/{prod.pk}/promote/").status_code == 403
