@@ -123,7 +123,7 @@ class ApiKeyAdmin(_HistoryApiKeyAdmin):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         """Issue through the service and show the secret once; later saves only rename."""
         if change:
-            ApiKey.objects.filter(pk=obj.pk).update(name=obj.name)
+            services.api_key_rename(key=obj, name=obj.name, actor=request.user)
             return
         try:
             key, secret = services.api_key_issue(

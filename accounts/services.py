@@ -67,6 +67,22 @@ def api_key_revoke(*, key: ApiKey, actor: Any | None = None) -> ApiKey:
     return key
 
 
+@transaction.atomic
+def api_key_rename(*, key: ApiKey, name: str, actor: Any | None = None) -> ApiKey:
+    """Rename a key (the only field that changes after issuing), with history and an event."""
+    stored = ApiKey.objects.select_for_update().get(pk=key.pk)
+    if stored.name == name:
+        return stored
+    stored.name = name
+    stored.full_clean()
+    if getattr(actor, "is_authenticated", False):
+        stored._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
+    stored.save(update_fields=["name"])
+    _announce(Kind.API_KEY_RENAMED, stored, actor)
+    key.name = name
+    return stored
+
+
 def _announce(kind: Kind, key: ApiKey, actor: Any | None) -> None:
     """The key's change event: its name, kind and lookup prefix, never its secret."""
     environment = key.environment

@@ -207,3 +207,32 @@ def test_user_admin__history_page__answers(administrator: User, viewer: User) ->
     response = client.get(reverse("admin:accounts_user_history", args=[viewer.pk]))
     # Then it answers (Django's log of admin changes; users have no simple-history records)
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_api_key_admin__rename__through_the_service_with_history_and_event(
+    administrator: User, staging: Environment
+) -> None:
+    # Given a key and its change page as a browser submits it
+    key, _ = api_key_issue(kind="server", name="checkout", environment=staging, actor=administrator)
+    client = _client(administrator)
+    url = reverse("admin:accounts_apikey_change", args=[key.pk])
+    data = [
+        (field, "payments" if field == "name" else value)
+        for field, value in submission(client.get(url).content.decode(), "apikey_form", "_save")
+    ]
+    # When the Administrator renames it
+    response = client.post(url, encoded(data), content_type=FORM_CONTENT_TYPE)
+    # Then the stored name changed, a history row names who, and one api_key.renamed event says
+    # from what to what
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.name == "payments"
+    latest = key.history.latest()
+    assert (latest.name, latest.history_user) == ("payments", administrator)
+    from flags.models import ChangeEvent  # noqa: PLC0415
+
+    event = ChangeEvent.objects.get(kind="api_key.renamed")
+    assert event.actor_name == administrator.username
+    assert isinstance(event.after, dict)
+    assert event.after["name"] == "payments"

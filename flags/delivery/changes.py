@@ -55,6 +55,7 @@ class Kind(StrEnum):
     RULESET_IMPORTED = "ruleset.imported"
     API_KEY_ISSUED = "api_key.issued"
     API_KEY_REVOKED = "api_key.revoked"
+    API_KEY_RENAMED = "api_key.renamed"
     WEBHOOK_TEST = "webhook.test"
 
 
@@ -75,6 +76,7 @@ KIND_DESCRIPTIONS: Mapping[Kind, str] = {
     Kind.RULESET_IMPORTED: "a ruleset document was imported into an environment",
     Kind.API_KEY_ISSUED: "an environment key or admin token was issued",
     Kind.API_KEY_REVOKED: "an environment key or admin token was revoked",
+    Kind.API_KEY_RENAMED: "an environment key or admin token was renamed",
     Kind.WEBHOOK_TEST: "a person asked for a test delivery",
 }
 
