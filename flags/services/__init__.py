@@ -7,6 +7,7 @@ version in the same transaction.
 
 from .bulk import FlagSpec, flags_bulk_create
 from .common import validate_states
+from .exporting import project_export
 from .flags import (
     flag_archive,
     flag_create,
@@ -20,6 +21,7 @@ from .flags import (
     variant_delete,
     variant_update,
 )
+from .project_import import ImportPlan, project_import
 from .projects import (
     environment_create,
     environment_update,
@@ -56,6 +58,7 @@ from .webhooks import (
 
 __all__ = [
     "FlagSpec",
+    "ImportPlan",
     "clean_events",
     "condition_delete",
     "condition_save",
@@ -75,6 +78,8 @@ __all__ = [
     "prerequisite_add",
     "prerequisite_remove",
     "project_create",
+    "project_export",
+    "project_import",
     "project_update",
     "rule_create",
     "rule_delete",

@@ -1,0 +1,461 @@
+"""Importing a project export (docs/export-format.md): all or nothing, with a dry run.
+
+``project_import`` checks the document (``export_checks``: shape, then every environment's
+ruleset by the engine in strict mode), then, in one transaction, makes the project what the
+document describes through the ordinary services (so every change has its history, its actor, its
+change event and its version bump), checks every environment's stored ruleset with the engine
+again, and announces one ``project.imported`` event. The plan (what changed) is the difference
+between the project's export before and after, computed inside that transaction; a dry run does
+all of it and then rolls the transaction back, so its plan is exactly what applying would do.
+
+``merge`` creates what is missing and updates what differs, leaving flags and segments the
+document does not name alone. ``replace`` also archives (never deletes: an archived flag can be
+brought back) the live flags the document does not name, and deletes the segments it does not
+name; a flag another live flag requires, or a segment a rule still uses, refuses the import.
+Environments the document does not name are left alone in both modes, and so are existing tags'
+colours (tags are shared by every project).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .. import documents
+from ..delivery.changes import Kind
+from ..errors import InUseError
+from ..history.as_of import ConditionConfig, RuleConfig, StateConfig
+from ..models import Environment, Flag, FlagState, Project, Segment, Tag, Variant
+from . import export_checks
+from .common import announce, save
+from .exporting import Document, project_export
+from .flags import (
+    flag_archive,
+    flag_create,
+    flag_unarchive,
+    flag_update,
+    variant_create,
+    variant_delete,
+    variant_update,
+)
+from .projects import (
+    environment_create,
+    environment_update,
+    project_create,
+    project_update,
+    tag_create,
+)
+from .restore import flag_state_restore
+from .targeting import segment_create, segment_delete, segment_update
+
+MODES = ("merge", "replace")
+
+
+@dataclass
+class ImportPlan:
+    """What an import changes (or, in a dry run, would change), by kind of object."""
+
+    project: str
+    created: bool
+    mode: str
+    dry_run: bool
+    environments: dict[str, list[str]] = field(default_factory=dict)
+    segments: dict[str, list[str]] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    states: dict[str, list[str]] = field(default_factory=dict)
+    # Owners named by the document that are not users here (the flags get no owner).
+    unknown_owners: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changes."""
+        groups = (self.environments, self.segments, self.flags, self.states)
+        return self.created or any(keys for group in groups for keys in group.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON (what the API returns)."""
+        return {
+            "project": self.project,
+            "project_created": self.created,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "environments": self.environments,
+            "segments": self.segments,
+            "flags": self.flags,
+            "states": self.states,
+            "unknown_owners": self.unknown_owners,
+            "diff": self.lines(),
+        }
+
+    def lines(self) -> list[str]:
+        """The diff for people: ``+`` created, ``~`` changed, ``-`` archived or deleted."""
+        marks = {"created": "+", "changed": "~", "unarchived": "+", "archived": "-", "deleted": "-"}
+        lines = [f"+ project {self.project}"] if self.created else []
+        for name, group in (
+            ("environment", self.environments),
+            ("segment", self.segments),
+            ("flag", self.flags),
+            ("state", self.states),
+        ):
+            for what, keys in group.items():
+                lines += [f"{marks[what]} {name} {key} ({what})" for key in keys]
+        for owner in self.unknown_owners:
+            lines.append(f"! owner {owner} is not a user here: those flags get no owner")
+        return lines or ["(no changes)"]
+
+
+class _RolledBackError(Exception):
+    """Raised at the end of a dry run to roll its transaction back; carries the plan."""
+
+    def __init__(self, plan: ImportPlan) -> None:
+        super().__init__("dry run")
+        self.plan = plan
+
+
+def project_import(
+    document: Any,
+    *,
+    actor: Any | None,
+    mode: str = "merge",
+    dry_run: bool = False,
+    project_key: str | None = None,
+) -> ImportPlan:
+    """Make a project what an export describes (``project_key`` imports under another key).
+
+    Raises ``ValidationError`` (with a code; nothing written) for an invalid document or one the
+    engine refuses, ``InUseError`` when ``replace`` would break a prerequisite or a segment in use,
+    ``PermissionDeniedError`` for a protected environment the actor may not change.
+    """
+    if mode not in MODES:
+        raise ValidationError(f"Unknown mode {mode!r}: merge or replace.", code="invalid_mode")
+    export_checks.check_document(document)
+    if project_key is not None:
+        document = {**document, "project": {**document["project"], "key": project_key}}
+    try:
+        with transaction.atomic():
+            plan = _apply(document, actor, mode, dry_run)
+            if dry_run:
+                raise _RolledBackError(plan)
+    except _RolledBackError as rolled_back:
+        return rolled_back.plan
+    return plan
+
+
+def _apply(document: Document, actor: Any | None, mode: str, dry_run: bool) -> ImportPlan:
+    key = document["project"]["key"]
+    project = Project.objects.filter(key=key).first()
+    before = project_export(project) if project is not None else None
+    project = _project(project, document["project"], actor)
+    environments = _environments(project, document["environments"], actor)
+    tags = _tags(document["tags"], actor)
+    segments = _segments(project, document["segments"], actor)
+    owners, unknown = _owners(document["flags"])
+    flags = _flags(project, document["flags"], tags, owners, actor)
+    _states(document["flags"], flags, environments, segments, actor)
+    for flag_document in document["flags"]:
+        flag = flags[flag_document["key"]]
+        if flag_document["archived"] and not flag.archived:
+            flag_archive(flag=flag, actor=actor)
+    if mode == "replace":
+        _replace(project, document, actor)
+    for environment in environments.values():
+        export_checks.check_ruleset(
+            documents.environment_ruleset(environment),
+            f"Environment {environment.key} after the import",
+        )
+    after = project_export(project)
+    plan = _plan(key, before, after, mode, dry_run)
+    plan.unknown_owners = unknown
+    announce(
+        Kind.PROJECT_IMPORTED,
+        actor=actor,
+        project_id=project.pk,
+        environments=[environment.pk for environment in environments.values()],
+        flags=sorted(set(plan.flags.get("created", [])) | set(plan.flags.get("changed", []))),
+        after={"mode": mode, "diff": plan.lines()},
+    )
+    return plan
+
+
+def _project(project: Project | None, document: Document, actor: Any | None) -> Project:
+    values = {name: document[name] for name in ("name", "description", "reason_required")}
+    if project is None:
+        return project_create(key=document["key"], actor=actor, environments=(), **values)
+    return project_update(project=project, actor=actor, **values)
+
+
+def _environments(
+    project: Project, documents_: list[Document], actor: Any | None
+) -> dict[str, Environment]:
+    existing = {environment.key: environment for environment in project.environments.all()}
+    result: dict[str, Environment] = {}
+    for item in documents_:
+        values = {name: item[name] for name in ("name", "color", "order", "protected")}
+        environment = existing.get(item["key"])
+        if environment is None:
+            result[item["key"]] = environment_create(
+                project=project, key=item["key"], actor=actor, **values
+            )
+        else:
+            result[item["key"]] = environment_update(environment=environment, actor=actor, **values)
+    return result
+
+
+def _tags(documents_: list[Document], actor: Any | None) -> dict[str, Tag]:
+    tags: dict[str, Tag] = {}
+    for item in documents_:
+        tag = Tag.objects.filter(name__iexact=item["name"]).first()
+        tags[item["name"].lower()] = tag or tag_create(
+            name=item["name"], color=item["color"], actor=actor
+        )
+    return tags
+
+
+def _segments(project: Project, documents_: list[Document], actor: Any | None) -> dict[str, int]:
+    existing = {segment.key: segment for segment in Segment.objects.filter(project=project)}
+    ids: dict[str, int] = {}
+    for item in documents_:
+        segment = existing.get(item["key"])
+        values = {name: item[name] for name in ("name", "description", "conditions")}
+        if segment is None:
+            segment = segment_create(project=project, key=item["key"], actor=actor, **values)
+        else:
+            segment = segment_update(segment=segment, actor=actor, **values)
+        ids[item["key"]] = segment.pk
+    return ids
+
+
+def _owners(documents_: list[Document]) -> tuple[dict[str, Any], list[str]]:
+    names = {item["owner"] for item in documents_ if item["owner"] is not None}
+    model = get_user_model()
+    users = {
+        user.get_username(): user
+        for user in model._default_manager.filter(**{f"{model.USERNAME_FIELD}__in": names})
+    }
+    return users, sorted(names - set(users))
+
+
+def _flags(
+    project: Project,
+    documents_: list[Document],
+    tags: dict[str, Tag],
+    owners: dict[str, Any],
+    actor: Any | None,
+) -> dict[str, Flag]:
+    existing = {flag.key: flag for flag in Flag.objects.filter(project=project)}
+    flags: dict[str, Flag] = {}
+    for item in documents_:
+        flag = existing.get(item["key"])
+        values = {
+            "name": item["name"],
+            "description": item["description"],
+            "owner": owners.get(item["owner"]) if item["owner"] is not None else None,
+            "lifecycle": item["lifecycle"],
+            "client_visible": item["client_visible"],
+            "salt": item["salt"],
+        }
+        flag_tags = [tags[name.lower()] for name in item["tags"]]
+        if flag is None:
+            flag = flag_create(
+                project=project,
+                key=item["key"],
+                kind=item["kind"],
+                variants=[(variant["key"], variant["value"]) for variant in item["variants"]],
+                tags=flag_tags,
+                actor=actor,
+                **values,
+            )
+        else:
+            if flag.kind != item["kind"]:
+                raise ValidationError(
+                    f'Flag "{flag.key}" is {flag.kind} here and {item["kind"]} in the document; '
+                    "a flag's kind never changes.",
+                    code="kind_mismatch",
+                )
+            flag = flag_update(flag=flag, actor=actor, tags=flag_tags, **values)
+        if flag.archived and not item["archived"]:
+            flag = flag_unarchive(flag=flag, actor=actor)
+        _variants(flag, item["variants"], actor)
+        flags[item["key"]] = flag
+    return flags
+
+
+def _variants(flag: Flag, documents_: list[Document], actor: Any | None) -> None:
+    """Variants the document names get its names, values and order (removed ones go later)."""
+    existing = {variant.key: variant for variant in flag.variants.all()}
+    for order, item in enumerate(documents_):
+        variant = existing.get(item["key"])
+        if variant is None:
+            variant = variant_create(
+                flag=flag, key=item["key"], value=item["value"], name=item["name"], actor=actor
+            )
+        else:
+            variant = variant_update(
+                variant=variant, actor=actor, value=item["value"], name=item["name"]
+            )
+        if variant.order != order:
+            # Presentation only (SDKs receive variants by key): no service of its own.
+            variant.order = order
+            save(variant, actor)
+
+
+def _states(
+    documents_: list[Document],
+    flags: dict[str, Flag],
+    environments: dict[str, Environment],
+    segments: dict[str, int],
+    actor: Any | None,
+) -> None:
+    # Parents first: a flag's new prerequisites then only reach flags already in their final
+    # shape, so no cycle appears midway that the document does not have.
+    by_key = {item["key"]: item for item in documents_}
+    for key in _parents_first(by_key):
+        item = by_key[key]
+        flag = flags[key]
+        variants = {variant.key: variant for variant in flag.variants.all()}
+        states = {state.environment_id: state for state in flag.states.all()}
+        for environment_key, state_document in item["states"].items():
+            state = states[environments[environment_key].pk]
+            config = _config(state, state_document, variants, segments, flags)
+            flag_state_restore(state=state, config=config, actor=actor)
+        wanted = {variant["key"] for variant in item["variants"]}
+        for variant_key, variant in variants.items():
+            if variant_key not in wanted:
+                variant_delete(variant=variant, actor=actor)
+
+
+def _parents_first(flags: dict[str, Document]) -> list[str]:
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        for state in flags[key]["states"].values():
+            for prerequisite in state["prerequisites"]:
+                visit(prerequisite["flag"])
+        done.append(key)
+
+    for key in flags:
+        visit(key)
+    return done
+
+
+def _config(
+    state: FlagState,
+    document: Document,
+    variants: dict[str, Variant],
+    segments: dict[str, int],
+    flags: dict[str, Flag],
+) -> StateConfig:
+    # Rules are matched by position, so an unchanged rule keeps its id (and its history).
+    rule_ids = list(state.rules.order_by("order", "id").values_list("pk", flat=True))
+    return StateConfig(
+        enabled=document["enabled"],
+        off_variant_id=variants[document["off_variant"]].pk,
+        default_serve=document["default_serve"],
+        rules=tuple(
+            RuleConfig(
+                id=rule_ids[index] if index < len(rule_ids) else None,
+                description=rule["description"],
+                segment_ids=tuple(sorted(segments[key] for key in rule["segments"])),
+                rollout=rule["rollout"],
+                bucket_by=rule["bucket_by"],
+                serve=rule["serve"],
+                conditions=tuple(
+                    ConditionConfig(
+                        None,
+                        c["attribute"],
+                        c["operator"],
+                        c.get("values", []),
+                        c["negate"],
+                        c["case_insensitive"],
+                    )
+                    for c in rule["conditions"]
+                ),
+            )
+            for index, rule in enumerate(document["rules"])
+        ),
+        prerequisites=tuple(
+            (flags[p["flag"]].pk, tuple(p["variants"])) for p in document["prerequisites"]
+        ),
+    )
+
+
+def _replace(project: Project, document: Document, actor: Any | None) -> None:
+    named = {item["key"] for item in document["flags"]}
+    for flag in Flag.objects.filter(project=project, archived=False).exclude(key__in=named):
+        try:
+            flag_archive(flag=flag, actor=actor)
+        except InUseError as error:
+            raise ValidationError(
+                f"Replace would break a prerequisite: {error}", code="in_use"
+            ) from None
+    segments = {item["key"] for item in document["segments"]}
+    for segment in Segment.objects.filter(project=project).exclude(key__in=segments):
+        try:
+            segment_delete(segment=segment, actor=actor)
+        except InUseError as error:
+            raise ValidationError(
+                f"Replace would delete a segment in use: {error}", code="in_use"
+            ) from None
+
+
+def _plan(
+    key: str, before: Document | None, after: Document, mode: str, dry_run: bool
+) -> ImportPlan:
+    plan = ImportPlan(project=key, created=before is None, mode=mode, dry_run=dry_run)
+    old = before or {"environments": [], "segments": [], "flags": []}
+    plan.environments = _compare(old["environments"], after["environments"])
+    plan.segments = _compare(old["segments"], after["segments"])
+    old_flags = {item["key"]: item for item in old["flags"]}
+    new_flags = {item["key"]: item for item in after["flags"]}
+    flags: dict[str, list[str]] = {}
+    states: dict[str, list[str]] = {}
+    for flag_key, new in new_flags.items():
+        previous = old_flags.get(flag_key)
+        if previous is None:
+            flags.setdefault("created", []).append(flag_key)
+            continue
+        if previous["archived"] != new["archived"]:
+            what = "archived" if new["archived"] else "unarchived"
+            flags.setdefault(what, []).append(flag_key)
+        elif not _same(_without(previous, "states"), _without(new, "states")):
+            flags.setdefault("changed", []).append(flag_key)
+        for environment_key, state in new["states"].items():
+            if not _same(previous["states"].get(environment_key), state):
+                what = "changed" if environment_key in previous["states"] else "created"
+                states.setdefault(what, []).append(f"{flag_key}/{environment_key}")
+    plan.flags, plan.states = flags, states
+    return plan
+
+
+def _compare(old: list[Document], new: list[Document]) -> dict[str, list[str]]:
+    before = {item["key"]: item for item in old}
+    after = {item["key"]: item for item in new}
+    result: dict[str, list[str]] = {}
+    for key in sorted(after):
+        if key not in before:
+            result.setdefault("created", []).append(key)
+        elif not _same(before[key], after[key]):
+            result.setdefault("changed", []).append(key)
+    deleted = sorted(set(before) - set(after))
+    if deleted:
+        result["deleted"] = deleted
+    return result
+
+
+def _without(document: Document, member: str) -> Document:
+    return {key: value for key, value in document.items() if key != member}
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as JSON (``1``, ``1.0`` and ``true`` are different values to SDKs)."""
+    return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
