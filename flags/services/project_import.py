@@ -391,13 +391,21 @@ def _config(
 
 def _replace(project: Project, document: Document, actor: Any | None) -> None:
     named = {item["key"] for item in document["flags"]}
-    for flag in Flag.objects.filter(project=project, archived=False).exclude(key__in=named):
-        try:
-            flag_archive(flag=flag, actor=actor)
-        except InUseError as error:
+    pending = list(Flag.objects.filter(project=project, archived=False).exclude(key__in=named))
+    # Dependants first: a flag is archived once no live flag requires it. What the document names
+    # only requires flags it names (``export_checks``), so only unnamed flags can be in the way.
+    while pending:
+        refused: list[tuple[Flag, InUseError]] = []
+        for flag in pending:
+            try:
+                flag_archive(flag=flag, actor=actor)
+            except InUseError as error:
+                refused.append((flag, error))
+        if len(refused) == len(pending):
             raise ValidationError(
-                f"Replace would break a prerequisite: {error}", code="in_use"
+                f"Replace would break a prerequisite: {refused[0][1]}", code="in_use"
             ) from None
+        pending = [flag for flag, _ in refused]
     segments = {item["key"] for item in document["segments"]}
     for segment in Segment.objects.filter(project=project).exclude(key__in=segments):
         try:
