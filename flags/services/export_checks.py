@@ -168,9 +168,13 @@ def _check_flag(
             _check_serve(rule["serve"], variant_keys, f"{place} rule {index + 1}")
             _list(rule["conditions"], CONDITION_MEMBERS, f"{place} rule {index + 1} conditions")
             for key in rule["segments"]:
+                if not isinstance(key, str):
+                    raise invalid(f"{place}: segment keys are strings.")
                 if key not in segments:
                     raise invalid(f"{place}: unknown segment {key!r}.", "unknown_segment")
         for prerequisite in _list(state["prerequisites"], PREREQUISITE_MEMBERS, place):
+            if not all(isinstance(variant, str) for variant in prerequisite["variants"]):
+                raise invalid(f"{place}: prerequisite variants are keys (strings).")
             if prerequisite["flag"] not in flags:
                 raise invalid(
                     f'{place}: prerequisite "{prerequisite["flag"]}" is not in the document.',

@@ -540,3 +540,42 @@ def test_import_api__malformed__400_with_code(
     response = client.post(f"/api/v1/import/{query}", body, content_type="application/json")
     assert response.status_code == 400
     assert code in json.dumps(response.json())
+
+
+def awkward_shapes(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Documents with one member of an odd shape each (a list where a key goes, and so on)."""
+    shapes = []
+    for path, value in (
+        (("rules", 0, "segments"), [["a"]]),
+        (("rules", 0, "conditions"), [{"attribute": "x", "operator": "in", "values": {"a": 1}}]),
+        (("rules", 0, "rollout"), -5),
+        (("rules", 0, "serve"), {"split": "half"}),
+        (("prerequisites",), [{"flag": "banner-text", "variants": [{}]}]),
+        (("default_serve",), {}),
+        (("off_variant",), ""),
+    ):
+        changed = copy.deepcopy(document)
+        state = next(f for f in changed["flags"] if f["key"] == "checkout-config")["states"]
+        target: Any = state["production"]
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        shapes.append(changed)
+    return shapes
+
+
+@pytest.mark.django_db
+def test_import_api__awkward_shapes__400_never_500_nothing_changed(administrator: User) -> None:
+    # Given the demo project's export and an Administrator
+    project = demo.seed_project(demo.Report(), administrator)
+    document = as_json(services.project_export(project))
+    client = client_for("administrator", project.environments.get(key="staging"))
+    before = snapshot()
+
+    # When documents with odd shapes are imported, Then each is a 400 and nothing changed
+    statuses = [
+        client.post("/api/v1/import/", shape, format="json").status_code
+        for shape in awkward_shapes(document)
+    ]
+    assert statuses == [400] * len(statuses)
+    assert snapshot() == before
