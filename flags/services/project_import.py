@@ -68,6 +68,8 @@ class ImportPlan:
     segments: dict[str, list[str]] = field(default_factory=dict)
     flags: dict[str, list[str]] = field(default_factory=dict)
     states: dict[str, list[str]] = field(default_factory=dict)
+    # The project's own fields (name, description, reason_required) changed.
+    project_changed: bool = False
     # Owners named by the document that are not users here (the flags get no owner).
     unknown_owners: list[str] = field(default_factory=list)
 
@@ -75,13 +77,18 @@ class ImportPlan:
     def changed(self) -> bool:
         """Whether anything changes."""
         groups = (self.environments, self.segments, self.flags, self.states)
-        return self.created or any(keys for group in groups for keys in group.values())
+        return (
+            self.created
+            or self.project_changed
+            or any(keys for group in groups for keys in group.values())
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON (what the API returns)."""
         return {
             "project": self.project,
             "project_created": self.created,
+            "project_changed": self.project_changed,
             "mode": self.mode,
             "dry_run": self.dry_run,
             "changed": self.changed,
@@ -97,6 +104,8 @@ class ImportPlan:
         """The diff for people: ``+`` created, ``~`` changed, ``-`` archived or deleted."""
         marks = {"created": "+", "changed": "~", "unarchived": "+", "archived": "-", "deleted": "-"}
         lines = [f"+ project {self.project}"] if self.created else []
+        if self.project_changed:
+            lines.append(f"~ project {self.project} (changed)")
         for name, group in (
             ("environment", self.environments),
             ("segment", self.segments),
@@ -172,6 +181,8 @@ def _apply(document: Document, actor: Any | None, mode: str, dry_run: bool) -> I
     after = project_export(project)
     plan = _plan(key, before, after, mode, dry_run)
     plan.unknown_owners = unknown
+    if not plan.changed:  # as every service: a write that changes nothing announces nothing
+        return plan
     announce(
         Kind.PROJECT_IMPORTED,
         actor=actor,
@@ -420,7 +431,8 @@ def _plan(
     key: str, before: Document | None, after: Document, mode: str, dry_run: bool
 ) -> ImportPlan:
     plan = ImportPlan(project=key, created=before is None, mode=mode, dry_run=dry_run)
-    old = before or {"environments": [], "segments": [], "flags": []}
+    old = before or {"project": after["project"], "environments": [], "segments": [], "flags": []}
+    plan.project_changed = before is not None and not _same(before["project"], after["project"])
     plan.environments = _compare(old["environments"], after["environments"])
     plan.segments = _compare(old["segments"], after["segments"])
     old_flags = {item["key"]: item for item in old["flags"]}

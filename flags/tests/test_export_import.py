@@ -161,6 +161,7 @@ def test_project_import__export_under_new_key__same_results_and_original_untouch
 def edited(document: dict[str, Any]) -> dict[str, Any]:
     """The demo export with a flag renamed, one state changed, a flag and a segment added."""
     changed = copy.deepcopy(document)
+    changed["project"]["description"] = "Edited."
     flags = {flag["key"]: flag for flag in changed["flags"]}
     flags["banner-text"]["name"] = "Banner"
     flags["dark-mode"]["states"]["staging"]["enabled"] = not flags["dark-mode"]["states"][
@@ -196,6 +197,7 @@ def test_project_import__dry_run__returns_the_diff_and_writes_nothing(
     assert plan.states == {"changed": ["dark-mode/staging"]}
     assert plan.segments == {"created": ["germans"]}
     assert plan.environments == {}
+    assert plan.project_changed is True
     assert "~ flag banner-text (changed)" in plan.lines()
     assert snapshot() == before
 
@@ -215,12 +217,15 @@ def test_project_import__apply_after_dry_run__makes_exactly_the_planned_changes(
 
     # Then the same changes were made, the project now exports as the document, and once
     assert applied.as_dict() == {**planned.as_dict(), "dry_run": False}
+    project.refresh_from_db()
     assert as_json(services.project_export(project)) == document
     imported = ChangeEvent.objects.filter(kind="project.imported")
     assert imported.count() == 1
     assert ChangeEvent.objects.count() > events
-    # ... and applying it again changes nothing
+    # ... and applying it again changes nothing, and announces nothing
+    events = ChangeEvent.objects.count()
     assert services.project_import(document, actor=administrator).lines() == ["(no changes)"]
+    assert ChangeEvent.objects.count() == events
 
 
 # --- refusals change nothing ----------------------------------------------------------------------
@@ -518,6 +523,7 @@ def test_import_api__administrator__dry_run_then_apply(administrator: User) -> N
     response = client.post("/api/v1/import/?mode=merge", document, format="json")
     assert response.status_code == 200
     assert response.json()["dry_run"] is False
+    project.refresh_from_db()
     assert as_json(services.project_export(project)) == document
 
 

@@ -26,6 +26,7 @@ class ImportPlanOutputSerializer(serializers.Serializer[Any]):
 
     project = serializers.CharField()
     project_created = serializers.BooleanField()
+    project_changed = serializers.BooleanField(help_text="Name, description or settings changed.")
     mode = serializers.ChoiceField(choices=MODES)
     dry_run = serializers.BooleanField()
     changed = serializers.BooleanField()
