@@ -21,7 +21,8 @@ from .flags import (
     variant_delete,
     variant_update,
 )
-from .project_import import ImportPlan, project_import
+from .import_plan import ImportPlan
+from .project_import import project_import
 from .projects import (
     environment_create,
     environment_update,

@@ -105,14 +105,15 @@ def _flag(flag: Flag, environments: list[Environment]) -> Document:
             for variant in sorted(flag.variants.all(), key=lambda v: (v.order, v.pk))
         ],
         "states": {
-            environment.key: _state(states[environment.pk])
+            environment.key: state_export(states[environment.pk])
             for environment in environments
             if environment.pk in states
         },
     }
 
 
-def _state(state: Any) -> Document:
+def state_export(state: Any) -> Document:
+    """One flag state (its rules, conditions, segments and prerequisites) as the format has it."""
     rules = sorted(state.rules.all(), key=lambda rule: (rule.order, rule.pk))
     return {
         "enabled": state.enabled,

@@ -18,8 +18,6 @@ colours (tags are shared by every project).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -33,7 +31,7 @@ from ..history.as_of import ConditionConfig, RuleConfig, StateConfig
 from ..models import Environment, Flag, FlagState, Project, Segment, Tag, Variant
 from . import export_checks
 from .common import announce, save
-from .exporting import Document, project_export
+from .exporting import Document, project_export, state_export
 from .flags import (
     flag_archive,
     flag_create,
@@ -43,6 +41,7 @@ from .flags import (
     variant_delete,
     variant_update,
 )
+from .import_plan import ImportPlan, plan_of, same
 from .projects import (
     environment_create,
     environment_update,
@@ -54,69 +53,6 @@ from .restore import flag_state_restore
 from .targeting import segment_create, segment_delete, segment_update
 
 MODES = ("merge", "replace")
-
-
-@dataclass
-class ImportPlan:
-    """What an import changes (or, in a dry run, would change), by kind of object."""
-
-    project: str
-    created: bool
-    mode: str
-    dry_run: bool
-    environments: dict[str, list[str]] = field(default_factory=dict)
-    segments: dict[str, list[str]] = field(default_factory=dict)
-    flags: dict[str, list[str]] = field(default_factory=dict)
-    states: dict[str, list[str]] = field(default_factory=dict)
-    # The project's own fields (name, description, reason_required) changed.
-    project_changed: bool = False
-    # Owners named by the document that are not users here (the flags get no owner).
-    unknown_owners: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        """Whether anything changes."""
-        groups = (self.environments, self.segments, self.flags, self.states)
-        return (
-            self.created
-            or self.project_changed
-            or any(keys for group in groups for keys in group.values())
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """The plan as JSON (what the API returns)."""
-        return {
-            "project": self.project,
-            "project_created": self.created,
-            "project_changed": self.project_changed,
-            "mode": self.mode,
-            "dry_run": self.dry_run,
-            "changed": self.changed,
-            "environments": self.environments,
-            "segments": self.segments,
-            "flags": self.flags,
-            "states": self.states,
-            "unknown_owners": self.unknown_owners,
-            "diff": self.lines(),
-        }
-
-    def lines(self) -> list[str]:
-        """The diff for people: ``+`` created, ``~`` changed, ``-`` archived or deleted."""
-        marks = {"created": "+", "changed": "~", "unarchived": "+", "archived": "-", "deleted": "-"}
-        lines = [f"+ project {self.project}"] if self.created else []
-        if self.project_changed:
-            lines.append(f"~ project {self.project} (changed)")
-        for name, group in (
-            ("environment", self.environments),
-            ("segment", self.segments),
-            ("flag", self.flags),
-            ("state", self.states),
-        ):
-            for what, keys in group.items():
-                lines += [f"{marks[what]} {name} {key} ({what})" for key in keys]
-        for owner in self.unknown_owners:
-            lines.append(f"! owner {owner} is not a user here: those flags get no owner")
-        return lines or ["(no changes)"]
 
 
 class _RolledBackError(Exception):
@@ -167,10 +103,7 @@ def _apply(document: Document, actor: Any | None, mode: str, dry_run: bool) -> I
     owners, unknown = _owners(document["flags"])
     flags = _flags(project, document["flags"], tags, owners, actor)
     _states(document["flags"], flags, environments, segments, actor)
-    for flag_document in document["flags"]:
-        flag = flags[flag_document["key"]]
-        if flag_document["archived"] and not flag.archived:
-            flag_archive(flag=flag, actor=actor)
+    _archive([flags[item["key"]] for item in document["flags"] if item["archived"]], actor)
     if mode == "replace":
         _replace(project, document, actor)
     for environment in environments.values():
@@ -179,7 +112,7 @@ def _apply(document: Document, actor: Any | None, mode: str, dry_run: bool) -> I
             f"Environment {environment.key} after the import",
         )
     after = project_export(project)
-    plan = _plan(key, before, after, mode, dry_run)
+    plan = plan_of(key, before, after, mode, dry_run)
     plan.unknown_owners = unknown
     if not plan.changed:  # as every service: a write that changes nothing announces nothing
         return plan
@@ -333,6 +266,9 @@ def _states(
         states = {state.environment_id: state for state in flag.states.all()}
         for environment_key, state_document in item["states"].items():
             state = states[environments[environment_key].pk]
+            if same(state_export(state), state_document):
+                # Unchanged (an archived flag's state too, whose archived parents restore refuses).
+                continue
             config = _config(state, state_document, variants, segments, flags)
             flag_state_restore(state=state, config=config, actor=actor)
         wanted = {variant["key"] for variant in item["variants"]}
@@ -400,11 +336,13 @@ def _config(
     )
 
 
-def _replace(project: Project, document: Document, actor: Any | None) -> None:
-    named = {item["key"] for item in document["flags"]}
-    pending = list(Flag.objects.filter(project=project, archived=False).exclude(key__in=named))
-    # Dependants first: a flag is archived once no live flag requires it. What the document names
-    # only requires flags it names (``export_checks``), so only unnamed flags can be in the way.
+def _archive(flags: list[Flag], actor: Any | None) -> None:
+    """Archive the live ones among ``flags``, each once no live flag requires it.
+
+    Dependants go first, so a chain the document archives (or replace leaves out) is archived
+    whole; a flag still required by a live flag outside ``flags`` refuses the import.
+    """
+    pending = [flag for flag in flags if not flag.archived]
     while pending:
         refused: list[tuple[Flag, InUseError]] = []
         for flag in pending:
@@ -414,9 +352,17 @@ def _replace(project: Project, document: Document, actor: Any | None) -> None:
                 refused.append((flag, error))
         if len(refused) == len(pending):
             raise ValidationError(
-                f"Replace would break a prerequisite: {refused[0][1]}", code="in_use"
+                f"Archiving would break a prerequisite: {refused[0][1]}", code="in_use"
             ) from None
         pending = [flag for flag, _ in refused]
+
+
+def _replace(project: Project, document: Document, actor: Any | None) -> None:
+    named = {item["key"] for item in document["flags"]}
+    # What the document names only requires flags it names (``export_checks``).
+    _archive(
+        list(Flag.objects.filter(project=project, archived=False).exclude(key__in=named)), actor
+    )
     segments = {item["key"] for item in document["segments"]}
     for segment in Segment.objects.filter(project=project).exclude(key__in=segments):
         try:
@@ -425,57 +371,3 @@ def _replace(project: Project, document: Document, actor: Any | None) -> None:
             raise ValidationError(
                 f"Replace would delete a segment in use: {error}", code="in_use"
             ) from None
-
-
-def _plan(
-    key: str, before: Document | None, after: Document, mode: str, dry_run: bool
-) -> ImportPlan:
-    plan = ImportPlan(project=key, created=before is None, mode=mode, dry_run=dry_run)
-    old = before or {"project": after["project"], "environments": [], "segments": [], "flags": []}
-    plan.project_changed = before is not None and not _same(before["project"], after["project"])
-    plan.environments = _compare(old["environments"], after["environments"])
-    plan.segments = _compare(old["segments"], after["segments"])
-    old_flags = {item["key"]: item for item in old["flags"]}
-    new_flags = {item["key"]: item for item in after["flags"]}
-    flags: dict[str, list[str]] = {}
-    states: dict[str, list[str]] = {}
-    for flag_key, new in new_flags.items():
-        previous = old_flags.get(flag_key)
-        if previous is None:
-            flags.setdefault("created", []).append(flag_key)
-            continue
-        if previous["archived"] != new["archived"]:
-            what = "archived" if new["archived"] else "unarchived"
-            flags.setdefault(what, []).append(flag_key)
-        elif not _same(_without(previous, "states"), _without(new, "states")):
-            flags.setdefault("changed", []).append(flag_key)
-        for environment_key, state in new["states"].items():
-            if not _same(previous["states"].get(environment_key), state):
-                what = "changed" if environment_key in previous["states"] else "created"
-                states.setdefault(what, []).append(f"{flag_key}/{environment_key}")
-    plan.flags, plan.states = flags, states
-    return plan
-
-
-def _compare(old: list[Document], new: list[Document]) -> dict[str, list[str]]:
-    before = {item["key"]: item for item in old}
-    after = {item["key"]: item for item in new}
-    result: dict[str, list[str]] = {}
-    for key in sorted(after):
-        if key not in before:
-            result.setdefault("created", []).append(key)
-        elif not _same(before[key], after[key]):
-            result.setdefault("changed", []).append(key)
-    deleted = sorted(set(before) - set(after))
-    if deleted:
-        result["deleted"] = deleted
-    return result
-
-
-def _without(document: Document, member: str) -> Document:
-    return {key: value for key, value in document.items() if key != member}
-
-
-def _same(old: Any, new: Any) -> bool:
-    """Equal as JSON (``1``, ``1.0`` and ``true`` are different values to SDKs)."""
-    return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)

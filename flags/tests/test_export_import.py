@@ -155,6 +155,27 @@ def test_project_import__export_under_new_key__same_results_and_original_untouch
     assert as_json(services.project_export(project)) == exported
 
 
+@pytest.mark.django_db
+def test_project_import__archived_prerequisite_chain__round_trips_and_reimports_unchanged(
+    administrator: User,
+) -> None:
+    # Given awkward-json requiring awkward-number, both archived (dependant first), and the export
+    project = services.project_create(key="odd", name="Odd")
+    awkward_data.populate(project, administrator)
+    services.flag_archive(flag=Flag.objects.get(key="awkward-json"), actor=None)
+    services.flag_archive(flag=Flag.objects.get(key="awkward-number"), actor=None)
+    exported = as_json(services.project_export(project))
+
+    # When it is imported into a new project, and again over the original
+    services.project_import(exported, actor=None, project_key="odd-copy")
+    again = services.project_import(exported, actor=None)
+
+    # Then the copy holds the same archived chain, and the original needed no change
+    copied = as_json(services.project_export(Project.objects.get(key="odd-copy")))
+    assert copied == {**exported, "project": {**exported["project"], "key": "odd-copy"}}
+    assert again.lines() == ["(no changes)"]
+
+
 # --- dry run and apply ----------------------------------------------------------------------------
 
 
