@@ -28,6 +28,7 @@ from .. import documents
 from ..delivery.changes import Kind
 from ..errors import InUseError
 from ..history.as_of import ConditionConfig, RuleConfig, StateConfig
+from ..history.recording import current_reason, reason
 from ..models import Environment, Flag, FlagState, Project, Segment, Tag, Variant
 from . import export_checks
 from .common import announce, save
@@ -83,7 +84,8 @@ def project_import(
     if project_key is not None:
         document = {**document, "project": {**document["project"], "key": project_key}}
     try:
-        with transaction.atomic():
+        # Every history row of the import says so, unless the caller gave a reason.
+        with transaction.atomic(), reason(current_reason() or f"Project import ({mode})"):
             plan = _apply(document, actor, mode, dry_run)
             if dry_run:
                 raise _RolledBackError(plan)

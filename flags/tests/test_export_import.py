@@ -457,6 +457,39 @@ def test_import_flags__dry_run_then_apply__prints_the_diff(
 
 
 @pytest.mark.django_db
+def test_export_flags__output_file__imports_from_stdin_under_another_key(
+    administrator: User, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the demo project exported to a file by the command
+    project = demo.seed_project(demo.Report(), administrator)
+    path = tmp_path / "demo.json"
+    call_command("export_flags", "demo", "--output", str(path))
+
+    # When the file is fed to import_flags on stdin, under another key
+    monkeypatch.setattr("sys.stdin", io.StringIO(path.read_text()))
+    out = io.StringIO()
+    call_command("import_flags", "-", "--project", "demo-copy", stdout=out)
+
+    # Then the copy exists, as the original apart from its key, and its history says why
+    assert out.getvalue().splitlines()[:2] == [
+        "Imported: project demo-copy, mode merge.",
+        "+ project demo-copy",
+    ]
+    copied = as_json(services.project_export(Project.objects.get(key="demo-copy")))
+    original = as_json(services.project_export(project))
+    assert copied == {**original, "project": {**original["project"], "key": "demo-copy"}}
+    flag = Flag.objects.get(project__key="demo-copy", key="banner-text")
+    assert flag.history.first().history_change_reason == "Project import (merge)"
+
+
+@pytest.mark.django_db
+def test_export_flags__unknown_project__command_error() -> None:
+    # Given no project, When exported, Then the command fails with the reason
+    with pytest.raises(CommandError, match="No project 'nope'"):
+        call_command("export_flags", "nope")
+
+
+@pytest.mark.django_db
 def test_import_flags__invalid_file__exit_status_1_and_nothing_changed(
     administrator: User, tmp_path: Path
 ) -> None:
