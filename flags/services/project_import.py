@@ -74,9 +74,10 @@ def project_import(
 ) -> ImportPlan:
     """Make a project what an export describes (``project_key`` imports under another key).
 
-    Raises ``ValidationError`` (with a code; nothing written) for an invalid document or one the
-    engine refuses, ``InUseError`` when ``replace`` would break a prerequisite or a segment in use,
-    ``PermissionDeniedError`` for a protected environment the actor may not change.
+    Raises, having written nothing: ``ValidationError`` (with a code) for an invalid document, one
+    the engine refuses, or archiving/deleting that would break a prerequisite or a segment in use
+    (``in_use``); ``InUseError`` for a variant the document drops that a state it does not name
+    still uses; ``PermissionDeniedError`` for a protected environment the actor may not change.
     """
     if mode not in MODES:
         raise ValidationError(f"Unknown mode {mode!r}: merge or replace.", code="invalid_mode")
