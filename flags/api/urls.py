@@ -11,6 +11,7 @@ from flagship.routing import slash_optional
 
 from .views.audit import AuditView
 from .views.flags import FlagViewSet, VariantViewSet
+from .views.portability import ProjectExportView, ProjectImportView
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
 from .views.promotion import PromotionView
 from .views.segments import SegmentViewSet
@@ -88,6 +89,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path(PROJECT + "events/", ChangeEventFeedView.as_view(), name="event-list"),
     path(PROJECT + "promote/", PromotionView.as_view(), name="promote"),
+    path(PROJECT + "export/", ProjectExportView.as_view(), name="project-export"),
+    path("import/", ProjectImportView.as_view(), name="project-import"),
     path("tags/", TagViewSet.as_view(LIST), name="tag-list"),
     path("tags/<str:tag>/", TagViewSet.as_view({"get": "retrieve"}), name="tag-detail"),
     path("audit/", AuditView.as_view(), name="audit"),

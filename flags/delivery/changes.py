@@ -53,6 +53,7 @@ class Kind(StrEnum):
     RULES_CHANGED = "rules.changed"
     SEGMENT_CHANGED = "segment.changed"
     RULESET_IMPORTED = "ruleset.imported"
+    PROJECT_IMPORTED = "project.imported"
     API_KEY_ISSUED = "api_key.issued"
     API_KEY_REVOKED = "api_key.revoked"
     API_KEY_RENAMED = "api_key.renamed"
@@ -74,6 +75,7 @@ KIND_DESCRIPTIONS: Mapping[Kind, str] = {
     Kind.RULES_CHANGED: "a flag's targeting changed in one environment (rules, rollout, serve)",
     Kind.SEGMENT_CHANGED: "a segment was created, changed or deleted",
     Kind.RULESET_IMPORTED: "a ruleset document was imported into an environment",
+    Kind.PROJECT_IMPORTED: "a project export was imported (once per import, after its changes)",
     Kind.API_KEY_ISSUED: "an environment key or admin token was issued",
     Kind.API_KEY_REVOKED: "an environment key or admin token was revoked",
     Kind.API_KEY_RENAMED: "an environment key or admin token was renamed",

@@ -7,6 +7,7 @@ version in the same transaction.
 
 from .bulk import FlagSpec, flags_bulk_create
 from .common import validate_states
+from .exporting import project_export
 from .flags import (
     flag_archive,
     flag_create,
@@ -20,6 +21,8 @@ from .flags import (
     variant_delete,
     variant_update,
 )
+from .import_plan import ImportPlan
+from .project_import import project_import
 from .projects import (
     environment_create,
     environment_update,
@@ -57,6 +60,7 @@ from .webhooks import (
 
 __all__ = [
     "FlagSpec",
+    "ImportPlan",
     "Promotion",
     "clean_events",
     "condition_delete",
@@ -78,6 +82,8 @@ __all__ = [
     "prerequisite_add",
     "prerequisite_remove",
     "project_create",
+    "project_export",
+    "project_import",
     "project_update",
     "promotion_preview",
     "rule_create",
