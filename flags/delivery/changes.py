@@ -56,6 +56,9 @@ class Kind(StrEnum):
     API_KEY_ISSUED = "api_key.issued"
     API_KEY_REVOKED = "api_key.revoked"
     WEBHOOK_TEST = "webhook.test"
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_CANCELLED = "schedule.cancelled"
+    SCHEDULE_RUN = "schedule.run"
 
 
 KIND_DESCRIPTIONS: Mapping[Kind, str] = {
@@ -76,6 +79,9 @@ KIND_DESCRIPTIONS: Mapping[Kind, str] = {
     Kind.API_KEY_ISSUED: "an environment key or admin token was issued",
     Kind.API_KEY_REVOKED: "an environment key or admin token was revoked",
     Kind.WEBHOOK_TEST: "a person asked for a test delivery",
+    Kind.SCHEDULE_CREATED: "a change (or a ramp) was scheduled for a flag in one environment",
+    Kind.SCHEDULE_CANCELLED: "a scheduled change was cancelled (its pending steps never run)",
+    Kind.SCHEDULE_RUN: "the worker ran (or failed) one step of a scheduled change, late or not",
 }
 
 

@@ -30,6 +30,7 @@ from .projects import (
     tag_update,
 )
 from .restore import flag_state_restore
+from .schedules import StepSpec, run_due, schedule_cancel, schedule_create
 from .targeting import (
     condition_delete,
     condition_save,
@@ -56,6 +57,7 @@ from .webhooks import (
 
 __all__ = [
     "FlagSpec",
+    "StepSpec",
     "clean_events",
     "condition_delete",
     "condition_save",
@@ -81,6 +83,9 @@ __all__ = [
     "rule_duplicate",
     "rule_update",
     "rules_reorder",
+    "run_due",
+    "schedule_cancel",
+    "schedule_create",
     "segment_create",
     "segment_delete",
     "segment_update",
