@@ -12,6 +12,7 @@ from flagship.routing import slash_optional
 from .views.audit import AuditView
 from .views.flags import FlagViewSet, VariantViewSet
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
+from .views.schedules import ScheduledChangeViewSet
 from .views.segments import SegmentViewSet
 from .views.states import FlagStateViewSet
 from .views.webhooks import ChangeEventFeedView, WebhookDeliveryViewSet, WebhookViewSet
@@ -50,6 +51,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(STATE + "toggle/", FlagStateViewSet.as_view({"post": "toggle"}), name="flag-state-toggle"),
     path(
         STATE + "history/", FlagStateViewSet.as_view({"get": "history"}), name="flag-state-history"
+    ),
+    path(
+        STATE + "schedules/",
+        ScheduledChangeViewSet.as_view(LIST),
+        name="schedule-list",
+    ),
+    path(
+        STATE + "schedules/<int:schedule>/",
+        ScheduledChangeViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="schedule-detail",
     ),
     path(PROJECT + "segments/", SegmentViewSet.as_view(LIST), name="segment-list"),
     path(

@@ -60,6 +60,18 @@ class ScheduledChange(models.Model):
     def __str__(self) -> str:
         return f"Scheduled change #{self.pk}"
 
+    @property
+    def status(self) -> str:
+        """Cancelled, failed (a step failed), pending (a step waits), else done."""
+        if self.cancelled_at is not None:
+            return "cancelled"
+        statuses = {step.status for step in self.steps.all()}
+        if ScheduledStep.Status.FAILED in statuses:
+            return "failed"
+        if ScheduledStep.Status.PENDING in statuses:
+            return "pending"
+        return "done"
+
 
 class ScheduledStep(models.Model):
     """One timed change of a plan: switch on, switch off, or serve ``on`` to a percentage."""
