@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from ..formats import format_percentage
 from ..history.recording import AuditedHistory
 from .flags import FlagState
 
@@ -140,10 +141,5 @@ class ScheduledStep(models.Model):
     def describe(self) -> str:
         """The step in words: "switch on", "switch off", "serve on to 25 %"."""
         if self.action == self.Action.ROLLOUT:
-            return f"serve on to {format_percentage(self.percentage or 0)}"
+            return f"serve on to {format_percentage(self.percentage or 0)} %"
         return "switch on" if self.action == self.Action.ENABLE else "switch off"
-
-
-def format_percentage(thousandths: int) -> str:
-    """Thousandths of a percent as people write them: 25000 → "25 %", 12500 → "12.5 %"."""
-    return f"{thousandths / 1000:g} %"

@@ -24,7 +24,7 @@ from ..delivery.changes import Kind
 from ..errors import FlagShipError, PermissionDeniedError, ScheduleFinishedError
 from ..history.recording import reason
 from ..models import Flag, FlagState, ScheduledChange, ScheduledStep
-from ..models.schedules import FULL, format_percentage
+from ..models.schedules import FULL
 from .common import announce, check_can_change, save
 from .flags import flag_state_update, flag_toggle
 
@@ -333,7 +333,6 @@ def _duration(delta: timedelta) -> str:
 __all__ = [
     "LATE_AFTER",
     "StepSpec",
-    "format_percentage",
     "rollout_serve",
     "run_due",
     "run_next",
