@@ -136,3 +136,28 @@ def test_list_cancel_action__pending_and_finished__cancels_one_refuses_the_other
     shown = messages_of(response)
     assert "Cancelled 1 scheduled change(s)." in shown
     assert any(f"#{finished.pk}" in message and "no pending step" in message for message in shown)
+
+
+def test_timeline__scheduled_then_run__shows_the_schedule_its_step_and_the_change_it_made(
+    client: Client, editor: User, boolean_flag: Flag, staging: Environment
+) -> None:
+    # Given a one-step rollout scheduled by an Editor and run by the worker
+    change = services.schedule_create(
+        state=boolean_flag.states.get(environment=staging),
+        steps=[
+            StepSpec(at=datetime(2030, 3, 4, 9, tzinfo=UTC), action="rollout", percentage=25_000)
+        ],
+        actor=editor,
+    )
+    run_due(now=datetime(2030, 3, 4, 9, tzinfo=UTC))
+    client.force_login(editor)
+    # When the flag's timeline is opened
+    response = client.get(f"/admin/flags/flag/{boolean_flag.pk}/history/")
+    # Then it shows the scheduled change, its step (created, then done) and the state's change
+    # with the step's reason
+    html = " ".join(response.content.decode().split())
+    assert response.status_code == 200
+    assert f"Scheduled change #{change.pk} in Staging · new-checkout" in html
+    assert f"Step 1 of scheduled change #{change.pk} in Staging · new-checkout" in html
+    assert "25 %" in html
+    assert f"Scheduled change #{change.pk}, step 1 of 1" in html
