@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -248,6 +248,15 @@ def _run(step: ScheduledStep, now: datetime) -> None:
             )
             logger.warning(
                 "schedule.step_failed", extra={"schedule": change.pk, "step": step.order}
+            )
+        except DatabaseError:
+            raise  # the transaction is gone: the step stays pending for the next look
+        except Exception:
+            # A bug must not block every later step: the savepoint undid the step's writes.
+            step.status = Status.FAILED
+            step.error = "An unexpected error stopped this step (see the worker's log)."
+            logger.exception(
+                "schedule.step_crashed", extra={"schedule": change.pk, "step": step.order}
             )
         step.ran_at = now
         step.late_seconds = int(late.total_seconds()) if late is not None else None

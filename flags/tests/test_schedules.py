@@ -302,3 +302,32 @@ def test_two_workers__run_due_at_once__apply_each_step_once(
     assert ChangeEvent.objects.filter(kind="schedule.run").count() == 4
     assert ChangeEvent.objects.filter(kind="rules.changed").count() == 4
     assert project.pk == Project.objects.get(key="demo").pk
+
+
+def test_run__service_raises_unexpectedly__step_fails_later_changes_still_run(
+    boolean_flag: Flag, staging: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two changes due, and a bug that makes switching on crash
+    state = _state(boolean_flag, staging)
+    broken = services.schedule_create(
+        state=state, steps=[StepSpec(at=T0, action="enable")], actor=None
+    )
+    fine = services.schedule_create(
+        state=state,
+        steps=[StepSpec(at=T0 + timedelta(seconds=1), action="rollout", percentage=30_000)],
+        actor=None,
+    )
+
+    def crash(**kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("flags.services.schedules.flag_toggle", crash)
+    # When the worker runs
+    ran = run_due(now=T0 + HOUR)
+    # Then the crashing step failed (nothing changed by it) and the other change still ran
+    assert ran == 2
+    assert _statuses(broken) == ["failed"]
+    assert _statuses(fine) == ["done"]
+    stored = _state(boolean_flag, staging)
+    assert stored.enabled is False
+    assert stored.default_serve == rollout_serve(stored, 30_000)
