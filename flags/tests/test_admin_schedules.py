@@ -161,3 +161,17 @@ def test_timeline__scheduled_then_run__shows_the_schedule_its_step_and_the_chang
     assert f"Step 1 of scheduled change #{change.pk} in Staging · new-checkout" in html
     assert "25 %" in html
     assert f"Scheduled change #{change.pk}, step 1 of 1" in html
+
+
+def test_add_page__viewer__forbidden_and_cancel_action_not_offered(
+    client: Client, viewer: User, boolean_flag: Flag, staging: Environment
+) -> None:
+    # Given a Viewer
+    client.force_login(viewer)
+    # When they open the add page and the list
+    add = client.get(f"{ADD}?state={boolean_flag.states.get(environment=staging).pk}")
+    listed = client.get(CHANGELIST)
+    # Then they may not schedule, and the list offers no cancel action
+    assert add.status_code == 403
+    assert listed.status_code == 200
+    assert "cancel_changes" not in listed.content.decode()
