@@ -1,7 +1,8 @@
 """The four roles, as groups with permissions (created by a data migration, kept by `sync_roles`).
 
 - Viewer: reads everything (evaluation counts included), changes nothing.
-- Editor: changes flags, rules, segments and tags, but not in protected environments.
+- Editor: changes flags, rules, segments and tags, and schedules changes, but not in protected
+  environments.
 - Release manager: an Editor who may also change protected environments.
 - Administrator: everything, including projects, environments and people.
 """
@@ -26,6 +27,7 @@ EDITABLE_MODELS: Final = (
     "prerequisite",
     "segment",
     "tag",
+    "scheduledchange",
 )
 # Structural models only an Administrator changes.
 STRUCTURAL_MODELS: Final = ("project", "environment")

@@ -33,3 +33,9 @@ class InUseError(FlagShipError):
     """The object is referenced elsewhere and cannot be removed or changed that way."""
 
     code = "in_use"
+
+
+class ScheduleFinishedError(InUseError):
+    """The scheduled change has no pending step left (done, failed or cancelled already)."""
+
+    code = "schedule_finished"

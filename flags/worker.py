@@ -7,8 +7,9 @@ It runs:
   at most ``FLAGSHIP_WORKER_POLL_SECONDS``; on PostgreSQL a listener thread wakes them when a
   change with deliveries commits (``LISTEN flagship_webhooks``), so a delivery leaves within
   milliseconds of its commit.
-- **Periodic jobs** (:data:`PERIODIC`): deleting change events and finished deliveries older than
-  ``FLAGSHIP_EVENT_RETENTION_DAYS``. Scheduled changes and evaluation counts join here.
+- **Periodic jobs** (:data:`PERIODIC`): running the due steps of scheduled changes every second
+  (``flags.services.schedules.run_due``: a step missed while no worker ran runs once, late);
+  deleting change events and finished deliveries older than ``FLAGSHIP_EVENT_RETENTION_DAYS``.
 
 Any number of workers may run at once (row locks keep them apart; docs/webhooks.md). SIGTERM or
 SIGINT stops a worker after the deliveries in flight; SIGKILL loses nothing either (the
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from flags import conf
 from flags.models import ChangeEvent, WebhookDelivery
+from flags.services.schedules import run_due
 from flags.webhooks import outbox, sending
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,10 @@ def prune_events() -> int:
 # sent to (by this worker, whose senders wake it when one finishes, or by another).
 BUSY_SECONDS = 0.05
 
-PERIODIC: list[Job] = [Job("events.prune", 3600.0, prune_events)]
+PERIODIC: list[Job] = [
+    Job("schedules.run", 1.0, run_due),
+    Job("events.prune", 3600.0, prune_events),
+]
 
 
 class Wakeup:
@@ -99,6 +104,7 @@ class Worker:
         self.stop = threading.Event()
         self.wakeup = Wakeup()
         self.sent = 0
+        self.scheduled = 0
         self._count_lock = threading.Lock()
 
     # --- running ------------------------------------------------------------------------------
@@ -125,7 +131,11 @@ class Worker:
             logger.info("worker.stopped", extra={"sent": self.sent})
 
     def drain(self) -> int:
-        """Send every delivery due now from this thread, then return how many were attempted."""
+        """Run the scheduled steps and send every delivery due now; return deliveries attempted.
+
+        Steps run first: the deliveries their change events wrote are then sent too.
+        """
+        self.scheduled = run_due()
         attempted = 0
         while sending.send_next() is not None:
             attempted += 1
@@ -193,7 +203,7 @@ class Worker:
                 if due[job.name] <= now:
                     try:
                         job.run()
-                    except DatabaseError:
+                    except Exception:  # one job's failure (or bug) never stops the worker
                         logger.warning("worker.job_failed", extra={"job": job.name}, exc_info=True)
                         close_old_connections()
                     due[job.name] = now + job.seconds

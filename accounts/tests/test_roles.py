@@ -28,6 +28,7 @@ DAY_TO_DAY_MODELS = (
     "prerequisite",
     "segment",
     "tag",
+    "scheduledchange",
 )
 
 
@@ -69,12 +70,12 @@ def test_viewer__permissions__only_view_every_flags_model(db: None) -> None:
     # Given the Viewer group
     # When its permissions are read
     held = _held(roles.VIEWER)
-    # Then it can view each of the ten flags models, the evaluation counts and the change events,
+    # Then it can view each of the eleven flags models, the evaluation counts and the change events,
     # and do nothing else (webhooks are the Administrator's alone)
     assert held == {
         f"flags.view_{model}" for model in (*FLAG_MODELS, "flagevaluationcount", "changeevent")
     }
-    assert len(held) == 12
+    assert len(held) == 13
 
 
 def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db: None) -> None:

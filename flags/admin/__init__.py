@@ -9,6 +9,7 @@
 - ``targeting``: the list of rules (each opens on its state's page) and segments;
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
+- ``schedules``: scheduled changes and ramps (scheduled, read, cancelled; the flag page's panel);
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
 - ``webhooks``: webhooks (secret shown once, rotation, test events), their deliveries
   (redelivery) and the change events (read-only);
@@ -16,6 +17,14 @@
 - ``forms``: the admin's forms and widgets (and the audit page's filters, ``flagship.admin_site``).
 """
 
-from . import evaluations, flags, projects, states, targeting, webhooks
+from . import evaluations, flags, projects, schedules, states, targeting, webhooks
 
-__all__ = ["evaluations", "flags", "projects", "states", "targeting", "webhooks"]
+__all__ = [
+    "evaluations",
+    "flags",
+    "projects",
+    "schedules",
+    "states",
+    "targeting",
+    "webhooks",
+]

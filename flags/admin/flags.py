@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from .. import conf, selectors, services
 from ..models import Flag, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
-from . import compare, evaluate, timeline, toggle
+from . import compare, evaluate, schedules, timeline, toggle
 from .base import FlagShipAdmin, actor, adopt, require_reason, row
 from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
 from .flag_list import (
@@ -152,6 +152,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         if obj is not None:
             advanced.append("archived")
             fieldsets.append(("Environments", {"fields": ["states_overview"]}))
+            fieldsets.append(("Scheduled changes", {"fields": ["schedules_overview"]}))
             if selectors.flag_dependents(obj):
                 required = ["required_by", "confirm_dependents"]
                 fieldsets.append(("Flags that require this one", {"fields": required}))
@@ -162,7 +163,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         """Project, key and kind are the contract with the code: fixed once created."""
         if obj is None:
             return ()
-        return ("project", "key", "kind", "states_overview", "required_by")
+        return ("project", "key", "kind", "states_overview", "schedules_overview", "required_by")
 
     def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """Only archived flags may be deleted: SDKs no longer receive them."""
@@ -201,6 +202,11 @@ class FlagAdmin(FlagShipAdmin[Flag]):
             "<th>state</th><th>in words</th><th></th></tr></thead><tbody>{}</tbody></table></div>",
             rows,
         )
+
+    @admin.display(description="scheduled")
+    def schedules_overview(self, obj: Flag) -> SafeString:
+        """The flag's latest scheduled changes, and links to schedule or cancel one."""
+        return schedules.overview(obj)
 
     @admin.display(description="required by")
     def required_by(self, obj: Flag) -> str:

@@ -14,6 +14,7 @@ from .views.flags import FlagViewSet, VariantViewSet
 from .views.portability import ProjectExportView, ProjectImportView
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
 from .views.promotion import PromotionView
+from .views.schedules import ScheduledChangeViewSet
 from .views.segments import SegmentViewSet
 from .views.states import FlagStateViewSet
 from .views.webhooks import ChangeEventFeedView, WebhookDeliveryViewSet, WebhookViewSet
@@ -52,6 +53,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(STATE + "toggle/", FlagStateViewSet.as_view({"post": "toggle"}), name="flag-state-toggle"),
     path(
         STATE + "history/", FlagStateViewSet.as_view({"get": "history"}), name="flag-state-history"
+    ),
+    path(
+        STATE + "schedules/",
+        ScheduledChangeViewSet.as_view(LIST),
+        name="schedule-list",
+    ),
+    path(
+        STATE + "schedules/<int:schedule>/",
+        ScheduledChangeViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="schedule-detail",
     ),
     path(PROJECT + "segments/", SegmentViewSet.as_view(LIST), name="segment-list"),
     path(

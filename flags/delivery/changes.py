@@ -58,6 +58,9 @@ class Kind(StrEnum):
     API_KEY_REVOKED = "api_key.revoked"
     API_KEY_RENAMED = "api_key.renamed"
     WEBHOOK_TEST = "webhook.test"
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_CANCELLED = "schedule.cancelled"
+    SCHEDULE_RUN = "schedule.run"
 
 
 KIND_DESCRIPTIONS: Mapping[Kind, str] = {
@@ -80,6 +83,9 @@ KIND_DESCRIPTIONS: Mapping[Kind, str] = {
     Kind.API_KEY_REVOKED: "an environment key or admin token was revoked",
     Kind.API_KEY_RENAMED: "an environment key or admin token was renamed",
     Kind.WEBHOOK_TEST: "a person asked for a test delivery",
+    Kind.SCHEDULE_CREATED: "a change (or a ramp) was scheduled for a flag in one environment",
+    Kind.SCHEDULE_CANCELLED: "a scheduled change was cancelled (its pending steps never run)",
+    Kind.SCHEDULE_RUN: "the worker ran (or failed) one step of a scheduled change, late or not",
 }
 
 

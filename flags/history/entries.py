@@ -50,7 +50,7 @@ from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from ..formats import format_variant_value, same_json
+from ..formats import format_percentage, format_variant_value, same_json
 from ..words import OPERATOR_LABELS, rollout_in_words, serve_in_words, value_in_words
 from .feed import AUDITED, HISTORY_TYPES, historical
 
@@ -71,6 +71,8 @@ PARENTS: dict[str, frozenset[str]] = {
     "prerequisite": frozenset({"state"}),
     "segment": frozenset({"project"}),
     "apikey": frozenset({"environment", "created_by"}),
+    "scheduledchange": frozenset({"state"}),
+    "scheduledstep": frozenset({"change"}),
 }
 # Many-to-many fields with history: model -> (field, history table model, column, named model).
 MANY: dict[str, tuple[str, str, str, str]] = {
@@ -81,6 +83,7 @@ MANY: dict[str, tuple[str, str, str, str]] = {
 # other kinds are known before those kinds are looked up (a condition's rule names its state,
 # which names its flag and environment, whose project is named last).
 NAMED: dict[str, tuple[str, ...]] = {
+    "scheduledchange": ("state_id",),
     "rule": ("description", "state_id"),
     "flagstate": ("flag_id", "environment_id"),
     "flag": ("key", "project_id", "kind"),
@@ -320,7 +323,9 @@ def _where(label: str, record: Mapping[str, Any], names: _Names) -> tuple[Any, A
     state_id = record.get("state_id")
     if label == "condition":
         state_id = names.get("rule", record.get("rule_id"), "state_id")
-    if label in ("rule", "condition", "prerequisite"):
+    if label == "scheduledstep":
+        state_id = names.get("scheduledchange", record.get("change_id"), "state_id")
+    if label in ("rule", "condition", "prerequisite", "scheduledchange", "scheduledstep"):
         return names.get("flagstate", state_id, "flag_id"), names.get(
             "flagstate", state_id, "environment_id"
         )
@@ -372,6 +377,10 @@ def _subject(
         return f"Tag {record['name']}"
     if label == "apikey":
         return _api_key(record, names, environment)
+    if label == "scheduledchange":
+        return f"Scheduled change #{record['id']} in {where}"
+    if label == "scheduledstep":
+        return f"Step {record['order']} of scheduled change #{record['change_id']} in {where}"
     return f"{label} #{record['id']}"
 
 
@@ -477,6 +486,8 @@ def _words(
         return rollout_in_words(value)
     if value is None:
         return EMPTY
+    if label == "scheduledstep" and name == "percentage":
+        return f"{format_percentage(int(value))} %"
     if label == "rule" and name == "order":
         return str(int(value) + 1)
     if name == "enabled":

@@ -37,6 +37,8 @@ AUDITED: dict[str, str] = {
     "segment": "flags",
     "tag": "flags",
     "apikey": "accounts",
+    "scheduledchange": "flags",
+    "scheduledstep": "flags",
 }
 # Which models' rows a scope keeps, and the condition on each (a label absent: none of its rows).
 Scope = dict[str, Q]
@@ -84,6 +86,14 @@ def _ids(label: str, condition: Q, column: str = "id") -> QuerySet[Any]:
     return rows.values(column).distinct()
 
 
+def _schedule_scope(states: QuerySet[Any]) -> Scope:
+    """The scheduled changes of ``states`` (ids of flag states) and their steps."""
+    return {
+        "scheduledchange": Q(state_id__in=states),
+        "scheduledstep": Q(change_id__in=_ids("scheduledchange", Q(state_id__in=states))),
+    }
+
+
 def project_scope(project_id: int) -> Scope:
     """A project's rows: itself, its environments, flags and segments, and everything below them."""
     flags = _ids("flag", Q(project_id=project_id))
@@ -102,6 +112,7 @@ def project_scope(project_id: int) -> Scope:
         "prerequisite": Q(state_id__in=states),
         "segment": Q(project_id=project_id),
         "apikey": Q(environment_id__in=environments),
+        **_schedule_scope(states),
     }
 
 
@@ -120,6 +131,7 @@ def environment_scope(environment_id: int) -> Scope:
         "condition": Q(rule_id__in=rules),
         "prerequisite": Q(state_id__in=states),
         "apikey": Q(environment_id=environment_id),
+        **_schedule_scope(states),
     }
 
 
@@ -151,6 +163,7 @@ def flag_scope(flag_id: int, environment_id: int | None = None) -> Scope:
         "condition": Q(rule_id__in=rules) | Q(segment_id__in=segments),
         "prerequisite": Q(state_id__in=states),
         "segment": Q(id__in=segments),
+        **_schedule_scope(states),
     }
     if environment_id is None:
         scope |= {"flag": Q(id=flag_id), "variant": Q(flag_id=flag_id)}

@@ -3,6 +3,7 @@
 from .evaluations import FlagEvaluationCount
 from .flags import Flag, FlagState, Prerequisite, Variant
 from .projects import Environment, Project, Tag
+from .schedules import ScheduledChange, ScheduledStep
 from .targeting import Condition, Rule, Segment
 from .webhooks import ChangeEvent, Webhook, WebhookDelivery
 
@@ -16,6 +17,8 @@ __all__ = [
     "Prerequisite",
     "Project",
     "Rule",
+    "ScheduledChange",
+    "ScheduledStep",
     "Segment",
     "Tag",
     "Variant",

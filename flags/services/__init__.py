@@ -34,6 +34,7 @@ from .projects import (
 )
 from .promotion import Promotion, flags_promote, promotion_preview
 from .restore import flag_state_restore
+from .schedules import StepSpec, run_due, schedule_cancel, schedule_create
 from .targeting import (
     condition_delete,
     condition_save,
@@ -62,6 +63,7 @@ __all__ = [
     "FlagSpec",
     "ImportPlan",
     "Promotion",
+    "StepSpec",
     "clean_events",
     "condition_delete",
     "condition_save",
@@ -91,6 +93,9 @@ __all__ = [
     "rule_duplicate",
     "rule_update",
     "rules_reorder",
+    "run_due",
+    "schedule_cancel",
+    "schedule_create",
     "segment_create",
     "segment_delete",
     "segment_update",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import services as account_services
@@ -80,6 +82,11 @@ def world(administrator: User) -> dict[str, Any]:
         project=project, name="Relay", url="http://127.0.0.1:9/hook", actor=administrator
     )
     delivery = services.webhook_send_test(webhook=webhook, actor=administrator)
+    schedule = services.schedule_create(
+        state=project.flags.get(key="new-checkout").states.get(environment=staging),
+        steps=[services.StepSpec(at=timezone.now() + timedelta(days=30), action="enable")],
+        actor=administrator,
+    )
     access = str(RefreshToken.for_user(administrator).access_token)
     return {
         "params": {
@@ -94,6 +101,7 @@ def world(administrator: User) -> dict[str, Any]:
             "flag_key": "new-checkout",
             "webhook": str(webhook.pk),
             "delivery": str(delivery.pk),
+            "schedule": str(schedule.pk),
         },
         "person": {"Authorization": f"Bearer {access}"},
         "key": {"X-API-Key": server_key},

@@ -24,7 +24,9 @@ class Command(BaseCommand):
             "--poll", type=float, default=None, help="Idle sleep in seconds (default: setting)."
         )
         parser.add_argument(
-            "--once", action="store_true", help="Send every delivery due now, then exit."
+            "--once",
+            action="store_true",
+            help="Run due scheduled steps, send every delivery due now, then exit.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -32,7 +34,9 @@ class Command(BaseCommand):
         worker = Worker(concurrency=options["concurrency"], poll_seconds=options["poll"])
         if options["once"]:
             attempted = worker.drain()
-            self.stdout.write(f"{attempted} deliveries attempted.")
+            self.stdout.write(
+                f"{worker.scheduled} scheduled steps run; {attempted} deliveries attempted."
+            )
             return
 
         def stop(signum: int, frame: object) -> None:
