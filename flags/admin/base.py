@@ -332,3 +332,24 @@ def adopt(target: models.Model, saved: models.Model) -> None:
 def actor(request: HttpRequest) -> Any:
     """The person acting, as services record them in history."""
     return request.user
+
+
+class ReadOnlyAdmin[M: models.Model](admin.ModelAdmin[M]):
+    """Rows FlagShip writes itself (counts, deliveries, events): looked at, never edited by hand.
+
+    A delivery goes with its webhook, events and counts are deleted by retention, not by people.
+    """
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Never: FlagShip writes these."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: these are records of what happened."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never from the admin."""
+        return False

@@ -29,7 +29,7 @@ from .. import services
 from ..delivery.changes import KIND_DESCRIPTIONS, Kind
 from ..history.recording import reason
 from ..models import ChangeEvent, Environment, Webhook, WebhookDelivery
-from .base import FlagShipAdmin, actor, adopt
+from .base import FlagShipAdmin, ReadOnlyAdmin, actor, adopt
 
 PENDING = WebhookDelivery.Status.PENDING
 DEAD = WebhookDelivery.Status.DEAD
@@ -334,29 +334,15 @@ class WebhookAdmin(FlagShipAdmin[Webhook]):
         return TemplateResponse(request, "flags/webhook_confirm.html", context)
 
 
-class ReadOnlyAdmin[M: models.Model](admin.ModelAdmin[M]):
-    """Rows written by FlagShip itself: looked at, never added, changed or deleted by hand."""
-
-    show_full_result_count = False
+class WebhookRecordsAdmin[M: models.Model](ReadOnlyAdmin[M]):
+    """Deliveries and events: read-only, styled with the webhook pages."""
 
     class Media:
         css = {"all": ("flags/admin.css", "flags/webhooks.css")}
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Never: FlagShip writes these."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never: these are records of what happened."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never from the admin (a delivery goes with its webhook; events are kept)."""
-        return False
-
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin[WebhookDelivery]):
+class WebhookDeliveryAdmin(WebhookRecordsAdmin[WebhookDelivery]):
     """Deliveries, newest first: status, attempts and the last answer; "Redeliver" on selected."""
 
     list_display = (
@@ -445,7 +431,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin[WebhookDelivery]):
 
 
 @admin.register(ChangeEvent)
-class ChangeEventAdmin(ReadOnlyAdmin[ChangeEvent]):
+class ChangeEventAdmin(WebhookRecordsAdmin[ChangeEvent]):
     """Every committed change as webhooks hear of it, newest first; every role may read it."""
 
     list_display = ("occurred_at", "kind", "project_display", "flags_display", "by", "reason")

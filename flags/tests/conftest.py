@@ -1,11 +1,15 @@
-"""Fixtures for the flags app: a project with its three environments, and flags in it."""
+"""Fixtures for the flags app: a project with its three environments, flags, child processes."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from flags import services
 from flags.models import Environment, Flag, Project, Segment
+from flagship.processes import Processes
 
 
 @pytest.fixture
@@ -55,3 +59,15 @@ def beta_testers(project: Project) -> Segment:
             {"attribute": "email", "operator": "str_ends_with", "values": ["@example.com"]}
         ],
     )
+
+
+@pytest.fixture
+def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    """Child processes, stopped at the end (their logs printed when the test failed)."""
+    running = Processes(tmp_path)
+    failed_before = request.session.testsfailed
+    yield running
+    if request.session.testsfailed > failed_before:
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.stem}\n{running.tail(log.stem, 60)}")  # noqa: T201  # the failure's
+    running.stop()

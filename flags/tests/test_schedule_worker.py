@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -17,18 +15,6 @@ from flagship.processes import Processes
 from .test_webhook_workers import start_worker
 
 pytestmark = [pytest.mark.requires_postgres]
-
-
-@pytest.fixture
-def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
-    """Child processes, stopped at the end (their logs printed when the test failed)."""
-    running = Processes(tmp_path)
-    failed_before = request.session.testsfailed
-    yield running
-    if request.session.testsfailed > failed_before:
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.stem}\n{running.tail(log.stem, 60)}")  # noqa: T201  # the failure's
-    running.stop()
 
 
 def test_run_worker__step_due_in_two_seconds__switches_the_flag_on_once(

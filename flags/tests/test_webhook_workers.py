@@ -14,7 +14,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,18 +48,6 @@ def shop(transactional_db: None, encryption: None) -> tuple[Project, FlagState]:
     flag = services.flag_create(project=project, key="new-checkout", name="New checkout")
     staging = project.environments.get(key="staging")
     return project, flag.states.get(environment=staging)
-
-
-@pytest.fixture
-def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
-    """Child processes, stopped at the end (their logs printed when the test failed)."""
-    running = Processes(tmp_path)
-    failed_before = request.session.testsfailed
-    yield running
-    if request.session.testsfailed > failed_before:
-        for log in sorted(tmp_path.glob("*.log")):
-            print(f"--- {log.stem}\n{running.tail(log.stem, 60)}")  # noqa: T201  # the failure's
-    running.stop()
 
 
 def worker_environment(**extra: str) -> dict[str, str]:
