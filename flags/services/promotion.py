@@ -73,18 +73,21 @@ def _config(source: FlagState, target: FlagState, *, include_switch: bool) -> as
     )
 
 
+def _plan(
+    flag: Flag, source: Environment, target: Environment, *, include_switch: bool
+) -> tuple[FlagState, as_of.StateConfig, Promotion]:
+    """The target state, the configuration it would get, and the preview of that change."""
+    source_state, target_state = _states(flag, source, target)
+    config = _config(source_state, target_state, include_switch=include_switch)
+    preview = Promotion(flag.key, targeting_of(target_state), config.document(target_state))
+    return target_state, config, preview
+
+
 def promotion_preview(
     *, flags: list[Flag], source: Environment, target: Environment, include_switch: bool = False
 ) -> list[Promotion]:
     """What promoting each flag would change in ``target`` (nothing is written)."""
-    previews = []
-    for flag in flags:
-        source_state, target_state = _states(flag, source, target)
-        config = _config(source_state, target_state, include_switch=include_switch)
-        previews.append(
-            Promotion(flag.key, targeting_of(target_state), config.document(target_state))
-        )
-    return previews
+    return [_plan(flag, source, target, include_switch=include_switch)[2] for flag in flags]
 
 
 @transaction.atomic
@@ -101,14 +104,13 @@ def flags_promote(
     Flags whose target already serves what the source does are left alone (no event, no version).
     """
     check_can_change(actor, target)
-    previews = promotion_preview(
-        flags=flags, source=source, target=target, include_switch=include_switch
-    )
+    promoted = []
     with reason(current_reason() or f"Promoted from {source.name}"):
-        for flag, preview in zip(flags, previews, strict=True):
-            if not preview.changes:
-                continue
-            source_state, target_state = _states(flag, source, target)
-            config = _config(source_state, target_state, include_switch=include_switch)
-            flag_state_restore(state=target_state, config=config, actor=actor)
-    return [preview for preview in previews if preview.changes]
+        for flag in flags:
+            target_state, config, preview = _plan(
+                flag, source, target, include_switch=include_switch
+            )
+            if preview.changes:
+                flag_state_restore(state=target_state, config=config, actor=actor)
+                promoted.append(preview)
+    return promoted
