@@ -10,6 +10,7 @@ before: same values, same JSON types, no new history row, no version moved.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,10 +19,14 @@ from django.contrib import admin
 from django.core.management import call_command
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from accounts.models import User
-from flags import documents
-from flags.models import Environment, Project
+from accounts.services import api_key_issue
+from flags import documents, services
+from flags.delivery.changes import Kind
+from flags.models import Environment, FlagState, Project
+from flags.services import StepSpec
 
 from .awkward_data import populate
 from .html_forms import FORM_CONTENT_TYPE, encoded, forms_of, submission
@@ -81,6 +86,28 @@ def everything(db: None) -> Project:
     call_command("seed_demo", flags=20, verbosity=0)
     project = Project.objects.get(key="demo")
     populate(project, actor=User.objects.get(username="editor"))
+    # A server key and a webhook limited to one environment and two event types (their change
+    # pages are saved back like the rest), and a ramp scheduled a day ahead (its page is
+    # read-only: a schedule is cancelled, never edited).
+    staging = project.environments.get(key="staging")
+    services.webhook_create(
+        project=project,
+        name="Ops  channel",
+        url="https://hooks.example.com/flagship?team=ops",
+        environment=staging,
+        events=[Kind.FLAG_TOGGLED, Kind.RULES_CHANGED],
+    )
+    api_key_issue(kind="server", name="Checkout  service", environment=staging)
+    tomorrow = timezone.now() + timedelta(days=1)
+    services.schedule_create(
+        state=FlagState.objects.get(flag__key="new-checkout", environment=staging),
+        steps=[
+            StepSpec(tomorrow, "rollout", 12_500),
+            StepSpec(tomorrow + timedelta(hours=6), "rollout", 100_000),
+        ],
+        actor=None,
+        note="Ramp\nsecond line",
+    )
     return project
 
 
@@ -93,6 +120,7 @@ def test_every_change_form__saved_unchanged__stores_exactly_what_was_stored(
     assert len(urls) > 150
     problems = []
     saved = 0
+    saved_urls: list[str] = []
     before = stored()
     for url in urls:
         # When each change form is sent back unchanged
@@ -100,6 +128,7 @@ def test_every_change_form__saved_unchanged__stores_exactly_what_was_stored(
         if outcome == "read-only":
             continue
         saved += 1
+        saved_urls.append(url)
         # Then the save succeeds and nothing stored differs
         if response.status_code != 302:
             errors = response.context["adminform"].form.errors if response.context else ""
@@ -112,3 +141,5 @@ def test_every_change_form__saved_unchanged__stores_exactly_what_was_stored(
             before = after  # the next form is judged on its own
     assert problems == [], "\n".join(problems)
     assert saved > 100
+    for model in ("webhook", "apikey"):  # scheduled changes are cancelled, never edited
+        assert any(f"/{model}/" in url for url in saved_urls), model
