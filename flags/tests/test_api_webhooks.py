@@ -190,6 +190,27 @@ def test_webhook_update__patch__stored_with_history_and_secret_kept(
     assert stored.history.first().history_user == administrator
 
 
+def test_webhook_update__put_back_what_get_showed__nothing_written(
+    administrator: User, project: Project, staging: Environment
+) -> None:
+    # Given a webhook of staging for two event types, as the API shows it
+    webhook = _webhook(project, environment=staging, events=["rules.changed", "flag.toggled"])
+    client = signed_in(administrator)
+    shown = client.get(f"{WEBHOOKS}{webhook.pk}/").json()
+    row = Webhook.objects.values().get(pk=webhook.pk)
+    history = Webhook.history.filter(id=webhook.pk).count()
+    # When the same fields are PUT back
+    fields = ("name", "url", "environment", "events", "active")
+    response = client.put(
+        f"{WEBHOOKS}{webhook.pk}/", {name: shown[name] for name in fields}, format="json"
+    )
+    # Then the answer is what was shown, and neither the row nor its history moved
+    assert response.status_code == 200, response.content
+    assert response.json() == shown
+    assert Webhook.objects.values().get(pk=webhook.pk) == row
+    assert Webhook.history.filter(id=webhook.pk).count() == history
+
+
 def test_webhook_update__private_address__400_and_row_unchanged(
     administrator: User, project: Project
 ) -> None:
