@@ -2,8 +2,9 @@
 
 - Viewer: reads everything (evaluation counts included), changes nothing.
 - Editor: changes flags, rules, segments and tags, and schedules changes, but not in protected
-  environments.
-- Release manager: an Editor who may also change protected environments.
+  environments (where their changes become change requests, when the environment takes them).
+- Release manager: an Editor who may also change protected environments, and approve or reject
+  change requests.
 - Administrator: everything, including projects, environments and people.
 """
 
@@ -28,6 +29,7 @@ EDITABLE_MODELS: Final = (
     "segment",
     "tag",
     "scheduledchange",
+    "changerequest",
 )
 # Structural models only an Administrator changes.
 STRUCTURAL_MODELS: Final = ("project", "environment")
@@ -36,6 +38,7 @@ READ_ONLY_MODELS: Final = ("flagevaluationcount", "changeevent")
 # Models only an Administrator sees and changes: webhook URLs and their receivers' answers.
 ADMINISTRATOR_MODELS: Final = ("webhook", "webhookdelivery")
 PROTECTED_PERMISSION: Final = "change_protected_environment"  # on flags.Environment
+APPROVE_PERMISSION: Final = "approve_changerequest"  # on flags.ChangeRequest
 
 
 def role_permissions() -> dict[str, set[tuple[str, str]]]:
@@ -65,7 +68,7 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
     )
     viewer = everything_viewable
     editor = viewer | editing
-    release_manager = editor | {("flags", PROTECTED_PERMISSION)}
+    release_manager = editor | {("flags", PROTECTED_PERMISSION), ("flags", APPROVE_PERMISSION)}
     administrator = release_manager | structural | accounts
     return {
         VIEWER: viewer,

@@ -39,3 +39,27 @@ class ScheduleFinishedError(InUseError):
     """The scheduled change has no pending step left (done, failed or cancelled already)."""
 
     code = "schedule_finished"
+
+
+class ChangeRequestRequiredError(PermissionDeniedError):
+    """The environment takes change requests: a person's change there must be proposed."""
+
+    code = "change_request_required"
+
+
+class ChangeRequestClosedError(InUseError):
+    """The change request was applied, rejected or withdrawn already."""
+
+    code = "change_request_closed"
+
+
+class NotApprovedError(InUseError):
+    """The change request lacks the approvals its environment requires."""
+
+    code = "not_approved"
+
+
+class ChangeRequestConflictError(InUseError):
+    """A flag state the change request changes was changed since: it must be rebased."""
+
+    code = "change_request_conflict"

@@ -29,6 +29,7 @@ DAY_TO_DAY_MODELS = (
     "segment",
     "tag",
     "scheduledchange",
+    "changerequest",
 )
 
 
@@ -70,12 +71,12 @@ def test_viewer__permissions__only_view_every_flags_model(db: None) -> None:
     # Given the Viewer group
     # When its permissions are read
     held = _held(roles.VIEWER)
-    # Then it can view each of the eleven flags models, the evaluation counts and the change events,
+    # Then it can view each of the twelve flags models, the evaluation counts and the change events,
     # and do nothing else (webhooks are the Administrator's alone)
     assert held == {
         f"flags.view_{model}" for model in (*FLAG_MODELS, "flagevaluationcount", "changeevent")
     }
-    assert len(held) == 13
+    assert len(held) == 14
 
 
 def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db: None) -> None:
@@ -94,12 +95,13 @@ def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db
     assert not {p for p in held if p.endswith(("_project", "_environment")) and ".view_" not in p}
 
 
-def test_release_manager__permissions__editor_plus_protected_environments(db: None) -> None:
+def test_release_manager__permissions__editor_plus_protected_environments_and_reviews(db: None) -> None:
     # Given the Release manager group
     # When its permissions are compared with the Editor's
-    # Then the one difference is the protected-environment permission
+    # Then the differences are the protected-environment and the change-request review permissions
     assert _held(roles.RELEASE_MANAGER) - _held(roles.EDITOR) == {
-        "flags.change_protected_environment"
+        "flags.change_protected_environment",
+        "flags.approve_changerequest",
     }
     assert _held(roles.EDITOR) <= _held(roles.RELEASE_MANAGER)
 

@@ -61,6 +61,12 @@ class Kind(StrEnum):
     SCHEDULE_CREATED = "schedule.created"
     SCHEDULE_CANCELLED = "schedule.cancelled"
     SCHEDULE_RUN = "schedule.run"
+    CHANGE_REQUEST_CREATED = "change_request.created"
+    CHANGE_REQUEST_APPROVED = "change_request.approved"
+    CHANGE_REQUEST_REJECTED = "change_request.rejected"
+    CHANGE_REQUEST_REBASED = "change_request.rebased"
+    CHANGE_REQUEST_APPLIED = "change_request.applied"
+    CHANGE_REQUEST_WITHDRAWN = "change_request.withdrawn"
 
 
 KIND_DESCRIPTIONS: Mapping[Kind, str] = {
@@ -86,6 +92,12 @@ KIND_DESCRIPTIONS: Mapping[Kind, str] = {
     Kind.SCHEDULE_CREATED: "a change (or a ramp) was scheduled for a flag in one environment",
     Kind.SCHEDULE_CANCELLED: "a scheduled change was cancelled (its pending steps never run)",
     Kind.SCHEDULE_RUN: "the worker ran (or failed) one step of a scheduled change, late or not",
+    Kind.CHANGE_REQUEST_CREATED: "a change in a protected environment was proposed for approval",
+    Kind.CHANGE_REQUEST_APPROVED: "a reviewer approved a change request (with their comment)",
+    Kind.CHANGE_REQUEST_REJECTED: "a reviewer rejected a change request (it is closed)",
+    Kind.CHANGE_REQUEST_REBASED: "a change request was brought up to date with its flags' states",
+    Kind.CHANGE_REQUEST_APPLIED: "an approved change request was applied (its changes follow)",
+    Kind.CHANGE_REQUEST_WITHDRAWN: "the author withdrew a change request",
 }
 
 

@@ -66,6 +66,61 @@ class StateConfig:
     rules: tuple[RuleConfig, ...]
     prerequisites: tuple[tuple[int, tuple[str, ...]], ...]  # (parent flag id, variants)
 
+    def as_json(self) -> dict[str, Any]:
+        """As JSON (a change request stores the configuration it proposes this way)."""
+        return {
+            "enabled": self.enabled,
+            "off_variant_id": self.off_variant_id,
+            "default_serve": self.default_serve,
+            "rules": [
+                {
+                    "id": rule.id,
+                    "description": rule.description,
+                    "segment_ids": list(rule.segment_ids),
+                    "rollout": rule.rollout,
+                    "bucket_by": rule.bucket_by,
+                    "serve": rule.serve,
+                    "conditions": [condition.spec() for condition in rule.conditions],
+                }
+                for rule in self.rules
+            ],
+            "prerequisites": [[parent, list(variants)] for parent, variants in self.prerequisites],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StateConfig:
+        """The configuration :meth:`as_json` wrote."""
+        return cls(
+            enabled=bool(data["enabled"]),
+            off_variant_id=int(data["off_variant_id"]),
+            default_serve=data["default_serve"],
+            rules=tuple(
+                RuleConfig(
+                    id=rule["id"],
+                    description=rule["description"],
+                    segment_ids=tuple(rule["segment_ids"]),
+                    rollout=rule["rollout"],
+                    bucket_by=rule["bucket_by"],
+                    serve=rule["serve"],
+                    conditions=tuple(
+                        ConditionConfig(
+                            c["id"],
+                            c["attribute"],
+                            c["operator"],
+                            c["values"],
+                            c["negate"],
+                            c["case_insensitive"],
+                        )
+                        for c in rule["conditions"]
+                    ),
+                )
+                for rule in data["rules"]
+            ),
+            prerequisites=tuple(
+                (int(parent), tuple(variants)) for parent, variants in data["prerequisites"]
+            ),
+        )
+
     def document(self, state: FlagState) -> dict[str, Any]:
         """The ruleset format's flag document of this configuration (with today's variants)."""
         flag: Flag = state.flag

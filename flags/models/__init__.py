@@ -1,5 +1,6 @@
 """FlagShip's domain model (DESIGN section 4), split by domain."""
 
+from .change_requests import ChangeRequest, ChangeRequestReview, ProposedState
 from .evaluations import FlagEvaluationCount
 from .flags import Flag, FlagState, Prerequisite, Variant
 from .projects import Environment, Project, Tag
@@ -9,6 +10,8 @@ from .webhooks import ChangeEvent, Webhook, WebhookDelivery
 
 __all__ = [
     "ChangeEvent",
+    "ChangeRequest",
+    "ChangeRequestReview",
     "Condition",
     "Environment",
     "Flag",
@@ -16,6 +19,7 @@ __all__ = [
     "FlagState",
     "Prerequisite",
     "Project",
+    "ProposedState",
     "Rule",
     "ScheduledChange",
     "ScheduledStep",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -90,6 +91,16 @@ class Environment(KeyedModel):
         default=False,
         help_text="Changes here need the release-manager permission and a confirmation.",
     )
+    required_approvals = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(10)],
+        help_text="Approvals a change to a flag here needs before it applies (0: no change "
+        "requests). Only for a protected environment.",
+    )
+    allow_self_approval = models.BooleanField(
+        default=False,
+        help_text="Whether the author of a change request may approve it (and count).",
+    )
     ruleset_version = models.PositiveBigIntegerField(
         default=0,
         editable=False,
@@ -117,9 +128,19 @@ class Environment(KeyedModel):
     def __str__(self) -> str:
         return f"{self.project.key}/{self.key}" if self.project_id else self.key
 
+    @property
+    def needs_change_requests(self) -> bool:
+        """Whether a person's change to a flag here becomes a change request."""
+        return self.protected and self.required_approvals > 0
+
     def clean(self) -> None:
-        """Store the colour in lower case (see ``lower_color``)."""
+        """Store the colour in lower case (see ``lower_color``); approvals need protection."""
         super().clean()
+        if self.required_approvals and not self.protected:
+            raise ValidationError(
+                {"required_approvals": "Only a protected environment takes change requests."},
+                code="not_protected",
+            )
         if self.color:  # a missing colour is the field validation's to report
             self.color = lower_color(self.color)
 

@@ -39,6 +39,15 @@ class ScheduledChange(models.Model):
         help_text="Who scheduled it; each step runs as this person (empty: the system).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    change_request = models.ForeignKey(
+        "flags.ChangeRequest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="scheduled_changes",
+        help_text="The approved change request that created it (in an environment that takes "
+        "change requests, its steps run only with one).",
+    )
     cancelled_at = models.DateTimeField(
         null=True, blank=True, help_text="When it was cancelled; its pending steps never run."
     )

@@ -6,6 +6,16 @@ version in the same transaction.
 """
 
 from .bulk import FlagSpec, flags_bulk_create
+from .change_requests import (
+    change_request_apply,
+    change_request_approve,
+    change_request_rebase,
+    change_request_reject,
+    change_request_withdraw,
+    promotion_propose,
+    proposing,
+    schedule_propose,
+)
 from .common import validate_states
 from .exporting import project_export
 from .flags import (
@@ -64,6 +74,11 @@ __all__ = [
     "ImportPlan",
     "Promotion",
     "StepSpec",
+    "change_request_apply",
+    "change_request_approve",
+    "change_request_rebase",
+    "change_request_reject",
+    "change_request_withdraw",
     "clean_events",
     "condition_delete",
     "condition_save",
@@ -88,6 +103,8 @@ __all__ = [
     "project_import",
     "project_update",
     "promotion_preview",
+    "promotion_propose",
+    "proposing",
     "rule_create",
     "rule_delete",
     "rule_duplicate",
@@ -96,6 +113,7 @@ __all__ = [
     "run_due",
     "schedule_cancel",
     "schedule_create",
+    "schedule_propose",
     "segment_create",
     "segment_delete",
     "segment_update",

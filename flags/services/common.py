@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -13,10 +15,10 @@ from flagship_sdk.engine import Ruleset, RulesetError
 from .. import documents
 from ..delivery import changes
 from ..delivery.changes import Change, Kind
-from ..errors import PermissionDeniedError
+from ..errors import ChangeRequestRequiredError, PermissionDeniedError
 from ..formats import same_json
 from ..history.recording import acting
-from ..models import Environment, Flag, FlagState, Prerequisite
+from ..models import Condition, Environment, Flag, FlagState, Prerequisite, Rule
 
 PROTECTED_PERMISSION = "flags.change_protected_environment"
 
@@ -27,6 +29,7 @@ def save(instance: models.Model, actor: Any | None, *, validate: bool = True) ->
     An existing object whose stored row already holds these values is not written (no history
     row, nothing to announce): the result says whether it was.
     """
+    _check_proposable(instance)
     if validate:
         instance.full_clean()
     if not instance._state.adding and not differs_from_stored(instance):
@@ -68,17 +71,100 @@ def differs_from_stored(instance: models.Model) -> bool:
 
 def delete(instance: models.Model, actor: Any | None) -> None:
     """Delete one object, recording ``actor`` in its history and its cascades' (conditions)."""
+    _check_proposable(instance)
     if actor is not None and getattr(actor, "is_authenticated", False):
         instance._history_user = actor  # type: ignore[attr-defined]  # read by simple-history
     with acting(actor):
         instance.delete()
 
 
-def check_can_change(actor: Any | None, environment: Environment) -> None:
-    """Refuse a change in a protected environment by someone without the release permission.
+class Proposal:
+    """The change being proposed in one environment (``services.change_requests.proposing``).
 
-    ``actor=None`` is the system itself (commands, migrations), which may change anything.
+    Service calls inside it may change that environment's flag states (the block is rolled back
+    afterwards); each change event they announce names the flags they changed.
     """
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.flag_keys: list[str] = []
+
+    def record(self, change: Change) -> None:
+        """Note the flags a change touched; refuse one reaching beyond the environment."""
+        outside = set(change.ruleset_environment_ids) - {self.environment.pk}
+        if change.kind == Kind.SEGMENT_CHANGED or outside:
+            raise ValidationError(
+                f"This change reaches beyond {self.environment.name}'s flag states (a "
+                "segment, or other environments): a change request holds flag states only.",
+                code="outside_environment",
+            )
+        if change.ruleset_environment_ids:
+            self.flag_keys.extend(key for key in change.flags if key not in self.flag_keys)
+
+
+def _check_proposable(instance: models.Model) -> None:
+    """Inside ``proposing``, refuse writing anything but a flag state's targeting."""
+    proposal = _proposing.get()
+    if proposal is None:
+        return
+    if isinstance(instance, FlagState | Rule | Prerequisite) or (
+        isinstance(instance, Condition) and instance.rule_id is not None
+    ):
+        return
+    raise ValidationError(
+        f"A change request holds flag states only: this {instance._meta.verbose_name} is not "
+        f"one of {proposal.environment.name}'s. Change it outside the change request.",
+        code="outside_environment",
+    )
+
+
+# Set while a change request's approved change is applied (``services.change_requests``): the
+# environment's own rule is satisfied, so no permission is checked again for it.
+_applying: ContextVar[bool] = ContextVar("flagship_applying_change_request", default=False)
+_proposing: ContextVar[Proposal | None] = ContextVar("flagship_proposal", default=None)
+
+
+@contextmanager
+def applying_approved() -> Iterator[None]:
+    """Let the service calls inside change an environment that takes change requests."""
+    token = _applying.set(True)
+    try:
+        yield
+    finally:
+        _applying.reset(token)
+
+
+@contextmanager
+def collecting(proposal: Proposal) -> Iterator[Proposal]:
+    """Let the calls inside change ``proposal``'s environment, noting what they change."""
+    token = _proposing.set(proposal)
+    try:
+        yield proposal
+    finally:
+        _proposing.reset(token)
+
+
+def check_can_change(actor: Any | None, environment: Environment) -> None:
+    """Refuse a person's direct change where change requests or the release permission rule.
+
+    ``actor=None`` is the system itself (commands, migrations), which may change anything. In an
+    environment that takes change requests, a person's change is refused unless it is being
+    proposed (``proposing``) or an approved one is being applied.
+    """
+    if actor is None or _applying.get():
+        return
+    if environment.needs_change_requests:
+        proposal = _proposing.get()
+        if proposal is not None and proposal.environment.pk == environment.pk:
+            return
+        raise ChangeRequestRequiredError(
+            f"{environment.name} takes change requests: propose this change for approval."
+        )
+    check_release_permission(actor, environment)
+
+
+def check_release_permission(actor: Any | None, environment: Environment) -> None:
+    """Refuse a change in a protected environment by someone without the release permission."""
     if actor is None or not environment.protected:
         return
     if not actor.has_perm(PROTECTED_PERMISSION):
@@ -97,7 +183,7 @@ def check_can_change_everywhere(actor: Any | None, flag_id: int) -> None:
         return
     protected = Environment.objects.filter(states__flag_id=flag_id, protected=True).first()
     if protected is not None:
-        check_can_change(actor, protected)
+        check_release_permission(actor, protected)
 
 
 def announce(  # a change event's fields, by name
@@ -119,18 +205,20 @@ def announce(  # a change event's fields, by name
     concerns (webhooks of one environment match on either).
     """
     ruleset_ids = tuple(sorted(set(rulesets)))
-    changes.emit(
-        Change(
-            kind=kind,
-            project_id=project_id,
-            environment_ids=tuple(sorted(set(environments) | set(ruleset_ids))),
-            ruleset_environment_ids=ruleset_ids,
-            flags=tuple(flags),
-            before=before,
-            after=after,
-            actor=actor,
-        )
+    change = Change(
+        kind=kind,
+        project_id=project_id,
+        environment_ids=tuple(sorted(set(environments) | set(ruleset_ids))),
+        ruleset_environment_ids=ruleset_ids,
+        flags=tuple(flags),
+        before=before,
+        after=after,
+        actor=actor,
     )
+    proposal = _proposing.get()
+    if proposal is not None:
+        proposal.record(change)
+    changes.emit(change)
 
 
 def flag_summary(flag: Flag) -> dict[str, Any]:

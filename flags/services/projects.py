@@ -12,7 +12,15 @@ from ..models import Environment, Flag, FlagState, Project, Tag
 from .common import announce, delete, differs_from_stored, save
 
 PROJECT_FIELDS = ("key", "name", "description", "reason_required")
-ENVIRONMENT_FIELDS = ("key", "name", "color", "order", "protected")
+ENVIRONMENT_FIELDS = (
+    "key",
+    "name",
+    "color",
+    "order",
+    "protected",
+    "required_approvals",
+    "allow_self_approval",
+)
 TAG_FIELDS = ("name", "color")
 
 DEFAULT_ENVIRONMENTS: tuple[tuple[str, str, bool, str], ...] = (
@@ -136,8 +144,10 @@ def environment_update(
     color: str | None = None,
     order: int | None = None,
     protected: bool | None = None,
+    required_approvals: int | None = None,
+    allow_self_approval: bool | None = None,
 ) -> Environment:
-    """Change an environment's presentation or protection (its key never changes).
+    """Change an environment's presentation, protection or approvals (its key never changes).
 
     The row is re-read under a lock and saved without ``ruleset_version``, so a version bump
     committed meanwhile is never written back to an older number.
@@ -150,6 +160,8 @@ def environment_update(
         ("color", color),
         ("order", order),
         ("protected", protected),
+        ("required_approvals", required_approvals),
+        ("allow_self_approval", allow_self_approval),
     ):
         if value is not None:
             setattr(locked, field, value)

@@ -25,7 +25,7 @@ from ..errors import FlagShipError, PermissionDeniedError, ScheduleFinishedError
 from ..history.recording import reason
 from ..models import Flag, FlagState, ScheduledChange, ScheduledStep
 from ..models.schedules import FULL
-from .common import announce, check_can_change, save
+from .common import announce, applying_approved, check_can_change, save
 from .flags import flag_state_update, flag_toggle
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def rollout_serve(state: FlagState, percentage: int) -> dict[str, Any]:
     return serve
 
 
-def _validate_steps(state: FlagState, steps: Sequence[StepSpec]) -> None:
+def validate_steps(state: FlagState, steps: Sequence[StepSpec]) -> None:
+    """Refuse steps that are empty, unknown, out of order, or a rollout of a non-boolean flag."""
     if not steps:
         raise ValidationError({"steps": "Give at least one step."}, code="required")
     errors: dict[str, str] = {}
@@ -119,11 +120,12 @@ def schedule_create(
 ) -> ScheduledChange:
     """Schedule one change or a ramp for a flag state (protected: the release permission).
 
-    Interim rule until change requests exist: scheduling in a protected environment needs the
-    permission a direct change needs, checked now and again when each step runs.
+    Scheduling needs the permission a direct change needs, checked now and again when each step
+    runs: in a protected environment the release permission; in one that takes change requests,
+    an approved change request (``change_requests.schedule_propose``, applied).
     """
     check_can_change(actor, state.environment)
-    _validate_steps(state, steps)
+    validate_steps(state, steps)
     person = actor if getattr(actor, "is_authenticated", False) else None
     change = ScheduledChange(state=state, note=note, created_by=person)
     save(change, actor)
@@ -155,7 +157,7 @@ def schedule_cancel(*, change: ScheduledChange, actor: Any | None) -> ScheduledC
         .select_related("state__environment", "state__flag")
         .get(pk=change.pk)
     )
-    check_can_change(actor, locked.state.environment)
+    _check_can_cancel(actor, locked)
     pending = list(locked.steps.select_for_update().filter(status=Status.PENDING))
     if locked.cancelled_at is not None or not pending:
         raise ScheduleFinishedError(
@@ -179,6 +181,21 @@ def schedule_cancel(*, change: ScheduledChange, actor: Any | None) -> ScheduledC
         after=schedule_summary(locked),
     )
     return locked
+
+
+def _check_can_cancel(actor: Any | None, change: ScheduledChange) -> None:
+    """Who may change the flag may cancel; where change requests rule, reviewers and its author.
+
+    Stopping a planned change needs no approval: it leaves the flag as it is.
+    """
+    environment = change.state.environment
+    if (
+        actor is not None
+        and environment.needs_change_requests
+        and (actor.pk == change.created_by_id or actor.has_perm("flags.approve_changerequest"))
+    ):
+        return
+    check_can_change(actor, environment)
 
 
 def due_steps(now: datetime) -> QuerySet[ScheduledStep]:
@@ -239,7 +256,11 @@ def _run(step: ScheduledStep, now: datetime) -> None:
         try:
             with transaction.atomic():  # a savepoint: a refused step changes nothing
                 _check_creator(change)
-                _apply(step, state, actor)
+                if change.change_request_id is not None:
+                    with applying_approved():  # approved where change requests rule
+                        _apply(step, state, actor)
+                else:
+                    _apply(step, state, actor)
             step.status = Status.DONE
         except (FlagShipError, ValidationError) as error:
             step.status = Status.FAILED
@@ -300,6 +321,8 @@ def _check_creator(change: ScheduledChange) -> None:
         raise PermissionDeniedError(
             f"{actor.get_username()} who scheduled it may no longer schedule changes."
         )
+    if change.change_request_id is not None:
+        return  # approved by a change request: reviewers, not the creator's role, allowed it
     try:
         check_can_change(actor, change.state.environment)
     except PermissionDeniedError as error:
@@ -347,4 +370,5 @@ __all__ = [
     "run_next",
     "schedule_cancel",
     "schedule_create",
+    "validate_steps",
 ]
