@@ -73,6 +73,8 @@ PARENTS: dict[str, frozenset[str]] = {
     "apikey": frozenset({"environment", "created_by"}),
     "scheduledchange": frozenset({"state"}),
     "scheduledstep": frozenset({"change"}),
+    "changerequest": frozenset({"environment"}),
+    "changerequestreview": frozenset({"change_request"}),
 }
 # Many-to-many fields with history: model -> (field, history table model, column, named model).
 MANY: dict[str, tuple[str, str, str, str]] = {
@@ -83,6 +85,7 @@ MANY: dict[str, tuple[str, str, str, str]] = {
 # other kinds are known before those kinds are looked up (a condition's rule names its state,
 # which names its flag and environment, whose project is named last).
 NAMED: dict[str, tuple[str, ...]] = {
+    "changerequest": ("title", "environment_id"),
     "scheduledchange": ("state_id",),
     "rule": ("description", "state_id"),
     "flagstate": ("flag_id", "environment_id"),
@@ -335,8 +338,10 @@ def _where(label: str, record: Mapping[str, Any], names: _Names) -> tuple[Any, A
         return record.get("flag_id"), record.get("environment_id")
     if label == "environment":
         return None, record["id"]
-    if label == "apikey":
+    if label in ("apikey", "changerequest"):
         return None, record.get("environment_id")
+    if label == "changerequestreview":
+        return None, names.get("changerequest", record.get("change_request_id"), "environment_id")
     return None, None
 
 
@@ -381,6 +386,12 @@ def _subject(
         return f"Scheduled change #{record['id']} in {where}"
     if label == "scheduledstep":
         return f"Step {record['order']} of scheduled change #{record['change_id']} in {where}"
+    if label == "changerequest":
+        return f"Change request #{record['id']} “{record['title']}” in {_or_unknown(environment)}"
+    if label == "changerequestreview":
+        number = record["change_request_id"]
+        title = names.get("changerequest", number, "title")
+        return f"Review of change request #{number} “{_or_unknown(title)}”"
     return f"{label} #{record['id']}"
 
 

@@ -39,6 +39,8 @@ AUDITED: dict[str, str] = {
     "apikey": "accounts",
     "scheduledchange": "flags",
     "scheduledstep": "flags",
+    "changerequest": "flags",
+    "changerequestreview": "flags",
 }
 # Which models' rows a scope keeps, and the condition on each (a label absent: none of its rows).
 Scope = dict[str, Q]
@@ -94,6 +96,14 @@ def _schedule_scope(states: QuerySet[Any]) -> Scope:
     }
 
 
+def _change_request_scope(environments: Q) -> Scope:
+    """The change requests for the environments ``environments`` selects, and their reviews."""
+    return {
+        "changerequest": environments,
+        "changerequestreview": Q(change_request_id__in=_ids("changerequest", environments)),
+    }
+
+
 def project_scope(project_id: int) -> Scope:
     """A project's rows: itself, its environments, flags and segments, and everything below them."""
     flags = _ids("flag", Q(project_id=project_id))
@@ -113,6 +123,7 @@ def project_scope(project_id: int) -> Scope:
         "segment": Q(project_id=project_id),
         "apikey": Q(environment_id__in=environments),
         **_schedule_scope(states),
+        **_change_request_scope(Q(environment_id__in=environments)),
     }
 
 
@@ -132,6 +143,7 @@ def environment_scope(environment_id: int) -> Scope:
         "prerequisite": Q(state_id__in=states),
         "apikey": Q(environment_id=environment_id),
         **_schedule_scope(states),
+        **_change_request_scope(Q(environment_id=environment_id)),
     }
 
 

@@ -21,6 +21,8 @@ from flags.errors import (
     PermissionDeniedError,
 )
 from flags.history import as_of
+from flags.history.entries import entries
+from flags.history.feed import audit_rows
 from flags.models import (
     ChangeEvent,
     ChangeRequest,
@@ -531,3 +533,35 @@ def test_schedule__made_before_change_requests__its_step_fails_unapproved(
     assert step.status == "failed"
     assert "change requests" in step.error
     assert not _state(boolean_flag, production).enabled
+
+
+def test_audit_feed__every_step_of_a_change_request__in_the_project_and_environment(
+    boolean_flag: Flag, gated: Environment, editor: User, manager: User
+) -> None:
+    # Given a change request proposed, approved with a comment and applied
+    change_request = _propose_toggle(boolean_flag, gated, editor)
+    services.change_request_approve(change_request=change_request, actor=manager, comment="Go")
+    services.change_request_apply(change_request=change_request, actor=manager)
+    # When the audit feed of the project, and of production, is read
+    for scope in ({"project_id": gated.project_id}, {"environment_id": gated.pk}):
+        found = entries(audit_rows(**scope))
+        # Then it shows the creation, the review and the application, by whom, where
+        mine = [
+            (entry.model, entry.kind, entry.username, entry.environment_name)
+            for entry in found
+            if entry.model.startswith("changerequest")
+        ]
+        assert mine == [
+            ("changerequest", "changed", "rita", "Production"),
+            ("changerequestreview", "created", "rita", "Production"),
+            ("changerequest", "created", "eddie", "Production"),
+        ]
+        subjects = {entry.subject for entry in found if entry.model.startswith("change")}
+        assert subjects == {
+            f"Change request #{change_request.pk} “Launch” in Production",
+            f"Review of change request #{change_request.pk} “Launch”",
+        }
+        # And the flag's own change says which change request it came from
+        toggled = next(entry for entry in found if entry.model == "flagstate")
+        assert toggled.reason == f"Change request #{change_request.pk}: Launch"
+        assert toggled.username == "rita"
