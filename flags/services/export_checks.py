@@ -34,6 +34,11 @@ ENVIRONMENT_MEMBERS: Mapping[str, tuple[type, ...]] = {
     "order": (int,),
     "protected": (bool,),
 }
+# Members an environment may leave out (exports before change requests): absent, unchanged.
+ENVIRONMENT_OPTIONAL: Mapping[str, tuple[type, ...]] = {
+    "required_approvals": (int,),
+    "allow_self_approval": (bool,),
+}
 TAG_MEMBERS: Mapping[str, tuple[type, ...]] = {"name": (str,), "color": (str,)}
 SEGMENT_MEMBERS: Mapping[str, tuple[type, ...]] = {
     "key": (str,),
@@ -124,11 +129,11 @@ def check_shape(document: Any) -> None:
             "unsupported_version",
         )
     _object(document.get("project"), PROJECT_MEMBERS, "project")
-    environments = _unique(
-        _list(document.get("environments"), ENVIRONMENT_MEMBERS, "environments"),
-        "key",
-        "environments",
-    )
+    environment_items = _list(document.get("environments"), ENVIRONMENT_MEMBERS, "environments")
+    for index, item in enumerate(environment_items):
+        present = {name: types for name, types in ENVIRONMENT_OPTIONAL.items() if name in item}
+        _object(item, present, f"environments[{index}]")
+    environments = _unique(environment_items, "key", "environments")
     tags = {t["name"].lower() for t in _list(document.get("tags"), TAG_MEMBERS, "tags")}
     segments = _list(document.get("segments"), SEGMENT_MEMBERS, "segments")
     segment_keys = _unique(segments, "key", "segments")

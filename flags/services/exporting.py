@@ -84,6 +84,8 @@ def _environment(environment: Environment) -> Document:
         "color": environment.color,
         "order": environment.order,
         "protected": environment.protected,
+        "required_approvals": environment.required_approvals,
+        "allow_self_approval": environment.allow_self_approval,
     }
 
 

@@ -144,6 +144,7 @@ def _environments(
     result: dict[str, Environment] = {}
     for item in documents_:
         values = {name: item[name] for name in ("name", "color", "order", "protected")}
+        values |= {name: item[name] for name in export_checks.ENVIRONMENT_OPTIONAL if name in item}
         environment = existing.get(item["key"])
         if environment is None:
             result[item["key"]] = environment_create(

@@ -565,3 +565,24 @@ def test_audit_feed__every_step_of_a_change_request__in_the_project_and_environm
         toggled = next(entry for entry in found if entry.model == "flagstate")
         assert toggled.reason == f"Change request #{change_request.pk}: Launch"
         assert toggled.username == "rita"
+
+
+def test_export_import__approvals_travel__a_person_cannot_import_into_a_gated_environment(
+    boolean_flag: Flag, gated: Environment, manager: User
+) -> None:
+    # Given an export of the project, with production taking one approval
+    document = services.project_export(gated.project)
+    [exported] = [e for e in document["environments"] if e["key"] == "production"]
+    assert (exported["required_approvals"], exported["allow_self_approval"]) == (1, False)
+    # When a release manager imports it with the flag switched on in production
+    document["flags"][0]["states"]["production"]["enabled"] = True
+    with pytest.raises(ChangeRequestRequiredError):
+        services.project_import(document, actor=manager)
+    # Then nothing changed: the flag stays off (change requests hold flag states, not imports)
+    assert not _state(boolean_flag, gated).enabled
+    # And the system (``manage.py import_flags``) imports it, approvals included
+    _require(gated, 0)
+    services.project_import(document, actor=None)
+    gated.refresh_from_db()
+    assert gated.required_approvals == 1
+    assert _state(boolean_flag, gated).enabled
