@@ -394,6 +394,10 @@ def change_request_apply(*, change_request: ChangeRequest, actor: Any | None) ->
             f"{locked} has {approvals} of the {required} approvals "
             f"{locked.environment.name} requires."
         )
+    if locked.schedule is None and not locked.proposed_states.exists():
+        raise ValidationError(
+            f"{locked} has nothing left to apply: its flags were deleted since.", code="gone"
+        )
     text = f"Change request #{locked.pk}: {locked.title}"
     with applying_approved(), reason(text):
         if locked.schedule is not None:

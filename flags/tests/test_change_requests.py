@@ -586,3 +586,17 @@ def test_export_import__approvals_travel__a_person_cannot_import_into_a_gated_en
     gated.refresh_from_db()
     assert gated.required_approvals == 1
     assert _state(boolean_flag, gated).enabled
+
+
+def test_apply__its_flag_deleted_since__refused_as_gone(
+    boolean_flag: Flag, gated: Environment, editor: User, manager: User
+) -> None:
+    change_request = _propose_toggle(boolean_flag, gated, editor)
+    services.change_request_approve(change_request=change_request, actor=manager)
+    services.flag_archive(flag=boolean_flag, actor=None)
+    services.flag_delete(flag=Flag.objects.get(pk=boolean_flag.pk), actor=None)
+    with pytest.raises(ValidationError) as refused:
+        services.change_request_apply(change_request=change_request, actor=manager)
+    assert refused.value.code == "gone"
+    change_request.refresh_from_db()
+    assert change_request.status == Status.OPEN
