@@ -611,3 +611,23 @@ def test_environment__editor_cannot_change_approvals(production: Environment, ed
     assert response.status_code == 403
     production.refresh_from_db()
     assert production.required_approvals == 0
+
+
+def test_schedule_cancel__someone_elses_in_gated_production__403_change_request_required(
+    boolean_flag: Flag, gated: Environment, editor: User, release_manager: User
+) -> None:
+    # Given a schedule in production, made before it took change requests by a release manager
+    require(gated, 0)
+    made = signed_in(release_manager).post(
+        f"{STATE}schedules/",
+        {"steps": [{"at": "2030-03-04T09:00:00Z", "action": "enable"}]},
+        format="json",
+    )
+    assert made.status_code == 201, made.content
+    require(gated, 1)
+    # When an editor (neither its author nor a reviewer) cancels it
+    response = signed_in(editor).delete(f"{STATE}schedules/{made.json()['id']}/")
+    # Then 403 with the change-request code, and it stays pending
+    assert response.status_code == 403
+    assert response.json()["code"] == "change_request_required"
+    assert ScheduledChange.objects.get().status == "pending"
