@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from accounts import roles
@@ -631,3 +632,42 @@ def test_schedule_cancel__someone_elses_in_gated_production__403_change_request_
     assert response.status_code == 403
     assert response.json()["code"] == "change_request_required"
     assert ScheduledChange.objects.get().status == "pending"
+
+
+def test_list__approvals_as_the_detail_counts_them_in_a_fixed_number_of_queries(
+    boolean_flag: Flag,
+    string_flag: Flag,
+    gated: Environment,
+    release_manager: User,
+    second_manager: User,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
+    # Given a release manager's toggle they approved themselves (allowed at the time), approved
+    # by another too, then self-approval turned off: only the other's approval counts
+    require(gated, 2, self_approval=True)
+    author = signed_in(release_manager)
+    toggled = propose_toggle(author)
+    author.post(url(toggled["id"], "approve"), {}, format="json")
+    signed_in(second_manager).post(url(toggled["id"], "approve"), {}, format="json")
+    require(gated, 2)
+    # And a proposed schedule and a proposed banner change, not reviewed
+    author.post(
+        f"{STATE}schedules/",
+        {"steps": [{"at": "2030-03-04T09:00:00Z", "action": "enable"}]},
+        format="json",
+    )
+    author.post(f"{BANNER}toggle/", {"enabled": True}, format="json")
+    # When the list is read
+    with django_assert_max_num_queries(10):
+        listed = author.get(LIST)
+    # Then each row's flags and approvals are what its detail says
+    rows = listed.json()["results"]
+    assert len(rows) == 3
+    for row in rows:
+        detail = author.get(url(row["id"])).json()
+        assert (row["flags"], row["approvals"]) == (detail["flags"], detail["approvals"])
+    assert [(row["flags"], row["approvals"]) for row in rows] == [
+        (["banner-text"], 0),
+        (["new-checkout"], 0),
+        (["new-checkout"], 1),
+    ]

@@ -9,6 +9,8 @@ promotions, schedules) answer 202 with :func:`accepted`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -23,7 +25,7 @@ from flagship.errors import PROBLEM_CONTENT_TYPE, problem
 
 from ... import services
 from ...errors import ChangeRequestConflictError
-from ...models import ChangeRequest, FlagState
+from ...models import ChangeRequest, ChangeRequestReview, FlagState, ProposedState
 from ...services import change_requests as proposals
 from ..mixins import ProjectScopedMixin
 from ..permissions import ModelPermissions
@@ -57,9 +59,19 @@ def _username(user: Any) -> str | None:
     return None if user is None else str(user.get_username())
 
 
-def represent(change_request: ChangeRequest, *, detail: bool = False) -> dict[str, Any]:
-    """A change request as the API shows it (with its diffs and reviews when ``detail``)."""
+def represent(
+    change_request: ChangeRequest, *, detail: bool = False, listed: Listed | None = None
+) -> dict[str, Any]:
+    """A change request as the API shows it (with its diffs and reviews when ``detail``).
+
+    ``listed`` gives its flags and approvals as read for a whole page (:func:`listing`).
+    """
     environment = change_request.environment
+    if listed is None:
+        flags = proposals.flag_keys(change_request)
+        approvals = proposals.approval_count(change_request)
+    else:
+        flags, approvals = listed.flags[change_request.pk], listed.approvals[change_request.pk]
     body: dict[str, Any] = {
         "id": change_request.pk,
         "kind": change_request.kind,
@@ -67,9 +79,9 @@ def represent(change_request: ChangeRequest, *, detail: bool = False) -> dict[st
         "description": change_request.description,
         "status": change_request.status,
         "environment": environment.key,
-        "flags": proposals.flag_keys(change_request),
+        "flags": flags,
         "author": _username(change_request.author),
-        "approvals": proposals.approval_count(change_request),
+        "approvals": approvals,
         "required_approvals": environment.required_approvals,
         "created_at": change_request.created_at,
         "updated_at": change_request.updated_at,
@@ -110,6 +122,44 @@ def represent(change_request: ChangeRequest, *, detail: bool = False) -> dict[st
         ],
     )
     return body
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The flags and counted approvals of a page of change requests, by id."""
+
+    flags: dict[int, list[str]]
+    approvals: dict[int, int]
+
+
+def listing(rows: Sequence[ChangeRequest]) -> Listed:
+    """Flags and approvals of ``rows`` in three queries, whatever their number.
+
+    Approvals count as ``services.change_requests.approval_count`` counts them: approving
+    reviews, the author's only where the environment allows self-approval.
+    """
+    ids = [row.pk for row in rows]
+    flags: dict[int, list[str]] = {pk: [] for pk in ids}
+    for change_request_id, key in (
+        ProposedState.objects.filter(change_request_id__in=ids)
+        .order_by("id")
+        .values_list("change_request_id", "state__flag__key")
+    ):
+        flags[change_request_id].append(key)
+    scheduled = {row.pk: row.schedule["state"] for row in rows if row.schedule is not None}
+    keys = dict(FlagState.objects.filter(pk__in=scheduled.values()).values_list("pk", "flag__key"))
+    for change_request_id, state_id in scheduled.items():
+        flags[change_request_id] = [keys[state_id]] if state_id in keys else []
+    approvals = dict.fromkeys(ids, 0)
+    by_id = {row.pk: row for row in rows}
+    for change_request_id, reviewer_id in ChangeRequestReview.objects.filter(
+        change_request_id__in=ids, decision=ChangeRequestReview.Decision.APPROVED
+    ).values_list("change_request_id", "reviewer_id"):
+        row = by_id[change_request_id]
+        if reviewer_id == row.author_id and not row.environment.allow_self_approval:
+            continue
+        approvals[change_request_id] += 1
+    return Listed(flags=flags, approvals=approvals)
 
 
 def _schedule(change_request: ChangeRequest) -> dict[str, Any] | None:
@@ -223,7 +273,10 @@ class ChangeRequestViewSet(
         """One page of change requests (without their diffs)."""
         page = self.paginate_queryset(self.get_queryset())
         rows = page if page is not None else list(self.get_queryset())
-        data = ChangeRequestSerializer([represent(row) for row in rows], many=True).data
+        listed = listing(rows)
+        data = ChangeRequestSerializer(
+            [represent(row, listed=listed) for row in rows], many=True
+        ).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
     @extend_schema(
