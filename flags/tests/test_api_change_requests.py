@@ -508,6 +508,8 @@ def test_schedule__into_gated_production__202_schedule_change_request(
     assert client.post(url(body["id"], "apply")).status_code == 200
     schedule = ScheduledChange.objects.get()
     assert (schedule.change_request, schedule.created_by) == (change_request, editor)
+    [listed] = client.get(f"{STATE}schedules/").json()["results"]
+    assert (listed["id"], listed["change_request"]) == (schedule.pk, change_request.pk)
 
 
 def test_schedule__change_request_description__refused_the_note_is_it(

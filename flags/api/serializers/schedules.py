@@ -66,6 +66,11 @@ class ScheduledChangeOutputSerializer(serializers.ModelSerializer[ScheduledChang
     )
     created_by = serializers.SerializerMethodField()
     cancelled_by = serializers.SerializerMethodField()
+    change_request: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The change request that created it (null: scheduled directly).",
+    )
     steps = ScheduledStepOutputSerializer(many=True, read_only=True)
 
     class Meta:
@@ -80,6 +85,7 @@ class ScheduledChangeOutputSerializer(serializers.ModelSerializer[ScheduledChang
             "created_at",
             "cancelled_at",
             "cancelled_by",
+            "change_request",
             "steps",
         )
         read_only_fields: tuple[str, ...] = fields
