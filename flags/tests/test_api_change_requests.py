@@ -553,6 +553,7 @@ def test_list__filters_by_status_and_environment_paginated(
     withdrawn = client.get(LIST, {"status": "withdrawn", "environment": "production"}).json()
     assert [row["id"] for row in withdrawn["results"]] == [first["id"]]
     assert client.get(LIST, {"environment": "staging"}).json()["count"] == 0
+    assert client.get(LIST, {"status": "", "environment": ""}).json()["count"] == 2
     # And an unknown status is refused
     refused = client.get(LIST, {"status": "merged"})
     assert refused.status_code == 400

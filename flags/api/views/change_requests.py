@@ -240,7 +240,11 @@ class ChangeRequestViewSet(
         )
         if self.action != "list":
             return rows
-        filters = ChangeRequestFilterSerializer(data=self.request.query_params.dict())
+        # An empty filter (?status=, as forms send for "any") is left out, not refused.
+        params = {
+            name: value for name, value in self.request.query_params.dict().items() if value.strip()
+        }
+        filters = ChangeRequestFilterSerializer(data=params)
         filters.is_valid(raise_exception=True)
         given = filters.validated_data
         if "status" in given:
