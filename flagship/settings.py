@@ -367,6 +367,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ApiKeyKindEnum": "accounts.models.ApiKey.Kind",
         "FlagKindEnum": "flags.models.Flag.Kind",
+        "ChangeRequestKindEnum": "flags.models.ChangeRequest.Kind",
+        "ChangeRequestStatusEnum": "flags.models.ChangeRequest.Status",
         "EvaluationReasonEnum": [
             "STATIC",
             "DEFAULT",

@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, path
 from flagship.routing import slash_optional
 
 from .views.audit import AuditView
+from .views.change_requests import ChangeRequestViewSet
 from .views.flags import FlagViewSet, VariantViewSet
 from .views.portability import ProjectExportView, ProjectImportView
 from .views.projects import EnvironmentViewSet, ProjectViewSet, TagViewSet
@@ -28,6 +29,7 @@ FLAG = PROJECT + "flags/<str:flag>/"
 STATE = FLAG + "environments/<str:environment>/"
 WEBHOOK = PROJECT + "webhooks/<int:webhook>/"
 DELIVERY = WEBHOOK + "deliveries/<int:delivery>/"
+CHANGE_REQUEST = PROJECT + "change-requests/<int:change_request>/"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("projects/", ProjectViewSet.as_view(LIST), name="project-list"),
@@ -100,6 +102,24 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path(PROJECT + "events/", ChangeEventFeedView.as_view(), name="event-list"),
     path(PROJECT + "promote/", PromotionView.as_view(), name="promote"),
+    path(
+        PROJECT + "change-requests/",
+        ChangeRequestViewSet.as_view({"get": "list"}),
+        name="change-request-list",
+    ),
+    path(
+        CHANGE_REQUEST,
+        ChangeRequestViewSet.as_view({"get": "retrieve"}),
+        name="change-request-detail",
+    ),
+    *(
+        path(
+            CHANGE_REQUEST + f"{action}/",
+            ChangeRequestViewSet.as_view({"post": action}),
+            name=f"change-request-{action}",
+        )
+        for action in ("approve", "reject", "apply", "rebase", "withdraw")
+    ),
     path(PROJECT + "export/", ProjectExportView.as_view(), name="project-export"),
     path("import/", ProjectImportView.as_view(), name="project-import"),
     path("tags/", TagViewSet.as_view(LIST), name="tag-list"),

@@ -99,11 +99,17 @@ def environment_create(
     protected: bool = False,
     color: str = "#6b7280",
     order: int | None = None,
+    required_approvals: int = 0,
+    allow_self_approval: bool = False,
     actor: Any | None = None,
     required_approvals: int = 0,
     allow_self_approval: bool = False,
 ) -> Environment:
-    """Add an environment; every flag of the project gets a state there, switched off."""
+    """Add an environment; every flag of the project gets a state there, switched off.
+
+    ``required_approvals`` above 0 (a protected environment only) makes its changes change
+    requests from the start.
+    """
     if order is None:
         last = project.environments.order_by("-order").values_list("order", flat=True).first()
         order = 0 if last is None else last + 1

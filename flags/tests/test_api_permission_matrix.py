@@ -62,6 +62,14 @@ MATRIX: dict[str, tuple[Request, tuple[int, ...], Request, tuple[int, ...]]] = {
         ("post", "/api/v1/tags/", {"name": "payments"}),
         (401, 403, 201, 201, 201, 201, 403, 403, 401, 401),
     ),
+    # Reviewing needs the approve permission, checked before the change request is looked up:
+    # Editors get 403 even for one that does not exist, reviewers 404.
+    "change requests": (
+        ("get", f"{PROJECT}/change-requests/?status=open", None),
+        (401, 200, 200, 200, 200, 200, 403, 403, 401, 401),
+        ("post", f"{PROJECT}/change-requests/999/approve/", {"comment": "ok"}),
+        (401, 403, 403, 404, 404, 404, 403, 403, 401, 401),
+    ),
     # History is read-only: a write is refused by role first, then as a method (405).
     "history and audit": (
         ("get", "/api/v1/audit/", None),

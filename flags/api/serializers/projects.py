@@ -45,7 +45,16 @@ class EnvironmentOutputSerializer(serializers.ModelSerializer[Environment]):
 
     class Meta:
         model = Environment
-        fields = ("key", "name", "color", "order", "protected", "ruleset_version")
+        fields = (
+            "key",
+            "name",
+            "color",
+            "order",
+            "protected",
+            "required_approvals",
+            "allow_self_approval",
+            "ruleset_version",
+        )
         read_only_fields = fields
 
 
@@ -56,6 +65,17 @@ class EnvironmentUpdateInputSerializer(StrictInputSerializer):
     color = serializers.CharField(max_length=7, required=False)
     order = serializers.IntegerField(min_value=0, max_value=32767, required=False)
     protected = StrictBooleanField(required=False)
+    required_approvals = serializers.IntegerField(
+        min_value=0,
+        max_value=10,
+        required=False,
+        help_text="Approvals a change to a flag here needs (0: changes apply directly; more: "
+        "they become change requests). Only a protected environment takes change requests.",
+    )
+    allow_self_approval = StrictBooleanField(
+        required=False,
+        help_text="Whether the author of a change request may approve it (and count).",
+    )
 
 
 class EnvironmentCreateInputSerializer(EnvironmentUpdateInputSerializer):

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from ...models import ScheduledChange, ScheduledStep
 from ...models.schedules import FULL
 from .base import StrictInputSerializer
+from .change_requests import change_request_field
 
 
 class ScheduledStepInputSerializer(StrictInputSerializer):
@@ -34,6 +35,7 @@ class ScheduledChangeInputSerializer(StrictInputSerializer):
         required=False, allow_blank=True, max_length=200, help_text="Why; shown with each step."
     )
     steps = ScheduledStepInputSerializer(many=True, help_text="At least one, in order of time.")
+    change_request = change_request_field(schedule=True)
 
 
 class ScheduledStepOutputSerializer(serializers.ModelSerializer[ScheduledStep]):
@@ -64,6 +66,11 @@ class ScheduledChangeOutputSerializer(serializers.ModelSerializer[ScheduledChang
     )
     created_by = serializers.SerializerMethodField()
     cancelled_by = serializers.SerializerMethodField()
+    change_request: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The change request that created it (null: scheduled directly).",
+    )
     steps = ScheduledStepOutputSerializer(many=True, read_only=True)
 
     class Meta:
@@ -78,6 +85,7 @@ class ScheduledChangeOutputSerializer(serializers.ModelSerializer[ScheduledChang
             "created_at",
             "cancelled_at",
             "cancelled_by",
+            "change_request",
             "steps",
         )
         read_only_fields: tuple[str, ...] = fields

@@ -12,6 +12,7 @@ from flagship_sdk.engine import OPERATORS
 from ...formats import HUNDRED_PERCENT
 from ...models import Condition, Environment, Flag, FlagState, Prerequisite, Rule, Segment, Variant
 from .base import KeyListField, StrictBooleanField, StrictInputSerializer
+from .change_requests import change_request_field
 
 
 class ConditionSerializer(StrictInputSerializer):
@@ -131,12 +132,14 @@ class FlagStateInputSerializer(StrictInputSerializer):
     default_serve = serializers.DictField()
     rules = RuleInputSerializer(many=True, required=False)
     prerequisites = PrerequisiteInputSerializer(many=True, required=False)
+    change_request = change_request_field()
 
 
 class ToggleInputSerializer(StrictInputSerializer):
     """Switch a flag on or off."""
 
     enabled = StrictBooleanField()
+    change_request = change_request_field()
 
 
 class SegmentOutputSerializer(serializers.ModelSerializer[Segment]):

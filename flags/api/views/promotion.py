@@ -15,6 +15,8 @@ from ... import services
 from ...models import Environment, Flag, FlagState
 from ..mixins import ProjectScopedMixin
 from ..permissions import ModelPermissions
+from ..serializers.change_requests import change_request_field
+from .change_requests import ACCEPTED_RESPONSE, accepted
 
 
 class PromotionInputSerializer(serializers.Serializer[Any]):
@@ -38,6 +40,7 @@ class PromotionInputSerializer(serializers.Serializer[Any]):
     dry_run = serializers.BooleanField(
         default=False, help_text="Show what would change, change nothing."
     )
+    change_request = change_request_field()
 
 
 class PromotionSerializer(serializers.Serializer[Any]):
@@ -62,7 +65,8 @@ class PromotionView(ProjectScopedMixin, GenericAPIView[Any]):
     """Copy rules, prerequisites, default serve and off variant between environments.
 
     Editors promote into unprotected environments, Release managers into protected ones; a dry
-    run needs only to read flags.
+    run needs only to read flags. Into an environment that takes change requests, a promotion
+    (by an Editor or up) becomes one: 202 Accepted with the change request.
     """
 
     permission_classes = (ModelPermissions,)
@@ -81,7 +85,7 @@ class PromotionView(ProjectScopedMixin, GenericAPIView[Any]):
         operation_id="flags_promote",
         summary="Promote flags' targeting from one environment to another",
         request=PromotionInputSerializer,
-        responses={200: PromotionResultSerializer},
+        responses={200: PromotionResultSerializer, 202: ACCEPTED_RESPONSE},
         examples=[
             OpenApiExample(
                 "Preview staging to production",
@@ -121,6 +125,20 @@ class PromotionView(ProjectScopedMixin, GenericAPIView[Any]):
                 )
                 if p.changes
             ]
+        elif target.needs_change_requests:
+            text = given.get("change_request") or {}
+            change_request = services.promotion_propose(
+                flags=flags,
+                source=source,
+                target=target,
+                actor=request.user,
+                include_switch=given["include_switch"],
+                title=text.get("title", ""),
+                description=text.get("description", ""),
+            )
+            if change_request is not None:
+                return accepted(request, change_request)
+            promotions = []  # the target already serves what the source does
         else:
             promotions = services.flags_promote(
                 flags=flags,

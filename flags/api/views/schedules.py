@@ -1,8 +1,9 @@
 """Scheduled changes of a flag in one environment: list, create, read, cancel (``DELETE``).
 
 Editors and up schedule (``flags.add_scheduledchange``); in a protected environment scheduling
-and cancelling need the release permission, as a direct change does (the interim rule until
-change requests exist, docs/schedules.md).
+and cancelling need the release permission, as a direct change does (docs/schedules.md). In an
+environment that takes change requests, scheduling proposes the schedule instead: 202 Accepted
+with the change request, and the schedule exists once it is approved and applied.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ...models import FlagState, ScheduledChange, ScheduledStep
 from ..mixins import ProjectScopedMixin
 from ..permissions import ModelPermissions
 from ..serializers.schedules import ScheduledChangeInputSerializer, ScheduledChangeOutputSerializer
+from .change_requests import ACCEPTED_RESPONSE, accepted
 
 RAMP_EXAMPLE = OpenApiExample(
     "A ramp 10 → 50 → 100 %",
@@ -84,7 +86,7 @@ class ScheduledChangeViewSet(
         operation_id="schedules_create",
         summary="Schedule a change or a ramp (protected environments: release managers)",
         request=ScheduledChangeInputSerializer,
-        responses={201: ScheduledChangeOutputSerializer},
+        responses={201: ScheduledChangeOutputSerializer, 202: ACCEPTED_RESPONSE},
         examples=[RAMP_EXAMPLE],
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -98,6 +100,15 @@ class ScheduledChangeViewSet(
             )
             for step in data.validated_data["steps"]
         ]
+        if state.environment.needs_change_requests:
+            change_request = services.schedule_propose(
+                state=state,
+                steps=steps,
+                actor=request.user,
+                note=data.validated_data.get("note", ""),
+                title=(data.validated_data.get("change_request") or {}).get("title", ""),
+            )
+            return accepted(request, change_request)
         change = services.schedule_create(
             state=state, steps=steps, actor=request.user, note=data.validated_data.get("note", "")
         )

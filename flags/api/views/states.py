@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,7 +18,7 @@ from rest_framework.serializers import as_serializer_error
 
 from ... import services
 from ...history import feed as history
-from ...models import Condition, Flag, FlagState, Prerequisite, Rule, Segment
+from ...models import ChangeRequest, Condition, Flag, FlagState, Prerequisite, Rule, Segment
 from ..mixins import HistoryMixin, PreconditionFailed, PreconditionRequired, ProjectScopedMixin
 from ..permissions import ModelPermissions
 from ..serializers.history import ChangePageSerializer
@@ -26,6 +27,7 @@ from ..serializers.targeting import (
     FlagStateOutputSerializer,
     ToggleInputSerializer,
 )
+from .change_requests import ACCEPTED_RESPONSE, accepted
 
 ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 IF_MATCH = OpenApiParameter(
@@ -149,11 +151,38 @@ def state_write(
                 ) from None
 
 
+def proposed_or_written(
+    request: Request,
+    state: FlagState,
+    text: dict[str, str] | None,
+    write: Callable[[], object],
+) -> ChangeRequest | None:
+    """Run ``write``: directly, or, where the environment takes them, as a change request.
+
+    ``text`` is the body's ``change_request`` (title and description). The result is the new
+    change request; ``None`` when the write was made directly or, proposed, changed nothing.
+    """
+    environment = state.environment
+    if not environment.needs_change_requests:
+        write()
+        return None
+    text = text or {}
+    with services.proposing(
+        environment=environment,
+        actor=request.user,
+        title=text.get("title", ""),
+        description=text.get("description", ""),
+    ) as result:
+        write()
+    return result.change_request
+
+
 class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet[FlagState]):
     """A flag's state in one environment, read by every role.
 
     Written by Editors (Release managers in protected environments), each write naming the
-    version it changes.
+    version it changes. In an environment that takes change requests a write becomes one
+    (202 Accepted, with ``Location``), unless it changes nothing (200, the state as it is).
     """
 
     permission_classes = (ModelPermissions,)
@@ -206,7 +235,7 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
         summary="Replace a flag's state in one environment (If-Match required)",
         parameters=[IF_MATCH],
         request=FlagStateInputSerializer,
-        responses={200: FlagStateOutputSerializer},
+        responses={200: FlagStateOutputSerializer, 202: ACCEPTED_RESPONSE},
         examples=[STATE_EXAMPLE],
     )
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -216,11 +245,19 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
         data = FlagStateInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         validated = dict(data.validated_data)
+        text = validated.pop("change_request", None)
         if not partial:
             validated.setdefault("rules", [])
             validated.setdefault("prerequisites", [])
         state = self.get_object()
-        state_write(state=state, data=validated, actor=request.user, expected=expected)
+        change_request = proposed_or_written(
+            request,
+            state,
+            text,
+            lambda: state_write(state=state, data=validated, actor=request.user, expected=expected),
+        )
+        if change_request is not None:
+            return accepted(request, change_request)
         return self.rendered(state)
 
     @extend_schema(
@@ -228,7 +265,7 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
         summary="Change part of a flag's state in one environment (If-Match required)",
         parameters=[IF_MATCH],
         request=FlagStateInputSerializer(partial=True),
-        responses={200: FlagStateOutputSerializer},
+        responses={200: FlagStateOutputSerializer, 202: ACCEPTED_RESPONSE},
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """PATCH: only the fields given (rules and prerequisites, if given, replace)."""
@@ -239,7 +276,7 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
         summary="Switch a flag on or off in one environment (If-Match optional)",
         parameters=[IF_MATCH],
         request=ToggleInputSerializer,
-        responses={200: FlagStateOutputSerializer},
+        responses={200: FlagStateOutputSerializer, 202: ACCEPTED_RESPONSE},
         examples=[OpenApiExample("On", value={"enabled": True}, request_only=True)],
     )
     def toggle(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -248,12 +285,19 @@ class FlagStateViewSet(ProjectScopedMixin, HistoryMixin, viewsets.GenericViewSet
         data = ToggleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         state = self.get_object()
-        services.flag_toggle(
-            state=state,
-            enabled=data.validated_data["enabled"],
-            actor=request.user,
-            expected_version=expected,
+        change_request = proposed_or_written(
+            request,
+            state,
+            data.validated_data.get("change_request"),
+            lambda: services.flag_toggle(
+                state=state,
+                enabled=data.validated_data["enabled"],
+                actor=request.user,
+                expected_version=expected,
+            ),
         )
+        if change_request is not None:
+            return accepted(request, change_request)
         return self.rendered(state)
 
     @extend_schema(
