@@ -102,8 +102,6 @@ def environment_create(
     required_approvals: int = 0,
     allow_self_approval: bool = False,
     actor: Any | None = None,
-    required_approvals: int = 0,
-    allow_self_approval: bool = False,
 ) -> Environment:
     """Add an environment; every flag of the project gets a state there, switched off.
 
