@@ -28,7 +28,7 @@ from django.utils.safestring import SafeString
 from .. import services
 from ..errors import FlagShipError
 from ..formats import format_percentage
-from ..models import ChangeRequest, FlagState, ProposedState, Segment
+from ..models import ChangeRequest, ChangeRequestReview, FlagState, ProposedState, Segment
 from ..services.change_requests import APPROVE, approval_count, conflicts, diff
 from .base import FlagShipAdmin, actor, refusal_text
 from .compare import Row, flag_rows
@@ -134,6 +134,38 @@ def schedule_steps(change_request: ChangeRequest) -> tuple[FlagState | None, lis
             what = "switch on" if step["action"] == "enable" else "switch off"
         steps.append(PlannedStep(at=at.strftime("%Y-%m-%d %H:%M %Z"), what=what))
     return state, steps
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a change request's history: when, who, what."""
+
+    at: datetime
+    who: str
+    what: str
+    comment: str = ""
+
+
+def history_entries(change_request: ChangeRequest) -> list[Entry]:
+    """Its history, oldest first: proposed, each review (and reviews cleared), closed."""
+    entries = []
+    previous: str | None = None
+    for row in change_request.history.select_related("history_user").order_by("history_id"):
+        who = str(row.history_user or "—")
+        if row.history_type == "+":
+            entries.append(Entry(row.history_date, who, "Proposed"))
+        elif row.status != previous:
+            entries.append(Entry(row.history_date, who, row.get_status_display()))
+        previous = row.status
+    reviews = ChangeRequestReview.history.filter(change_request_id=change_request.pk)
+    for row in reviews.select_related("history_user", "reviewer").order_by("history_id"):
+        who = str(row.history_user or row.reviewer or "—")
+        decision = ChangeRequestReview.Decision(row.decision).label
+        if row.history_type == "-":
+            entries.append(Entry(row.history_date, who, f"Cleared {row.reviewer}'s review"))
+        else:
+            entries.append(Entry(row.history_date, who, str(decision), row.comment))
+    return sorted(entries, key=lambda entry: entry.at)
 
 
 class StateFilter(SimpleListFilter):
@@ -260,9 +292,8 @@ class ChangeRequestAdmin(FlagShipAdmin[ChangeRequest]):
                 "schedule_state": state,
                 "schedule_steps": steps,
                 "reviews": list(change_request.reviews.select_related("reviewer")),
-                "history_rows": list(
-                    change_request.history.select_related("history_user").order_by("history_id")
-                ),
+                "history_entries": history_entries(change_request),
+                "approval_text": self.approvals(change_request),
                 "actions": allowed_actions(request.user, change_request),
                 "conflicts": conflicts(change_request),
                 "approvals_missing": max(
