@@ -573,3 +573,55 @@ def test_unprotected_environment__unchanged_direct_save(
     # Then staging changed directly, and no change request exists
     assert _state(boolean_flag, staging).enabled
     assert not ChangeRequest.objects.exists()
+
+
+def test_revert_in_gated__proposed(
+    client: Client, editor: User, boolean_flag: Flag, gated: Environment
+) -> None:
+    # Given new-checkout turned on then off again in gated production (by the system)
+    services.flag_toggle(state=_state(boolean_flag, gated), enabled=True, actor=None)
+    on = _state(boolean_flag, gated).history.order_by("-history_id").first()
+    assert on is not None
+    services.flag_toggle(state=_state(boolean_flag, gated), enabled=False, actor=None)
+    state = _state(boolean_flag, gated)
+    client.force_login(editor)
+    url = reverse("admin:flags_flagstate_revert", args=[state.pk])
+    query = f"?at=flagstate:{on.history_id}"
+    shown = client.get(url + query)
+    assert shown.status_code == 200
+    find_one(page(shown), "input", data_testid="change-request-title")
+    # When the editor confirms the revert to the moment it was on
+    done = client.post(url + query, {"version": str(state.version), "reason": "Back on"})
+    # Then a change request proposes it on again, and the flag stays off
+    change_request = _only_change_request()
+    assert done["Location"] == _cr_url(change_request)
+    assert change_request.title.startswith("Revert new-checkout in Production to ")
+    assert _proposed(change_request).enabled is True
+    assert not _state(boolean_flag, gated).enabled
+
+
+def test_bulk_turn_on_in_gated__one_change_request(
+    client: Client, editor: User, boolean_flag: Flag, string_flag: Flag, gated: Environment
+) -> None:
+    # Given an editor selecting two flags in the list
+    client.force_login(editor)
+    posted = {
+        "action": "turn_on",
+        "_selected_action": [str(boolean_flag.pk), str(string_flag.pk)],
+        "environment": str(gated.pk),
+    }
+    # When they run "turn on" in gated production: a confirmation with a title field first
+    asked = client.post(reverse("admin:flags_flag_changelist"), posted)
+    assert asked.status_code == 200
+    [(field, _)] = find_all(page(asked), "input", data_testid="change-request-title")
+    assert dict(field.attributes)["value"] == "Switch on 2 flags in Production"
+    done = client.post(
+        reverse("admin:flags_flag_changelist"),
+        {**posted, "confirmed": "yes", "reason": "Launch", "change_request_title": "Launch both"},
+    )
+    # Then one change request holds both flags, and neither is on
+    change_request = _only_change_request()
+    assert done["Location"] == _cr_url(change_request)
+    assert change_request.title == "Launch both"
+    assert change_request.proposed_states.count() == 2
+    assert not FlagState.objects.filter(environment=gated, enabled=True).exists()
