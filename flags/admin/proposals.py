@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from ..models import ChangeRequest, Environment, FlagState
+from ..models import ChangeRequest, Environment, Flag, FlagState
 
 TITLE_FIELD = "change_request_title"
 
@@ -89,6 +89,19 @@ def pending_for(state: FlagState) -> int:
 def about(state_id: int) -> Q:
     """Change requests that change or schedule the flag state ``state_id``."""
     return Q(proposed_states__state_id=state_id) | Q(schedule__state=state_id)
+
+
+def pending_by_state(flag: Flag) -> dict[int, int]:
+    """For the flag's page: open change requests per flag state id (one query)."""
+    rows = (
+        ChangeRequest.objects.filter(
+            status=ChangeRequest.Status.OPEN, proposed_states__state__flag=flag
+        )
+        .order_by()
+        .values("proposed_states__state_id")
+        .annotate(count=Count("pk", distinct=True))
+    )
+    return {row["proposed_states__state_id"]: row["count"] for row in rows}
 
 
 def pending_url(state: FlagState) -> str:

@@ -558,6 +558,10 @@ def test_list__approvals_and_filters(
     assert text(link) == "1 change request pending"
     pending = client.get(dict(link.attributes)["href"] or "")
     assert list(pending.context["cl"].result_list) == [first]
+    # And so does the flag's page, next to production
+    flag_page = page(client.get(reverse("admin:flags_flag_change", args=[boolean_flag.pk])))
+    on_flag_page, _ = find_one(flag_page, "a", data_testid="pending-production")
+    assert text(on_flag_page) == "1 change request pending"
 
 
 def test_unprotected_environment__unchanged_direct_save(
