@@ -5,6 +5,7 @@ what the rendered page sends and reads the database afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -64,7 +65,7 @@ def _post_page(
     changes: dict[str, str | list[str]],
     *,
     button: str | None = None,
-    extra: list[tuple[str, str]] = (),  # type: ignore[assignment]  # an empty tuple as default
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Any:
     """Send a rendered form as a browser does after ``changes`` (an empty list unticks)."""
     entries = submission(shown.content.decode(), form_id, button)
@@ -72,8 +73,9 @@ def _post_page(
         entries = [(n, v) for n, v in entries if n != name]
         entries += [(name, item) for item in ([wanted] if isinstance(wanted, str) else wanted)]
     entries += list(extra)
+    query = shown.request.get("QUERY_STRING", "")
     return client.post(
-        shown.request["PATH_INFO"] + (("?" + shown.request["QUERY_STRING"]) or ""),
+        shown.request["PATH_INFO"] + (f"?{query}" if query else ""),
         encoded(entries),
         content_type=FORM_CONTENT_TYPE,
     )
