@@ -631,3 +631,62 @@ def test_bulk_turn_on_in_gated__one_change_request(
     assert change_request.title == "Launch both"
     assert change_request.proposed_states.count() == 2
     assert not FlagState.objects.filter(environment=gated, enabled=True).exists()
+
+
+def test_rule_conditions_edit_in_gated__proposed_with_the_condition_ids(
+    client: Client, editor: User, boolean_flag: Flag, gated: Environment
+) -> None:
+    # Given a rule with a country condition in gated production (set by the system)
+    state = _state(boolean_flag, gated)
+    rule = services.rule_create(
+        state=state,
+        serve={"variant": "on"},
+        description="Germany",
+        conditions=[{"attribute": "country", "operator": "in", "values": ["DE"]}],
+        actor=None,
+    )
+    [condition] = rule.conditions.all()
+    client.force_login(editor)
+    # When an editor opens the rule in place and adds France to the condition
+    shown = client.get(_state_url(_state(boolean_flag, gated), f"?rule={rule.pk}"))
+    done = _post_page(
+        client, shown, FORM, {"rule-conditions-0-values": "DE\r\nFR"}, button="_rule_save"
+    )
+    # Then the change request proposes the same rule and condition with both countries
+    change_request = _only_change_request()
+    assert done["Location"] == _cr_url(change_request)
+    [proposed_rule] = _proposed(change_request).rules
+    [proposed_condition] = proposed_rule.conditions
+    assert (proposed_rule.id, proposed_condition.id) == (rule.pk, condition.pk)
+    assert list(proposed_condition.values) == ["DE", "FR"]
+    # And the stored condition still says DE only
+    condition.refresh_from_db()
+    assert condition.values == ["DE"]
+
+
+def test_prerequisite_added_in_gated__proposed_not_stored(
+    client: Client, editor: User, boolean_flag: Flag, string_flag: Flag, gated: Environment
+) -> None:
+    # Given an editor on banner-text's page in gated production
+    state = _state(string_flag, gated)
+    client.force_login(editor)
+    shown = client.get(_state_url(state))
+    # When they add new-checkout (on) as a prerequisite
+    done = _post_page(
+        client,
+        shown,
+        FORM,
+        {
+            "prerequisites-TOTAL_FORMS": "1",
+            "prerequisites-0-state": str(state.pk),
+            "prerequisites-0-flag": str(boolean_flag.pk),
+            "prerequisites-0-variants": [f"{boolean_flag.pk}:on"],
+        },
+        button="_save",
+    )
+    # Then the change request proposes the prerequisite, and none is stored
+    change_request = _only_change_request()
+    assert done["Location"] == _cr_url(change_request)
+    [(parent_id, variants)] = _proposed(change_request).prerequisites
+    assert (parent_id, list(variants)) == (boolean_flag.pk, ["on"])
+    assert not state.prerequisites.exists()
