@@ -690,3 +690,56 @@ def test_prerequisite_added_in_gated__proposed_not_stored(
     [(parent_id, variants)] = _proposed(change_request).prerequisites
     assert (parent_id, list(variants)) == (boolean_flag.pk, ["on"])
     assert not state.prerequisites.exists()
+
+
+def test_rules_panel__move_and_duplicate_in_gated__proposed(
+    client: Client, release_manager: User, boolean_flag: Flag, gated: Environment
+) -> None:
+    # Given two rules in gated production, and a release manager (who may not change it directly)
+    state = _state(boolean_flag, gated)
+    first = services.rule_create(state=state, serve={"variant": "on"}, description="A", actor=None)
+    second = services.rule_create(
+        state=_state(boolean_flag, gated), serve={"variant": "on"}, description="B", actor=None
+    )
+    client.force_login(release_manager)
+    # When they move rule B up, then duplicate rule A, each with its button
+    moved = _post_page(
+        client,
+        client.get(_state_url(state)),
+        FORM,
+        {},
+        extra=[("_rule_action", f"up:{second.pk}")],
+    )
+    duplicated = _post_page(
+        client,
+        client.get(_state_url(state)),
+        FORM,
+        {},
+        extra=[("_rule_action", f"duplicate:{first.pk}")],
+    )
+    # Then each is a change request of its own, and the stored rules did not move
+    up, copy = ChangeRequest.objects.order_by("id")
+    assert (moved["Location"], duplicated["Location"]) == (_cr_url(up), _cr_url(copy))
+    assert [rule.description for rule in _proposed(up).rules] == ["B", "A"]
+    assert [rule.description for rule in _proposed(copy).rules] == ["A", "A (copy)", "B"]
+    assert list(
+        Rule.objects.filter(state=state).order_by("order").values_list("description", flat=True)
+    ) == ["A", "B"]
+
+
+def test_self_approval__allowed_by_the_environment__author_sees_approve(
+    client: Client, release_manager: User, boolean_flag: Flag, gated: Environment
+) -> None:
+    # Given an environment letting authors approve their own, and a release manager's proposal
+    services.environment_update(environment=gated, actor=None, allow_self_approval=True)
+    gated.refresh_from_db()
+    change_request = _propose_switch_on(boolean_flag, gated, release_manager)
+    client.force_login(release_manager)
+    # When its author opens it, Approve is there; approving and applying it works
+    assert find_all(page(client.get(_cr_url(change_request))), "button", data_testid="approve")
+    client.post(_cr_url(change_request, "approve"), {"comment": "Mine, allowed"})
+    client.post(_cr_url(change_request, "apply"))
+    # Then the flag is on
+    assert _state(boolean_flag, gated).enabled
+    change_request.refresh_from_db()
+    assert change_request.status == Status.APPLIED
