@@ -10,6 +10,8 @@
 - ``projects``: projects, environments and tags;
 - ``evaluate``: "Evaluate as", the engine's answer for a context;
 - ``schedules``: scheduled changes and ramps (scheduled, read, cancelled; the flag page's panel);
+- ``change_requests`` / ``proposals``: change requests (list, page, review/apply/rebase/withdraw
+  buttons), and every flag-changing page proposing instead in an environment that takes them;
 - ``evaluations``: evaluation counts reported by SDKs (read-only);
 - ``webhooks``: webhooks (secret shown once, rotation, test events), their deliveries
   (redelivery) and the change events (read-only);
@@ -17,9 +19,10 @@
 - ``forms``: the admin's forms and widgets (and the audit page's filters, ``flagship.admin_site``).
 """
 
-from . import evaluations, flags, projects, schedules, states, targeting, webhooks
+from . import change_requests, evaluations, flags, projects, schedules, states, targeting, webhooks
 
 __all__ = [
+    "change_requests",
     "evaluations",
     "flags",
     "projects",

@@ -62,15 +62,23 @@ M = TypeVar("M", bound=models.Model)
 FLAGSTATE_CHANGE = "flags.change_flagstate"
 REASON_FIELD = "reason"
 PROTECTED_PERMISSION = "flags.change_protected_environment"
+PROPOSE_PERMISSION = "flags.add_changerequest"
 
 # A refused save is re-run to render the form again with the refusal attached to it.
 _refusals: WeakKeyDictionary[HttpRequest, ValidationError] = WeakKeyDictionary()
 
 
 def can_change_environment(user: Any, environment: Environment) -> bool:
-    """Whether ``user`` may change flags in ``environment`` (the rule services enforce too)."""
+    """Whether ``user`` may change flags in ``environment`` (the rule services enforce too).
+
+    In an environment that takes change requests nobody changes flags directly: whoever may
+    propose opens the same forms, and what they save becomes a change request
+    (``flags.admin.proposals``).
+    """
     if not user.has_perm(FLAGSTATE_CHANGE):
         return False
+    if environment.needs_change_requests:
+        return bool(user.has_perm(PROPOSE_PERMISSION))
     return not environment.protected or bool(user.has_perm(PROTECTED_PERMISSION))
 
 

@@ -18,13 +18,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from .. import selectors, services
 from ..errors import FlagShipError
 from ..history.recording import reason
 from ..models import Environment, Flag
+from . import proposals
 from .base import can_change_environment, missing_reason, reason_required, refusal_text
 
 
@@ -92,7 +94,7 @@ def _toggle_all(
     queryset: QuerySet[Flag],
     *,
     enabled: bool,
-) -> TemplateResponse | None:
+) -> HttpResponse | None:
     word = "on" if enabled else "off"
     environment = _chosen_environment(request)
     if environment is None:
@@ -132,20 +134,63 @@ def _toggle_all(
             reason_missing=reason_missing,
         )
     report = Report()
+    if proposals.proposes(environment):
+        return _propose_all(model_admin, request, report, flags, states, environment, enabled)
     with reason(given):
-        for flag in flags:
-            state = states.get(flag.pk)
-            if state is None:
-                report.skipped.append((flag.key, f"not a flag of {environment.project.name}."))
-            elif state.enabled == enabled:
-                report.skipped.append((flag.key, f"already {word} in {environment.name}."))
-            else:
-                toggle = partial(
-                    services.flag_toggle, state=state, enabled=enabled, actor=request.user
-                )
-                report.run(flag, toggle)
+        _toggle_each(request, report, flags, states, environment, enabled)
     report.send(model_admin, request, f"Turned {word} in {environment.name}: {{flags}}.")
     return None
+
+
+def _toggle_each(  # noqa: PLR0917  # the action's state, passed on
+    request: HttpRequest,
+    report: Report,
+    flags: list[Flag],
+    states: dict[int, Any],
+    environment: Environment,
+    enabled: bool,
+) -> None:
+    word = "on" if enabled else "off"
+    for flag in flags:
+        state = states.get(flag.pk)
+        if state is None:
+            report.skipped.append((flag.key, f"not a flag of {environment.project.name}."))
+        elif state.enabled == enabled:
+            report.skipped.append((flag.key, f"already {word} in {environment.name}."))
+        else:
+            toggle = partial(services.flag_toggle, state=state, enabled=enabled, actor=request.user)
+            report.run(flag, toggle)
+
+
+def _propose_all(  # noqa: PLR0917  # the action's state, passed on
+    model_admin: admin.ModelAdmin[Flag],
+    request: HttpRequest,
+    report: Report,
+    flags: list[Flag],
+    states: dict[int, Any],
+    environment: Environment,
+    enabled: bool,
+) -> HttpResponse | None:
+    """The flags toggled as one change request (environments taking change requests)."""
+    word = "on" if enabled else "off"
+    count = f"{len(flags)} flag{'s' if len(flags) != 1 else ''}"
+    title = proposals.posted_title(request, f"Switch {word} {count} in {environment.name}")
+    try:
+        with services.proposing(
+            environment=environment,
+            actor=request.user,
+            title=title,
+            description=proposals.description(request),
+        ) as result:
+            _toggle_each(request, report, flags, states, environment, enabled)
+    except (FlagShipError, ValidationError) as error:
+        model_admin.message_user(request, f"Not proposed: {refusal_text(error)}", messages.ERROR)
+        return None
+    for key, why in report.skipped:
+        model_admin.message_user(request, f"Skipped {key}: {why}", messages.WARNING)
+    return proposals.outcome(
+        model_admin, request, result.change_request, reverse("admin:flags_flag_changelist")
+    )
 
 
 def _required_by(
@@ -190,6 +235,10 @@ def _confirmation(
         "reason_error": missing_reason(environment) if reason_missing else "",
         "opts": model_admin.model._meta,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "proposes": proposals.proposes(environment),
+        "title_field": proposals.TITLE_FIELD,
+        "default_title": f"Switch {word} {len(flags)} flag{'s' if len(flags) != 1 else ''} "
+        f"in {environment.name}",
     }
     return TemplateResponse(request, "flags/bulk_toggle_confirm.html", context)
 
@@ -206,7 +255,7 @@ def _chosen_environment(request: HttpRequest) -> Environment | None:
 )
 def turn_on(
     model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
-) -> TemplateResponse | None:
+) -> HttpResponse | None:
     """Switch each flag on (protected environments: release managers, after a confirmation)."""
     return _toggle_all(model_admin, request, queryset, enabled=True)
 
@@ -216,6 +265,6 @@ def turn_on(
 )
 def turn_off(
     model_admin: admin.ModelAdmin[Flag], request: HttpRequest, queryset: QuerySet[Flag]
-) -> TemplateResponse | None:
+) -> HttpResponse | None:
     """Switch each flag off; asks first in protected environments or when others require one."""
     return _toggle_all(model_admin, request, queryset, enabled=False)

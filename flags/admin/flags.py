@@ -15,9 +15,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .. import conf, selectors, services
-from ..models import Flag, Variant
+from ..models import Flag, FlagState, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
-from . import compare, evaluate, schedules, timeline, toggle
+from . import compare, evaluate, proposals, schedules, timeline, toggle
 from .base import FlagShipAdmin, actor, adopt, require_reason, row
 from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
 from .flag_list import (
@@ -173,13 +173,17 @@ class FlagAdmin(FlagShipAdmin[Flag]):
 
     @admin.display(description="state per environment")
     def states_overview(self, obj: Flag) -> SafeString:
-        """What each environment serves, in words, and a link to each environment's page."""
+        """What each environment serves, in words, and a link to each environment's page.
+
+        Where change requests are pending for a state, a link to them follows.
+        """
+        pending = proposals.pending_by_state(obj)
         rows = format_html_join(
             "",
             '<tr><th><i class="fs-dot" style="background:{}"></i>{}</th>'
             '<td><span class="fs-state {}">{}</span> <span class="fs-serves-inline{}" '
             'data-testid="summary-{}">{}</span></td><td>{}</td>'
-            '<td><a href="{}" data-testid="state-link-{}">{}</a></td></tr>',
+            '<td><a href="{}" data-testid="state-link-{}">{}</a>{}</td></tr>',
             (
                 (
                     state.environment.color,
@@ -193,6 +197,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
                     reverse("admin:flags_flagstate_change", args=[state.pk]),
                     state.environment.key,
                     "Targeting →",
+                    _pending_link(state, pending.get(state.pk, 0)),
                 )
                 for state, summary in selectors.flag_state_summaries(obj)
             ),
@@ -395,3 +400,16 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         if obj is not None:
             context["timeline"] = timeline.latest(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _pending_link(state: FlagState, count: int) -> SafeString:
+    """The link to a state's pending change requests ("· 2 change requests pending"), or ""."""
+    if not count:
+        return format_html("{}", "")
+    return format_html(
+        ' · <a href="{}" data-testid="pending-{}">{} change request{} pending</a>',
+        proposals.pending_url(state),
+        state.environment.key,
+        count,
+        "s" if count != 1 else "",
+    )

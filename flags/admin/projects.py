@@ -96,24 +96,65 @@ class EnvironmentForm(forms.ModelForm[Environment]):
 
     class Meta:
         model = Environment
-        fields = ("project", "key", "name", "color", "order", "protected")
+        fields = (
+            "project",
+            "key",
+            "name",
+            "color",
+            "order",
+            "protected",
+            "required_approvals",
+            "allow_self_approval",
+        )
         widgets = {"color": COLOR_INPUT}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "required_approvals" in self.fields:
+            # Left out (older clients, scripts): the environment keeps what it has.
+            self.fields["required_approvals"].required = False
+
+    def clean_required_approvals(self) -> int:
+        """Empty keeps the stored number (0 for a new environment)."""
+        value = self.cleaned_data.get("required_approvals")
+        return int(value) if value is not None else self.instance.required_approvals
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(FlagShipAdmin[Environment]):
-    """Environments: their columns in the flag list and whether they are protected."""
+    """Environments: their columns in the flag list, whether they are protected, and approvals.
+
+    A protected environment with ``required_approvals`` above 0 takes change requests: changes
+    there are proposed, reviewed and applied (``flags.admin.change_requests``).
+    """
 
     form = EnvironmentForm
-    list_display = ("name_badge", "project", "key", "order", "protected", "ruleset_version")
+    list_display = (
+        "name_badge",
+        "project",
+        "key",
+        "order",
+        "protected",
+        "required_approvals",
+        "ruleset_version",
+    )
     list_filter = ("project", "protected")
     list_select_related = ("project",)
     search_fields = ("key", "name", "project__key", "project__name")
     ordering = ("project__name", "order", "key")
 
     def get_fields(self, request: HttpRequest, obj: Environment | None = None) -> tuple[str, ...]:
-        """The ruleset version is shown, never edited."""
-        fields = ("project", "key", "name", "color", "order", "protected")
+        """The ruleset version is shown, never edited; approvals follow protection."""
+        fields = (
+            "project",
+            "key",
+            "name",
+            "color",
+            "order",
+            "protected",
+            "required_approvals",
+            "allow_self_approval",
+        )
         return (*fields, "ruleset_version") if obj is not None else fields
 
     def get_readonly_fields(
@@ -146,6 +187,8 @@ class EnvironmentAdmin(FlagShipAdmin[Environment]):
                 color=obj.color,
                 order=obj.order,
                 protected=obj.protected,
+                required_approvals=obj.required_approvals,
+                allow_self_approval=obj.allow_self_approval,
             )
             return
         created = services.environment_create(
@@ -157,6 +200,14 @@ class EnvironmentAdmin(FlagShipAdmin[Environment]):
             order=obj.order,
             actor=actor(request),
         )
+        if obj.required_approvals or obj.allow_self_approval:
+            # environment_create takes no approvals: set them in the same transaction.
+            created = services.environment_update(
+                environment=created,
+                actor=actor(request),
+                required_approvals=obj.required_approvals,
+                allow_self_approval=obj.allow_self_approval,
+            )
         adopt(obj, created)
 
 

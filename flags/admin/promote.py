@@ -4,7 +4,9 @@
 would be with the source environment's targeting (rules, prerequisites, default serve, off
 variant; the switch only with ``switch=1``), side by side as the comparison of environments shows
 them, with a reason field. Confirming promotes through ``services.flags_promote`` (one
-transaction, one version) only if the state has not changed since the preview was shown.
+transaction, one version) only if the state has not changed since the preview was shown. Into an
+environment that takes change requests, confirming proposes the promotion
+(``services.promotion_propose``, with a title) and leads to the new change request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .. import services
 from ..errors import FlagShipError
 from ..history.recording import reason
 from ..models import Environment, FlagState, Segment
+from . import proposals
 from .base import can_change_environment, missing_reason, reason_required, refusal_text
 from .compare import differing_parts, flag_rows
 from .revert import Moment
@@ -52,6 +55,29 @@ def promote_view(
         version = request.POST.get("version", "")
         if not given and reason_required(state.environment):
             problem = missing_reason(state.environment)
+        elif proposals.proposes(state.environment):
+            try:
+                with transaction.atomic():
+                    services.flag_state_lock(
+                        state=state, expected_version=int(version) if version.isdigit() else None
+                    )
+                    proposed = services.promotion_propose(
+                        flags=[state.flag],
+                        source=source,
+                        target=state.environment,
+                        actor=request.user,
+                        include_switch=include_switch,
+                        title=proposals.posted_title(
+                            request,
+                            f"Promote {state.flag.key} from {source.name} to "
+                            f"{state.environment.name}",
+                        ),
+                        description=given,
+                    )
+            except (FlagShipError, ValidationError) as error:
+                problem = f"Not proposed: {refusal_text(error)}"
+            else:
+                return proposals.outcome(model_admin, request, proposed, state_url)
         else:
             try:
                 with transaction.atomic(), reason(given or None):
@@ -89,6 +115,8 @@ def promote_view(
         "problem": problem,
         "reason_required": reason_required(state.environment),
         "opts": model_admin.model._meta,
+        "proposes": proposals.proposes(state.environment),
+        "title_field": proposals.TITLE_FIELD,
     }
     if source is not None:
         [preview] = services.promotion_preview(

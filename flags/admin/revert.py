@@ -28,6 +28,7 @@ from ..history import as_of
 from ..history.feed import AUDITED, historical
 from ..history.recording import reason
 from ..models import FlagState, Segment
+from . import proposals
 from .base import can_change_environment, missing_reason, reason_required, refusal_text
 from .compare import differing_parts, flag_rows
 
@@ -86,6 +87,29 @@ def revert_view(
         version = request.POST.get("version", "")
         if not given and reason_required(state.environment):
             problem = missing_reason(state.environment)
+        elif proposals.proposes(state.environment):
+            when = timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+            try:
+                with services.proposing(
+                    environment=state.environment,
+                    actor=request.user,
+                    title=proposals.posted_title(
+                        request, f"Revert {state.flag.key} in {state.environment.name} to {when}"
+                    ),
+                    description=given,
+                ) as result:
+                    services.flag_state_restore(
+                        state=state,
+                        config=config,
+                        actor=request.user,
+                        expected_version=int(version) if version.isdigit() else None,
+                    )
+            except (FlagShipError, ValidationError) as error:
+                problem = f"Not proposed: {refusal_text(error)}"
+            else:
+                return proposals.outcome(
+                    model_admin, request, result.change_request, timeline_url(state)
+                )
         else:
             try:
                 with reason(given):
@@ -143,5 +167,9 @@ def _preview(
         "reason_required": reason_required(state.environment),
         "cancel_url": timeline_url(state),
         "opts": model_admin.model._meta,
+        "proposes": proposals.proposes(state.environment),
+        "title_field": proposals.TITLE_FIELD,
+        "default_title": f"Revert {state.flag.key} in {state.environment.name} to "
+        f"{timezone.localtime(moment):%Y-%m-%d %H:%M}",
     }
     return TemplateResponse(request, "flags/revert_preview.html", context)

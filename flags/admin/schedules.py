@@ -2,19 +2,22 @@
 
 Steps are typed one per line, "when what": ``2030-03-04 09:00 on``, ``2030-03-05 09:00 25 %``,
 ``2030-03-06 09:00 off``; a time without an offset is in the site's time zone. A ramp is several
-percentage lines. Scheduling, like cancelling, goes through ``flags.services.schedules``.
+percentage lines. Scheduling, like cancelling, goes through ``flags.services.schedules``. Into an
+environment that takes change requests, scheduling proposes (``services.schedule_propose``): the
+schedule is created when the change request is applied.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -24,9 +27,13 @@ from django.utils.safestring import SafeString
 from .. import services
 from ..errors import FlagShipError
 from ..formats import parse_percentage
-from ..models import Flag, FlagState, ScheduledChange, ScheduledStep
+from ..models import ChangeRequest, Flag, FlagState, ScheduledChange, ScheduledStep
 from ..services.schedules import StepSpec
+from . import proposals
 from .base import FlagShipAdmin, actor, adopt, refusal_text
+
+# A schedule proposed (not created) by this request: the change request it became.
+_proposed: WeakKeyDictionary[HttpRequest, ChangeRequest] = WeakKeyDictionary()
 
 STEP_LINE = re.compile(r"^(?P<when>.*\S)\s+(?P<what>on|off|[0-9.]+\s*%)$", re.IGNORECASE)
 ON_FLAG_PAGE = 10
@@ -79,6 +86,14 @@ class ScheduledChangeForm(forms.ModelForm[ScheduledChange]):
         help_text="One step per line: a time and on, off or a percentage served on (boolean "
         "flags), e.g. “2030-03-04 09:00 10 %”. Times without an offset are in the site's time "
         "zone. Several percentages make a ramp.",
+    )
+
+    title = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Change request title",
+        help_text="Only where the environment takes change requests: scheduling there proposes "
+        "the schedule for approval. Left empty, the title names the flag and the first steps.",
     )
 
     class Meta:
@@ -227,7 +242,7 @@ class ScheduledChangeAdmin(FlagShipAdmin[ScheduledChange]):
     def get_fields(self, request: HttpRequest, obj: ScheduledChange | None = None) -> Any:
         """A new one: where, steps, note; an existing one: read only, with its steps in words."""
         if obj is None:
-            return ["state", "steps", "note"]
+            return ["state", "steps", "note", "title"]
         return [
             "state",
             "note",
@@ -285,6 +300,16 @@ class ScheduledChangeAdmin(FlagShipAdmin[ScheduledChange]):
         """Schedule through ``schedule_create`` (protected environments: release managers)."""
         if change:
             return
+        state = form.cleaned_data["state"]
+        if proposals.proposes(state.environment):
+            _proposed[request] = services.schedule_propose(
+                state=state,
+                steps=form.cleaned_data["steps"],
+                actor=actor(request),
+                note=form.cleaned_data.get("note", ""),
+                title=form.cleaned_data.get("title", ""),
+            )
+            return
         created = services.schedule_create(
             state=form.cleaned_data["state"],
             steps=form.cleaned_data["steps"],
@@ -292,3 +317,26 @@ class ScheduledChangeAdmin(FlagShipAdmin[ScheduledChange]):
             note=form.cleaned_data.get("note", ""),
         )
         adopt(obj, created)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        """No admin log entry for a schedule only proposed (no schedule exists yet)."""
+        if request in _proposed:
+            return None
+        return super().log_addition(request, obj, message)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Nothing to relate to a schedule only proposed."""
+        if request in _proposed:
+            return
+        super().save_related(request, form, formsets, change)
+
+    def response_add(
+        self, request: HttpRequest, obj: ScheduledChange, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """A proposed schedule leads to its change request."""
+        proposed = _proposed.get(request)
+        if proposed is None:
+            return super().response_add(request, obj, post_url_continue)
+        return proposals.outcome(
+            self, request, proposed, reverse("admin:flags_scheduledchange_changelist")
+        )

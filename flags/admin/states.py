@@ -23,14 +23,16 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .. import selectors, services, words
+from ..errors import FlagShipError
 from ..models import FlagState, Prerequisite
-from . import promote, revert, rules_panel
+from . import promote, proposals, revert, rules_panel
 from .base import (
     FlagShipAdmin,
     actor,
     attach_errors,
     can_change_environment,
     is_revert,
+    refusal_text,
     require_reason,
     row,
 )
@@ -38,6 +40,8 @@ from .forms import FlagStateForm, PrerequisiteForm
 
 # What a rule action did, said once the page is shown again.
 _done: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
+# Requests whose change is being proposed: whether the page's change went through (saved).
+_proposing: WeakKeyDictionary[HttpRequest, bool] = WeakKeyDictionary()
 
 
 class EnvironmentPermissionMixin:
@@ -150,6 +154,58 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
             *super().get_urls(),
         ]
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The page; in an environment taking change requests, saving proposes (no change).
+
+        The page's whole save (the state's fields, prerequisites, the rule action or rule form)
+        runs inside ``services.proposing``: the change request holds what it would have written.
+        """
+        state = self.get_object(request, object_id) if object_id else None
+        if (
+            request.method != "POST"
+            or state is None
+            or not proposals.proposes(state.environment)
+            or not self.has_change_permission(request, state)
+        ):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        state_url = reverse("admin:flags_flagstate_change", args=[state.pk])
+        _proposing[request] = False
+        try:
+            with services.proposing(
+                environment=state.environment,
+                actor=actor(request),
+                title=proposals.posted_title(request, proposals.default_title(state)),
+                description=proposals.description(request),
+            ) as result:
+                response = super().changeform_view(request, object_id, form_url, extra_context)
+        except (FlagShipError, ValidationError) as error:
+            self.message_user(request, f"Not proposed: {refusal_text(error)}", messages.ERROR)
+            return HttpResponseRedirect(state_url)
+        finally:
+            saved = _proposing.pop(request, False)
+        if not saved:
+            return response  # the form again, with what was refused
+        return proposals.outcome(self, request, result.change_request, state_url)
+
+    def message_user(  # Django's signature
+        self,
+        request: HttpRequest,
+        message: Any,
+        level: int | str = messages.INFO,
+        extra_tags: str = "",
+        fail_silently: bool = False,
+    ) -> None:
+        """While proposing, "saved" messages are not said: nothing was saved, it was proposed."""
+        if request in _proposing and level == messages.SUCCESS:
+            return
+        super().message_user(request, message, level, extra_tags, fail_silently)
+
     def revert_view(self, request: HttpRequest, state_id: int) -> HttpResponse:
         """Back to a moment of the flag's timeline (see flags.admin.revert)."""
         return revert.revert_view(self, request, state_id)
@@ -225,6 +281,7 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
                 rules=[selectors.rule_outline(rule) for rule in rules],
                 default_serve=obj.default_serve,
             )
+            context |= proposals.context(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def attach_refusal(self, form: BaseForm, refusal: ValidationError) -> None:
@@ -304,6 +361,8 @@ class FlagStateAdmin(FlagShipAdmin[FlagState]):
 
     def response_change(self, request: HttpRequest, obj: FlagState) -> HttpResponse:
         """After a rule's button, back to the rules saying what was done; else as usual."""
+        if request in _proposing:
+            _proposing[request] = True  # saved: the change request is made of it
         done = _done.get(request)
         if not rules_panel.pressed(request):
             if done:

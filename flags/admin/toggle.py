@@ -5,7 +5,9 @@ confirmation page, asked in a protected environment and before turning off a fla
 flags require there (the page names them). A one-click POST that needs a confirmation goes to the
 page instead. Any other method is 405. Whoever may not change the environment gets 403. The change
 always goes through ``services.flag_toggle`` with the person as actor and the reason they gave, so
-history records them and the environment's ruleset version moves.
+history records them and the environment's ruleset version moves. In an environment that takes
+change requests the confirmation page also asks for a title, and the toggle is proposed
+(``services.proposing``): the person lands on the new change request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -26,10 +28,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from .. import selectors, services
-from ..errors import PermissionDeniedError, StaleVersionError
+from ..errors import FlagShipError, PermissionDeniedError, StaleVersionError
 from ..history.recording import reason
 from ..models import FlagState
-from .base import can_change_environment, missing_reason, reason_required
+from . import proposals
+from .base import can_change_environment, missing_reason, reason_required, refusal_text
 
 BOOLEANS = {"true": True, "false": False}
 
@@ -72,6 +75,8 @@ def toggle_view(
     if not given and reason_required(environment):
         return confirmation(model_admin, request, state, dependents, reason_missing=True)
     version = request.POST.get("version", "")
+    if proposals.proposes(environment):
+        return _propose(model_admin, request, state, enabled, version)
     try:
         with reason(given):
             services.flag_toggle(
@@ -95,6 +100,36 @@ def toggle_view(
         messages.SUCCESS,
     )
     return HttpResponseRedirect(changelist_url(request))
+
+
+def _propose(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    state: FlagState,
+    enabled: bool,
+    version: str,
+) -> HttpResponse:
+    """The toggle as a change request (nothing changes until it is approved and applied)."""
+    title = proposals.posted_title(request, proposals.default_title(state, enabled=enabled))
+    try:
+        with services.proposing(
+            environment=state.environment,
+            actor=request.user,
+            title=title,
+            description=proposals.description(request),
+        ) as result:
+            services.flag_toggle(
+                state=state,
+                enabled=enabled,
+                actor=request.user,
+                expected_version=int(version) if version.isdigit() else None,
+            )
+    except PermissionDeniedError:
+        raise PermissionDenied from None
+    except (FlagShipError, ValidationError) as error:
+        model_admin.message_user(request, f"Not proposed: {refusal_text(error)}", messages.ERROR)
+        return HttpResponseRedirect(changelist_url(request))
+    return proposals.outcome(model_admin, request, result.change_request, changelist_url(request))
 
 
 def confirmation(
@@ -122,5 +157,8 @@ def confirmation(
         "reason_error": missing_reason(state.environment) if reason_missing else "",
         "cancel_url": changelist_url(request),
         "opts": model_admin.model._meta,
+        "proposes": proposals.proposes(state.environment),
+        "title_field": proposals.TITLE_FIELD,
+        "default_title": proposals.default_title(state, enabled=enabled),
     }
     return TemplateResponse(request, "flags/toggle_confirm.html", context)
