@@ -198,16 +198,10 @@ class EnvironmentAdmin(FlagShipAdmin[Environment]):
             protected=obj.protected,
             color=obj.color,
             order=obj.order,
+            required_approvals=obj.required_approvals,
+            allow_self_approval=obj.allow_self_approval,
             actor=actor(request),
         )
-        if obj.required_approvals or obj.allow_self_approval:
-            # environment_create takes no approvals: set them in the same transaction.
-            created = services.environment_update(
-                environment=created,
-                actor=actor(request),
-                required_approvals=obj.required_approvals,
-                allow_self_approval=obj.allow_self_approval,
-            )
         adopt(obj, created)
 
 
