@@ -342,22 +342,26 @@ def actor(request: HttpRequest) -> Any:
     return request.user
 
 
-class ReadOnlyAdmin[M: models.Model](admin.ModelAdmin[M]):
-    """Rows FlagShip writes itself (counts, deliveries, events): looked at, never edited by hand.
-
-    A delivery goes with its webhook, events and counts are deleted by retention, not by people.
-    """
-
-    show_full_result_count = False
+class NeverEdited:
+    """An admin whose rows people never add, change or delete by hand (only look at)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Never: FlagShip writes these."""
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never: these are records of what happened."""
+        """Never: these are records, changed only through FlagShip's own actions."""
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Never from the admin."""
         return False
+
+
+class ReadOnlyAdmin[M: models.Model](NeverEdited, admin.ModelAdmin[M]):
+    """Rows FlagShip writes itself (counts, deliveries, events): looked at, never edited by hand.
+
+    A delivery goes with its webhook, events and counts are deleted by retention, not by people.
+    """
+
+    show_full_result_count = False

@@ -30,7 +30,7 @@ from ..errors import FlagShipError
 from ..formats import format_percentage
 from ..models import ChangeRequest, ChangeRequestReview, FlagState, ProposedState, Segment
 from ..services.change_requests import APPROVE, approval_count, conflicts, diff
-from .base import FlagShipAdmin, actor, refusal_text
+from .base import FlagShipAdmin, NeverEdited, actor, refusal_text
 from .compare import Row, flag_rows
 from .proposals import about
 from .revert import Moment
@@ -191,8 +191,11 @@ class StateFilter(SimpleListFilter):
 
 
 @admin.register(ChangeRequest)
-class ChangeRequestAdmin(FlagShipAdmin[ChangeRequest]):
-    """Change requests: read, reviewed, applied, rebased or withdrawn; never edited by hand."""
+class ChangeRequestAdmin(NeverEdited, FlagShipAdmin[ChangeRequest]):
+    """Change requests: read, reviewed, applied, rebased or withdrawn; never edited by hand.
+
+    Proposed from the flag's own pages; the record stays (withdraw or reject one instead).
+    """
 
     change_form_template = "admin/flags/changerequest/change_form.html"
     list_display = (
@@ -223,18 +226,6 @@ class ChangeRequestAdmin(FlagShipAdmin[ChangeRequest]):
         "closed_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Proposed from the flag's own pages, never added here."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never edited: reviewed, applied, rebased or withdrawn with the page's buttons."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """The record stays (withdraw or reject one instead)."""
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         """The buttons' views before the catch-all object URLs."""

@@ -31,6 +31,18 @@ class ConditionConfig:
     negate: bool
     case_insensitive: bool
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> ConditionConfig:
+        """From a mapping with a condition's columns (a history row, or :meth:`spec`)."""
+        return cls(
+            values["id"],
+            values["attribute"],
+            values["operator"],
+            values["values"],
+            values["negate"],
+            values["case_insensitive"],
+        )
+
     def spec(self) -> dict[str, Any]:
         """As the services take it (``rule_update(conditions=...)``)."""
         return {
@@ -102,17 +114,7 @@ class StateConfig:
                     rollout=rule["rollout"],
                     bucket_by=rule["bucket_by"],
                     serve=rule["serve"],
-                    conditions=tuple(
-                        ConditionConfig(
-                            c["id"],
-                            c["attribute"],
-                            c["operator"],
-                            c["values"],
-                            c["negate"],
-                            c["case_insensitive"],
-                        )
-                        for c in rule["conditions"]
-                    ),
+                    conditions=tuple(ConditionConfig.from_values(c) for c in rule["conditions"]),
                 )
                 for rule in data["rules"]
             ),
@@ -245,14 +247,7 @@ def state_as_of(state: FlagState, moment: datetime) -> StateConfig | None:
                 bucket_by=record["bucket_by"],
                 serve=record["serve"],
                 conditions=tuple(
-                    ConditionConfig(
-                        c["id"],
-                        c["attribute"],
-                        c["operator"],
-                        c["values"],
-                        c["negate"],
-                        c["case_insensitive"],
-                    )
+                    ConditionConfig.from_values(c)
                     for c in sorted(conditions[record["id"]], key=lambda c: (c["order"], c["id"]))
                 ),
             )
