@@ -320,7 +320,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # SQL with its parameters: DEBUG only when asked for (and only logged when DEBUG is on).
-    "loggers": {"django.db.backends": {"level": env.str("DJANGO_DB_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "django.db.backends": {"level": env.str("DJANGO_DB_LOG_LEVEL", default="WARNING")},
+        # The access log (request.finished): WARNING keeps only the 5xx lines.
+        "flagship.access": {"level": env.str("DJANGO_ACCESS_LOG_LEVEL", default="INFO")},
+    },
 }
 
 # --- API --------------------------------------------------------------------------------------

@@ -303,7 +303,7 @@ def test_redact__sensitive_keys_at_any_depth__masked_ids_kept() -> None:
     }
 
 
-@pytest.mark.django_db(transaction=True)  # commits for real: on_commit work logs as it would
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # commits, keeps the roles
 def test_full_api_session__no_secret_in_any_log_line(
     administrator: User, captured: Captured
 ) -> None:
