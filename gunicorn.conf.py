@@ -7,8 +7,11 @@ application (``flagship.asgi``) beside these workers (docs/operations.md).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+
+from gunicorn.glogging import Logger
 
 
 def _int(name: str, default: int) -> int:
@@ -70,13 +73,40 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 20_000)
 # Safe: database and Redis connections are opened lazily, in each worker, after the fork.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
 
-# Logs to stdout/stderr for the process supervisor. The access log carries the request id
-# (X-Request-ID, set by flagship.middleware.RequestIdMiddleware on every response) so a line can be
-# joined with the application's log lines; %(D)s is the duration in microseconds.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# Logs to stdout/stderr for the process supervisor. The application writes its own access line
+# (request.finished, flagship/access.py: structured, with the request id, latency and caller), so
+# gunicorn's plain-text access log is off unless GUNICORN_ACCESS_LOG names a file ("-": stdout);
+# it carries the request id (X-Request-ID) to join with the application's lines; %(D)s is the
+# duration in microseconds.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s ua="%(a)s"'
+
+
+class StructuredLogger(Logger):
+    """Gunicorn's own lines (workers booting, timing out) in the application's format.
+
+    ``DJANGO_LOG_FORMAT`` as in flagship/settings.py: JSON in production, console lines elsewhere.
+    Only the error log is rerouted: the access log stays as configured above.
+    """
+
+    def setup(self, cfg: object) -> None:
+        """Gunicorn's set-up, then the error log through flagship.logs' formatter."""
+        from flagship.logs import formatter  # noqa: PLC0415  # structlog only, no Django
+
+        super().setup(cfg)
+        production = os.environ.get("DJANGO_ENV") == "production"
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            formatter(os.environ.get("DJANGO_LOG_FORMAT", "json" if production else "console"))
+        )
+        for old in list(self.error_log.handlers):
+            self.error_log.removeHandler(old)
+        self.error_log.addHandler(handler)
+
+
+logger_class = StructuredLogger
 
 # Headers from the reverse proxy are trusted only from loopback (the proxy's address).
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -151,7 +151,7 @@ class Worker:
                     failures = 0
                 except DatabaseError:
                     failures += 1
-                    logger.warning("worker.database_error", exc_info=failures == 1)
+                    logger.warning("worker.database_failed", exc_info=failures == 1)
                     close_old_connections()
                     connection.close()
                     self.stop.wait(min(self.poll_seconds * failures, 5.0))

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET
 
 from flags import conf
 from flagship import breakers
+from flagship.logs import in_current_context
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ class _Running:
         self.started = time.monotonic()
         self.done = threading.Event()
         self.findings: dict[str, str] = {}
-        threading.Thread(target=self._run, args=(check,), daemon=True).start()
+        # In the starting request's context: the check's log lines carry its request id.
+        threading.Thread(target=in_current_context(self._run), args=(check,), daemon=True).start()
 
     def _run(self, check: Callable[[], dict[str, str]]) -> None:
         try:

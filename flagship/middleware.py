@@ -15,22 +15,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
-from django.core.signals import got_request_exception
+from django.core.signals import got_request_exception, request_finished
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template import loader
 from django.utils.html import escape
 from django_ratelimit.core import get_usage  # type: ignore[import-untyped]  # ships no types
 
-from flags import conf  # settings only: safe while logging is configured
+from flags import conf  # settings only
+from flagship.logs import NO_REQUEST, current_request_id, set_request_id
 
-# LOGGING imports this module (RequestIdFilter) while Django configures logging, before apps are
-# loaded, when DRF cannot be imported yet: so flagship.errors (which imports DRF) is imported
-# inside the functions that use it.
+# flagship.errors imports DRF, which needs the app registry: it is imported inside the functions
+# that use it.
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 API_VERSION_HEADER = "API-Version"
 # An inbound id is kept only when it is short and plain, so it is safe in headers and logs.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_request_id: ContextVar[str] = ContextVar("request_id", default="-")
 _LIMITED_PREFIXES = ("/api/", "/ofrep/")
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
@@ -47,37 +45,29 @@ GetResponse = Callable[[HttpRequest], HttpResponseBase]
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
-def current_request_id() -> str:
-    """The id of the request being handled, ``-`` outside a request."""
-    return _request_id.get()
-
-
-class RequestIdFilter(logging.Filter):
-    """Add ``request_id`` to every log record (configured on the handlers in LOGGING)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Attach the current request id; never drops a record."""
-        if not hasattr(record, "request_id"):
-            record.request_id = current_request_id()
-        return True
-
-
 class RequestIdMiddleware:
     """Take a sane inbound ``X-Request-ID`` or make one; expose it on the request and response."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        request_finished.connect(_forget_request_id, dispatch_uid="flagship.request_id")
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Tag the request, its log lines and its response with the id."""
         inbound = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]  # read by errors.problem
-        # Not reset on the way out: Django logs the response (django.request) after this returns.
-        _request_id.set(request_id)
+        # Not reset on the way out: Django logs the response (django.request) after this returns;
+        # request_finished (the server closing the response) resets it.
+        set_request_id(request_id)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+def _forget_request_id(sender: object, **kwargs: object) -> None:
+    """``request_finished`` receiver: lines the thread logs after the response are no request's."""
+    set_request_id(NO_REQUEST)
 
 
 class ApiErrorMiddleware:
@@ -334,16 +324,21 @@ def database_unavailable_response(request: HttpRequest, exception: BaseException
     request_id = getattr(request, "request_id", None) or current_request_id()
     if OUTAGE_LOG.opens_window():
         first_line = (str(exception).strip().splitlines() or [""])[0]
+        # Pages answer 503 until it is back.
         logger.warning(
-            "database.unavailable: pages answer 503 until it is back (%s: %s) on %s %s",
-            type(exception).__name__,
-            first_line,
-            request.method,
-            request.path,
-            extra={"request_id": request_id},
+            "database.unavailable",
+            extra={
+                "request_id": request_id,
+                "error": f"{type(exception).__name__}: {first_line}",
+                "method": request.method,
+                "path": request.path,
+            },
         )
     else:
-        logger.debug("database.unavailable: %s %s answered 503", request.method, request.path)
+        logger.debug(
+            "database.unavailable_page_served",
+            extra={"method": request.method, "path": request.path},
+        )
     context = {"request_id": request_id, "retry_after": DATABASE_UNAVAILABLE_RETRY_AFTER}
     try:
         body = loader.get_template(DATABASE_UNAVAILABLE_TEMPLATE).render(context)

@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every response and log line carries the request id.
     "flagship.middleware.RequestIdMiddleware",
+    # Second: times everything inside it (Server-Timing) and logs one request.finished line.
+    "flagship.access.AccessLogMiddleware",
     # "FlagShip-Degraded: database,redis" on responses served while a dependency is down.
     "flagship.breakers.DegradedHeaderMiddleware",
     # Problem details for any error under /api/, and the API-Version header.
@@ -297,25 +299,32 @@ STORAGES = {
 }
 
 # --- Logging ---------------------------------------------------------------------------------
+# Every logger (FlagShip's, Django's, libraries') goes through structlog's renderer
+# (flagship/logs.py): one JSON object per line in production, readable lines elsewhere; each line
+# carries the request id, and secrets are redacted (docs/operations.md, "Logs").
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="json" if PRODUCTION else "console")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured("DJANGO_LOG_FORMAT must be json or console")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "flagship.middleware.RequestIdFilter"}},
-    "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-        },
-    },
+    "filters": {"request_id": {"()": "flagship.logs.RequestIdFilter"}},
+    "formatters": {"structured": {"()": "flagship.logs.formatter", "fmt": LOG_FORMAT}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": "structured",
             "filters": ["request_id"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # SQL with its parameters: DEBUG only when asked for (and only logged when DEBUG is on).
+    "loggers": {
+        "django.db.backends": {"level": env.str("DJANGO_DB_LOG_LEVEL", default="WARNING")},
+        # The access log (request.finished): WARNING keeps only the 5xx lines.
+        "flagship.access": {"level": env.str("DJANGO_ACCESS_LOG_LEVEL", default="INFO")},
+    },
 }
 
 # --- API --------------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def _dispatch(event: ChangeEvent) -> None:
         try:
             subscriber(event)
         except Exception:  # the change has committed: a subscriber's failure is only logged
-            logger.exception("change.subscriber_failed", extra={"event": str(event.id)})
+            logger.exception("change.subscriber_failed", extra={"event_id": str(event.id)})
 
 
 def fields(instance: Any, names: Iterable[str]) -> dict[str, Any]:

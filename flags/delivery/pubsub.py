@@ -79,7 +79,7 @@ class RulesetChanged:
         except (ValueError, TypeError, KeyError):
             environment = version = None
         if type(environment) is not int or type(version) is not int:
-            logger.warning("pubsub.bad_message", extra={"raw": repr(raw)[:200]})
+            logger.warning("pubsub.message_rejected", extra={"raw": repr(raw)[:200]})
             return None
         return cls(environment, version)
 

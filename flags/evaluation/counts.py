@@ -216,7 +216,7 @@ class EvaluationCountsView(APIView):
         kept, ignored = self.kept_counts(key, entries)
         record_counts(merge_counts(kept))
         logger.debug(
-            "sdk.evaluation_counts",
+            "evaluation_counts.received",
             extra={
                 "sdk": serializer.validated_data.get("sdk", ""),
                 "accepted": len(kept),

@@ -27,6 +27,7 @@ from accounts.authentication import presented_secret
 from accounts.models import ApiKey
 from flags.delivery import keys, versions
 from flags.delivery.compiled import CompiledRuleset, compiled_for
+from flagship.access import note_api_key
 
 from . import bodies, throttling
 from .rendering import JSON
@@ -52,6 +53,7 @@ def admitted(request: HttpRequest, kinds: tuple[str, ...]) -> tuple[str, Compile
     key = None if secret is None else keys.authenticate(secret, kinds)
     if key is None:
         return None
+    note_api_key(request, key.id)  # the access log's api_key_id
     if throttling.allow(key.lookup, key.kind, throttling.client_address(request)) is not None:
         return None  # the window is now blocked: the full path answers 429 without counting
     version = versions.known_version(key.environment_id)

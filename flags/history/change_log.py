@@ -19,7 +19,7 @@ def record_committed(event: ChangeEvent) -> None:
     logger.info(
         "change.committed",
         extra={
-            "event": str(event.id),
+            "event_id": str(event.id),
             "type": event.kind,
             "project": event.project_key,
             "environments": [environment["key"] for environment in event.environments],

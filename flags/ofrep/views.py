@@ -228,7 +228,7 @@ class OfrepView(FastPathMixin, APIView):
             return Response(
                 {"errorDetails": _details(exc)}, status=exc.status_code, headers=headers
             )
-        logger.exception("ofrep.internal_error")
+        logger.exception("ofrep.request_failed")
         body = {"errorDetails": "An internal error occurred."}
         if key is not None:
             body = {"key": key, "errorCode": GENERAL, **body}

@@ -150,7 +150,7 @@ def record(delivery: WebhookDelivery, answer: http.Answer) -> None:
         extra={
             "delivery": delivery.pk,
             "webhook": delivery.webhook_id,
-            "event": str(delivery.event_id),
+            "event_id": str(delivery.event_id),
             "attempt": delivery.attempts,
             "status": answer.status,
             "error": answer.error,

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, include, path
 
-from flagship.middleware import RequestIdFilter, current_request_id
+from flagship.logs import RequestIdFilter, current_request_id
 
 pytestmark = pytest.mark.urls("flagship.tests.test_middleware")
 logger = logging.getLogger("flagship.tests.middleware")
@@ -75,11 +75,12 @@ def test_request_id__on_non_api_responses_too(client: Client) -> None:
     assert len(client.get("/no-such-page/")["X-Request-ID"]) == 32
 
 
-def test_logging__console_handler_has_request_id_filter() -> None:
+def test_logging__console_handler_has_request_id_filter_and_structured_formatter() -> None:
     logging_settings: dict[str, Any] = settings.LOGGING
     handler = logging_settings["handlers"]["console"]
     assert "request_id" in handler["filters"]
-    assert "%(request_id)s" in logging_settings["formatters"][handler["formatter"]]["format"]
+    formatter = logging_settings["formatters"][handler["formatter"]]
+    assert formatter["()"] == "flagship.logs.formatter"
 
 
 def test_request_id_filter__outside_a_request__keeps_existing_value() -> None:
