@@ -95,7 +95,9 @@ def test_editor__permissions__edits_targeting_but_not_structure_nor_protected(db
     assert not {p for p in held if p.endswith(("_project", "_environment")) and ".view_" not in p}
 
 
-def test_release_manager__permissions__editor_plus_protected_environments_and_reviews(db: None) -> None:
+def test_release_manager__permissions__editor_plus_protected_environments_and_reviews(
+    db: None,
+) -> None:
     # Given the Release manager group
     # When its permissions are compared with the Editor's
     # Then the differences are the protected-environment and the change-request review permissions

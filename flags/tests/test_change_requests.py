@@ -543,8 +543,8 @@ def test_audit_feed__every_step_of_a_change_request__in_the_project_and_environm
     services.change_request_approve(change_request=change_request, actor=manager, comment="Go")
     services.change_request_apply(change_request=change_request, actor=manager)
     # When the audit feed of the project, and of production, is read
-    for scope in ({"project_id": gated.project_id}, {"environment_id": gated.pk}):
-        found = entries(audit_rows(**scope))
+    for project_id, environment_id in ((gated.project_id, None), (None, gated.pk)):
+        found = entries(audit_rows(project_id=project_id, environment_id=environment_id))
         # Then it shows the creation, the review and the application, by whom, where
         mine = [
             (entry.model, entry.kind, entry.username, entry.environment_name)
