@@ -67,11 +67,16 @@ _exit_hook = False
 
 
 # --- On the request path -------------------------------------------------------------------------
-def counted(environment_id: int, results: Iterable[EvaluationResult]) -> None:
-    """Count one evaluation of each result in an environment (no I/O, except a due flush)."""
+def counted(
+    environment_id: int, results: Iterable[EvaluationResult], *, at: float | None = None
+) -> None:
+    """Count one evaluation of each result in an environment (no I/O, except a due flush).
+
+    ``at``: when they happened (epoch seconds; tests), else now.
+    """
     if not conf.count_evaluations():
         return
-    hour = int(time.time()) // 3600 * 3600
+    hour = int(time.time() if at is None else at) // 3600 * 3600
     keys = [(environment_id, result.key, result.variant or NO_VARIANT, hour) for result in results]
     with _lock:
         _pending.update(keys)
