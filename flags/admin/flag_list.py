@@ -16,7 +16,7 @@ The toggle contract (a browser test depends on it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -130,6 +130,15 @@ class ArchivedFilter(admin.SimpleListFilter):
 
 
 _stale: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
+_stale_on_page: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
+
+
+def remember_page(request: HttpRequest, flags: Iterable[Flag]) -> None:
+    """Judge the flags of the page shown (the badges), unless the Stale filter judged them all."""
+    if request.GET.get(StaleFilter.parameter_name) in ("yes", "no"):
+        _stale_on_page[request] = stale_in_scope(request)
+    else:
+        _stale_on_page[request] = stale_flags(list(flags))
 
 
 def stale_in_scope(request: HttpRequest) -> dict[int, Stale]:
@@ -170,7 +179,8 @@ def stale_column(request: HttpRequest) -> Callable[[Flag], SafeString]:
     """The list_display column with a "stale" badge on stale flags (its title says why)."""
 
     def column(flag: Flag) -> SafeString:
-        found = stale_in_scope(request).get(flag.pk)
+        page = _stale_on_page.get(request)
+        found = (page if page is not None else stale_in_scope(request)).get(flag.pk)
         if found is None:
             return format_html("{}", "")
         return format_html(

@@ -28,6 +28,7 @@ from .flag_list import (
     environment_column,
     environment_filter,
     list_scope,
+    remember_page,
     stale_column,
 )
 from .forms import FlagActionForm, FlagForm, VariantForm
@@ -108,6 +109,12 @@ class FlagAdmin(FlagShipAdmin[Flag]):
             ("tags", TagFilter),
             *per_environment,
         ]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The list, whose page's flags are judged stale or not once (the badges)."""
+        changelist = super().get_changelist_instance(request)
+        remember_page(request, changelist.result_list)
+        return changelist
 
     def get_paginator(
         self,
