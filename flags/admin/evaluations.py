@@ -67,8 +67,9 @@ def flag_overview(flag: Flag) -> SafeString:
     )
     counts_url = reverse("admin:flags_flagevaluationcount_changelist")
     return format_html(
-        '{}<div class="fs-scroll"><table class="fs-states"><thead><tr><th>environment</th>'
-        "<th>last evaluated</th><th>evaluations (7 days)</th></tr></thead><tbody>{}</tbody>"
+        '{}<div class="fs-scroll"><table class="fs-states fs-evaluations"><thead><tr>'
+        "<th>environment</th><th>last evaluated</th><th>evaluations (7 days)</th></tr></thead>"
+        "<tbody>{}</tbody>"
         '</table></div><p><a href="{}?{}">Every count of this flag →</a></p>',
         verdict,
         rows,
