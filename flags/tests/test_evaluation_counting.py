@@ -16,21 +16,24 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings
 
 from accounts.models import ApiKey, User
-from flags import worker
+from flags import services, worker
 from flags.delivery.compiled import compiled_ruleset
 from flags.evaluation import counting
 from flags.models import Environment, FlagEvaluationCount, Project
 from flagship import breakers
 from flagship.faults import FaultProxy, wait_until
+from flagship.processes import Processes
 
 from .caching import caching, call, redis_url
 from .evaluation_data import build_flags, issue
 from .test_sdk_evaluations import URL as SDK_URL
 from .test_sdk_evaluations import iso, this_hour
+from .test_webhook_workers import start_worker
 
 EVALUATE = "/api/v1/evaluate"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
@@ -139,6 +142,31 @@ def test_sdk_report_and_server_evaluations__add_up_in_one_row(
         this_hour(),
         6,
     )
+
+
+@pytest.mark.requires_redis
+@pytest.mark.requires_postgres
+def test_run_worker_process__moves_the_counts_from_redis_into_postgres(
+    transactional_db: None, client: Client, processes: Processes
+) -> None:
+    # Given committed flags, and evaluations flushed into Redis (in a namespace of their own)
+    project = services.project_create(key="demo", name="Demo")
+    staging = project.environments.get(key="staging")
+    build_flags(project, staging)
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    with caching(redis_url()):
+        call(client, "post", f"{EVALUATE}/banner-text", secret)
+        call(client, "post", f"{OFREP_BULK}/banner-text", secret)
+        counting.flush()
+        prefix = str(settings.CACHES["flagship"]["KEY_PREFIX"])
+        assert sum(hash_fields().values()) == 2
+        # When a real `manage.py run_worker` runs with the same Redis and key prefix
+        start_worker(
+            processes, "worker", concurrency=1, REDIS_URL=redis_url(), CACHE_KEY_PREFIX=prefix
+        )
+        # Then its evaluations.store job moves them into PostgreSQL, and empties the hash
+        assert wait_until(lambda: stored() == {("staging", "banner-text", "sale"): 2}, timeout=30)
+        assert hash_fields() == {}
 
 
 # --- Without Redis ------------------------------------------------------------------------------
