@@ -35,13 +35,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DatabaseError
-
 from flags import conf
 from flags.delivery import shared_cache
 from flags.models import Flag
 from flags.models.evaluations import NO_VARIANT
 from flags.services.evaluations import CountKey, merge_counts, record_counts
+from flagship import breakers
 from flagship_sdk.engine import EvaluationResult
 
 logger = logging.getLogger(__name__)
@@ -154,6 +153,9 @@ def flush() -> int:
     try:
         target = _redis()
         if target is None:
+            if not breakers.database.available():  # no request waits on a database that is down
+                _keep(taken, "database unavailable")
+                return 0
             store(taken)
         elif not shared_cache.available():
             _keep(taken, "redis unavailable")
@@ -240,7 +242,7 @@ def store_pending() -> int:
         return 0
     try:
         return store(counts)
-    except DatabaseError:
+    except Exception:  # the database refused (or anything else): nothing taken is lost
         _give_back(client, name, counts)
         raise
 
