@@ -44,3 +44,13 @@ def _closed_breakers() -> Iterator[None]:
     breakers.reset()
     yield
     breakers.reset()
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_counts() -> Iterator[None]:
+    """Every test starts and ends with no evaluation counts held in this process."""
+    from flags.evaluation import counting  # noqa: PLC0415  # after Django is set up
+
+    counting.clear()
+    yield
+    counting.clear()

@@ -38,6 +38,16 @@ DEFAULTS: dict[str, Any] = {
     "FLAGSHIP_WORKER_CONCURRENCY": 8,
     "FLAGSHIP_WORKER_POLL_SECONDS": 1.0,
     "FLAGSHIP_EVENT_RETENTION_DAYS": 90,
+    "FLAGSHIP_COUNT_EVALUATIONS": True,
+    "FLAGSHIP_COUNT_FLUSH_SECONDS": 5.0,
+    "FLAGSHIP_COUNT_MAX_PENDING": 100_000,
+    # Days after which a flag of each lifecycle is stale; None: never (docs/operations.md).
+    "FLAGSHIP_STALE_DAYS": {
+        "release": 30,
+        "experiment": 30,
+        "operational": None,
+        "permanent": None,
+    },
 }
 
 
@@ -172,6 +182,42 @@ def worker_poll_seconds() -> float:
 def event_retention_days() -> int:
     """Days change events and finished deliveries are kept (``FLAGSHIP_EVENT_RETENTION_DAYS``)."""
     return int(_setting("FLAGSHIP_EVENT_RETENTION_DAYS"))
+
+
+# --- Evaluation counts and stale flags (docs/operations.md) -----------------------------------
+def count_evaluations() -> bool:
+    """Whether server-side evaluations are counted (``FLAGSHIP_COUNT_EVALUATIONS``)."""
+    return bool(_setting("FLAGSHIP_COUNT_EVALUATIONS"))
+
+
+def count_flush_seconds() -> float:
+    """Seconds between a process's flushes of its counts; 0: only when asked (tests) and at exit.
+
+    ``FLAGSHIP_COUNT_FLUSH_SECONDS``.
+    """
+    return float(_setting("FLAGSHIP_COUNT_FLUSH_SECONDS"))
+
+
+def count_max_pending() -> int:
+    """Distinct counts a process keeps while it cannot flush, at least 1.
+
+    ``FLAGSHIP_COUNT_MAX_PENDING``: past it the oldest hours are dropped (logged).
+    """
+    return max(1, int(_setting("FLAGSHIP_COUNT_MAX_PENDING")))
+
+
+def stale_days() -> dict[str, int | None]:
+    """Days after which a flag of each lifecycle is stale; ``None``: never.
+
+    ``FLAGSHIP_STALE_DAYS``.
+
+    A lifecycle the setting leaves out has its default.
+    """
+    configured = _setting("FLAGSHIP_STALE_DAYS")
+    days: dict[str, int | None] = dict(DEFAULTS["FLAGSHIP_STALE_DAYS"])
+    for lifecycle, value in dict(configured).items():
+        days[str(lifecycle)] = None if value is None else int(value)
+    return days
 
 
 # --- Rate limits ------------------------------------------------------------------------------

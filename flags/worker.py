@@ -9,7 +9,9 @@ It runs:
   milliseconds of its commit.
 - **Periodic jobs** (:data:`PERIODIC`): running the due steps of scheduled changes every second
   (``flags.services.schedules.run_due``: a step missed while no worker ran runs once, late);
-  deleting change events and finished deliveries older than ``FLAGSHIP_EVENT_RETENTION_DAYS``.
+  deleting change events and finished deliveries older than ``FLAGSHIP_EVENT_RETENTION_DAYS``;
+  moving the evaluation counts of the web processes from Redis into the database every 10 s
+  (``flags.evaluation.counting.store_pending``).
 
 Any number of workers may run at once (row locks keep them apart; docs/webhooks.md). SIGTERM or
 SIGINT stops a worker after the deliveries in flight; SIGKILL loses nothing either (the
@@ -29,6 +31,7 @@ from django.db import DatabaseError, close_old_connections, connection, connecti
 from django.utils import timezone
 
 from flags import conf
+from flags.evaluation import counting
 from flags.models import ChangeEvent, WebhookDelivery
 from flags.services.schedules import run_due
 from flags.webhooks import outbox, sending
@@ -63,6 +66,7 @@ BUSY_SECONDS = 0.05
 PERIODIC: list[Job] = [
     Job("schedules.run", 1.0, run_due),
     Job("events.prune", 3600.0, prune_events),
+    Job("evaluations.store", counting.STORE_SECONDS, counting.store_pending),
 ]
 
 

@@ -239,6 +239,34 @@ FLAGSHIP_WORKER_POLL_SECONDS = env.float("FLAGSHIP_WORKER_POLL_SECONDS", default
 # Days change events and finished deliveries are kept (the worker deletes older ones hourly).
 FLAGSHIP_EVENT_RETENTION_DAYS = env.int("FLAGSHIP_EVENT_RETENTION_DAYS", default=None)
 
+# --- Evaluation counts and stale flags (docs/operations.md; defaults in flags.conf.DEFAULTS) --
+# Count server-side evaluations (REST and OFREP) per flag, environment, variant and hour.
+FLAGSHIP_COUNT_EVALUATIONS = env.bool("FLAGSHIP_COUNT_EVALUATIONS", default=None)
+# Seconds between a process's flushes of its in-memory counts (to Redis, or to the database
+# without Redis). The test suite flushes only when a test asks (0), so no flush lands inside
+# another test's query count.
+FLAGSHIP_COUNT_FLUSH_SECONDS = env.float(
+    "FLAGSHIP_COUNT_FLUSH_SECONDS", default=None if ENVIRONMENT != "test" else 0.0
+)
+# Distinct counts a process keeps while Redis (or the database) is down; then oldest dropped.
+FLAGSHIP_COUNT_MAX_PENDING = env.int("FLAGSHIP_COUNT_MAX_PENDING", default=None)
+
+
+def _stale_days(raw: str | None) -> dict[str, int | None] | None:
+    """``release=30,experiment=30,operational=,permanent=``: an empty value is never stale."""
+    if raw is None or not raw.strip():
+        return None
+    days: dict[str, int | None] = {}
+    for item in raw.split(","):
+        lifecycle, _, value = item.partition("=")
+        value = value.strip()
+        days[lifecycle.strip()] = int(value) if value and value.lower() != "none" else None
+    return days
+
+
+# Days after which a flag of each lifecycle is stale (unset lifecycles keep their default).
+FLAGSHIP_STALE_DAYS = _stale_days(env.str("FLAGSHIP_STALE_DAYS", default=None))
+
 # --- Cache and degradation --------------------------------------------------------------------
 # How long cached API key essentials are trusted: the bound on how late a revocation can take
 # effect in another process (docs/operations.md). The current ruleset version of an environment

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.server.run [--quick] [--no-sweep] [--scale-flags N ...]
-                                         [--markdown PATH]
+                                         [--counting | --no-counting] [--markdown PATH]
 
 One run, on loopback only:
 
@@ -24,7 +24,10 @@ One run, on loopback only:
    ``FlagShipClient`` in local mode, from the commit to the client holding the new ruleset;
 6. gunicorn sweep (unless ``--no-sweep``): FlagShip restarted with a few (worker class, workers,
    threads) combinations, OFREP single and bulk evaluation at 32 connections on each;
-7. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
+7. evaluation counting (unless ``--no-counting``; alone with ``--counting``): bulk and single
+   evaluation on two FlagShips, counting on and off, in alternating rounds
+   (``bench.server.counting``);
+8. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
    started and drops the database.
 
 Needs ``wrk`` (``apt-get install -y wrk``), PostgreSQL and Redis.
@@ -64,7 +67,7 @@ from flagship.processes import Processes, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-DATABASE = "flagship_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "flagship_bench")  # another name: runs side by side
 FLAG_COUNT = 200  # the W4 mix: every measurement but the scale section
 SDK_TARGET_MS = 150.0  # propagation p99 through the SDK (issue 6)
 CONTEXT = {
@@ -1016,7 +1019,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
 ) -> str:
     """Seed, start the servers, measure; the report."""
     sizes = (FLAG_COUNT, *(size for size in options.scale_flags if size != FLAG_COUNT))
-    if args.sweep or args.outage:
+    if args.sweep or args.outage or args.counting:
         sizes = (FLAG_COUNT,)
     print(f"Creating the database and importing {sizes} flags ...", file=sys.stderr)
     recreate_database(args.postgres)
@@ -1047,6 +1050,9 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         return "\n".join([*sweep_report(swept, options), f"Machine: {machine()}."]) + "\n"
     if args.outage:
         lines = outage_section(args, options, processes, env, wrk_path, workdir, requests)
+        return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
+    if args.counting:
+        lines = counting_section(args, options, processes, env, wrk_path, workdir, requests)
         return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
     results = [
         measure(
@@ -1107,6 +1113,9 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         scale=scale,
         sweep=sweep,
     )
+    if not args.no_counting:
+        counted = counting_section(args, options, processes, env, wrk_path, workdir, requests)
+        text += "\n" + "\n".join(counted) + "\n"
     if args.no_outage:
         return text
     lines = outage_section(args, options, processes, env, wrk_path, workdir, requests)
@@ -1134,6 +1143,24 @@ def outage_section(  # noqa: PLR0917  # the run's state, passed on
         args.redis,
     )
     return outage.outage_report(results, gunicorn_defaults(env))
+
+
+def counting_section(  # noqa: PLR0917  # the run's state, passed on
+    args: argparse.Namespace,
+    options: Options,
+    processes: Processes,
+    env: dict[str, str],
+    wrk_path: str,
+    workdir: Path,
+    requests: list[Endpoint],
+) -> list[str]:
+    """Bulk and single evaluation with counting on and off (``bench.server.counting``)."""
+    from . import counting  # noqa: PLC0415  # counting imports this module
+
+    rounds = args.counting_rounds or (2 if options is QUICK else 3)
+    by_name = {endpoint.name: endpoint for endpoint in requests}
+    result = counting.run_counting(processes, env, by_name, options, wrk_path, workdir, rounds)
+    return counting.counting_report(result, rounds, options)
 
 
 def run(args: argparse.Namespace) -> str:
@@ -1216,6 +1243,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only the outage section (PostgreSQL, Redis and both cut; 200 flags)",
     )
     parser.add_argument("--no-outage", action="store_true", help="skip the outage section")
+    parser.add_argument(
+        "--counting",
+        action="store_true",
+        help="only evaluation counting on and off (bulk and single; 200 flags)",
+    )
+    parser.add_argument(
+        "--no-counting", action="store_true", help="skip the counting on/off section"
+    )
+    parser.add_argument(
+        "--counting-rounds",
+        type=int,
+        metavar="N",
+        help="alternating rounds of the counting section (default 3; quick: 2)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = parser.parse_args(argv)
     text = run(args)

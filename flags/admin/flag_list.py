@@ -16,7 +16,7 @@ The toggle contract (a browser test depends on it):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -33,6 +33,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .. import selectors, words
 from ..models import Environment, Flag, FlagState, Project
+from ..stale import Stale, stale_flags
 from .base import FLAGSTATE_CHANGE, can_change_environment
 
 if TYPE_CHECKING:
@@ -126,6 +127,70 @@ class ArchivedFilter(admin.SimpleListFilter):
                 "query_string": changelist.get_query_string({self.parameter_name: key}),
                 "display": title,
             }
+
+
+_stale: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
+_stale_on_page: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
+
+
+def remember_page(request: HttpRequest, flags: Iterable[Flag]) -> None:
+    """Judge the flags of the page shown (the badges), unless the Stale filter judged them all."""
+    if request.GET.get(StaleFilter.parameter_name) in ("yes", "no"):
+        _stale_on_page[request] = stale_in_scope(request)
+    else:
+        _stale_on_page[request] = stale_flags(list(flags))
+
+
+def stale_in_scope(request: HttpRequest) -> dict[int, Stale]:
+    """The stale live flags of the chosen project (``flags.stale``), read once per request."""
+    found = _stale.get(request)
+    if found is None:
+        project = list_scope(request).project
+        flags = Flag.objects.filter(archived=False)
+        if project is not None:
+            flags = flags.filter(project=project)
+        found = stale_flags(flags.order_by()) if project is not None else {}
+        _stale[request] = found
+    return found
+
+
+class StaleFilter(admin.SimpleListFilter):
+    """Stale flags only (``flags.stale``: FLAGSHIP_STALE_DAYS per lifecycle), or all."""
+
+    title = "staleness"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """Stale, or not stale."""
+        return [("yes", "Stale"), ("no", "Not stale")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The chosen project's stale (or not stale) flags."""
+        value = self.value()
+        if value not in ("yes", "no"):
+            return queryset
+        stale = list(stale_in_scope(request))
+        if value == "yes":
+            return queryset.filter(pk__in=stale)
+        return queryset.exclude(pk__in=stale)
+
+
+def stale_column(request: HttpRequest) -> Callable[[Flag], SafeString]:
+    """The list_display column with a "stale" badge on stale flags (its title says why)."""
+
+    def column(flag: Flag) -> SafeString:
+        page = _stale_on_page.get(request)
+        found = (page if page is not None else stale_in_scope(request)).get(flag.pk)
+        if found is None:
+            return format_html("{}", "")
+        return format_html(
+            '<span class="fs-tag fs-stale" data-testid="stale-{}" title="{}">stale</span>',
+            flag.key,
+            f"{found.reason} Stale since {found.since:%Y-%m-%d}.",
+        )
+
+    column.__name__ = "stale_badge"
+    return admin.display(description="stale")(column)
 
 
 class TagFilter(admin.RelatedFieldListFilter):

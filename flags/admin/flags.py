@@ -17,16 +17,19 @@ from django.utils.safestring import SafeString
 from .. import conf, selectors, services
 from ..models import Flag, FlagState, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
-from . import compare, evaluate, proposals, schedules, timeline, toggle
+from . import compare, evaluate, evaluations, proposals, schedules, timeline, toggle
 from .base import FlagShipAdmin, actor, adopt, require_reason, row
 from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
 from .flag_list import (
     ArchivedFilter,
     ProjectFilter,
+    StaleFilter,
     TagFilter,
     environment_column,
     environment_filter,
     list_scope,
+    remember_page,
+    stale_column,
 )
 from .forms import FlagActionForm, FlagForm, VariantForm
 
@@ -86,12 +89,32 @@ class FlagAdmin(FlagShipAdmin[Flag]):
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         """Key, name, one column per environment of the chosen project, tags and lifecycle."""
         columns = [environment_column(request, env) for env in list_scope(request).environments]
-        return ["key", "name", *columns, "tag_badges", "lifecycle_short"]
+        return [
+            "key",
+            "name",
+            *columns,
+            "tag_badges",
+            "lifecycle_short",
+            stale_column(request),
+        ]
 
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
         """Project (one at a time), archived, lifecycle, tag, and on/off per environment."""
         per_environment = [environment_filter(env) for env in list_scope(request).environments]
-        return [ProjectFilter, ArchivedFilter, "lifecycle", ("tags", TagFilter), *per_environment]
+        return [
+            ProjectFilter,
+            ArchivedFilter,
+            "lifecycle",
+            StaleFilter,
+            ("tags", TagFilter),
+            *per_environment,
+        ]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The list, whose page's flags are judged stale or not once (the badges)."""
+        changelist = super().get_changelist_instance(request)
+        remember_page(request, changelist.result_list)
+        return changelist
 
     def get_paginator(
         self,
@@ -152,6 +175,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         if obj is not None:
             advanced.append("archived")
             fieldsets.append(("Environments", {"fields": ["states_overview"]}))
+            fieldsets.append(("Evaluations", {"fields": ["evaluations_overview"]}))
             fieldsets.append(("Scheduled changes", {"fields": ["schedules_overview"]}))
             if selectors.flag_dependents(obj):
                 required = ["required_by", "confirm_dependents"]
@@ -163,7 +187,15 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         """Project, key and kind are the contract with the code: fixed once created."""
         if obj is None:
             return ()
-        return ("project", "key", "kind", "states_overview", "schedules_overview", "required_by")
+        return (
+            "project",
+            "key",
+            "kind",
+            "states_overview",
+            "evaluations_overview",
+            "schedules_overview",
+            "required_by",
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Flag | None = None) -> bool:
         """Only archived flags may be deleted: SDKs no longer receive them."""
@@ -207,6 +239,11 @@ class FlagAdmin(FlagShipAdmin[Flag]):
             "<th>state</th><th>in words</th><th></th></tr></thead><tbody>{}</tbody></table></div>",
             rows,
         )
+
+    @admin.display(description="evaluations")
+    def evaluations_overview(self, obj: Flag) -> SafeString:
+        """Per environment: when last evaluated and how often in 7 days; whether it is stale."""
+        return evaluations.flag_overview(obj)
 
     @admin.display(description="scheduled")
     def schedules_overview(self, obj: Flag) -> SafeString:

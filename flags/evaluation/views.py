@@ -26,6 +26,7 @@ from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
 from flagship_sdk.engine import ErrorCode, EvaluationResult
 
 from . import bodies, fast
+from .counting import counted
 from .rendering import fragments, json_response, render
 from .serializers import (
     EvaluationRequestSerializer,
@@ -176,7 +177,11 @@ class EvaluateFlagsView(EnvironmentKeyView):
             asked.context, client_visible_only=asked.kind == fast.CLIENT
         )
         parts = fragments(compiled, "api", results.values(), api_fragment)
-        return json_response(b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version))
+        response = json_response(
+            b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version)
+        )
+        counted(compiled.environment_id, results.values())
+        return response
 
     @extend_schema(
         operation_id="evaluate_flags",
@@ -231,9 +236,11 @@ class EvaluateFlagView(EnvironmentKeyView):
         if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked before
             raise ValidationError({"context": "The context must be an object."})
         version = asked.compiled.version
-        return json_response(
+        response = json_response(
             render({"key": flag_key, **result_document(result), "version": version})
         )
+        counted(asked.compiled.environment_id, (result,))
+        return response
 
     @extend_schema(
         operation_id="evaluate_flag",

@@ -31,6 +31,7 @@ from accounts.permissions import EnvironmentKeyRequired
 from flags import conf
 from flags.delivery.compiled import CompiledRuleset
 from flags.evaluation import bodies, fast
+from flags.evaluation.counting import counted
 from flags.evaluation.rendering import fragments, json_response, render
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import Asked, FastPathMixin, etag_matches
@@ -263,7 +264,9 @@ class OfrepFlagView(OfrepView):
             raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
         if result.error_code is not None:
             raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
-        return json_response(render(success_document(result, breakers.degraded())))
+        response = json_response(render(success_document(result, breakers.degraded())))
+        counted(asked.compiled.environment_id, (result,))
+        return response
 
     @extend_schema(
         operation_id="ofrep_evaluate_flag",
@@ -333,6 +336,7 @@ class OfrepFlagsView(OfrepView):
             if degraded:
                 body += b',"metadata":' + render({DEGRADED: degraded})
             response = json_response(body + b"}")
+            counted(compiled.environment_id, results.values())
         response["ETag"] = etag
         return response
 

@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from flags.delivery import compiled, keys, pubsub, shared_cache, versions
-from flags.evaluation import throttling
+from flags.evaluation import counting, throttling
 
 EVALUATE = "/api/v1/evaluate"
 RULESET = "/api/v1/ruleset"
@@ -54,6 +54,7 @@ def forget_process_state() -> None:
     versions.clear()
     keys.clear()
     throttling.limiter.clear()
+    counting.clear()
     shared_cache.reset()
 
 

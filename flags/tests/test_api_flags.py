@@ -98,9 +98,9 @@ def test_flag_create__string_flag_with_variants__returns_flag_off_everywhere(
     data = response.json()
     assert [(v["key"], v["value"]) for v in data["variants"]] == [("none", ""), ("sale", "Sale!")]
     assert data["environments"] == {
-        "development": {"enabled": False, "version": 1},
-        "staging": {"enabled": False, "version": 1},
-        "production": {"enabled": False, "version": 1},
+        "development": {"enabled": False, "version": 1, "last_evaluated": None},
+        "staging": {"enabled": False, "version": 1, "last_evaluated": None},
+        "production": {"enabled": False, "version": 1, "last_evaluated": None},
     }
 
 
@@ -203,13 +203,17 @@ def _segments(project: Project, count: int) -> None:
 def test_flag_list__3_or_30_flags__same_number_of_queries(
     count: int, viewer: User, project: Project, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
-    """Given 3 or 30 flags, when listed, then the same queries (session, user, perms, page)."""
+    """Given 3 or 30 flags, when listed, then the same queries (session, user, perms, page).
+
+    Four of them read the page's evaluation insights (``flags.stale``): last evaluations,
+    states, their rules' and prerequisites' latest changes, and the states' history.
+    """
     # Given
     _flags(project, count, services.tag_create(name="t"))
     client = signed_in(viewer)
 
     # When / Then
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(14):
         response = client.get(FLAGS)
     assert len(response.json()["results"]) == count
 

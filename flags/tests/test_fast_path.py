@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
 from flags.delivery import keys, pubsub, versions
-from flags.evaluation import fast
+from flags.evaluation import counting, fast
 from flags.models import Environment, Flag, Project
 
 from .caching import caching, redis_url
@@ -114,6 +114,40 @@ def test_fast_and_full_paths_answer_byte_for_byte_the_same(
     assert full_path_calls == [url]
     assert answered == expected
     assert answered[2]["Server-Timing"] == "app;dur=N, db;dur=N"
+
+
+@pytest.mark.parametrize(("method", "url", "body"), REQUESTS)
+def test_fast_and_full_paths_count_each_evaluation_once(
+    client: Client,
+    *,
+    flags: dict[str, Flag],
+    staging: Environment,
+    full_path_calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    url: str,
+    body: Any,
+) -> None:
+    # Given a server key, and the request sent once cold (the full path)
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    send(client, method, url, secret, body)
+    cold = counting.pending()
+    # When it is sent on the fast path, then forced onto the full path
+    full_path_calls.clear()
+    send(client, method, url, secret, body)
+    fast_counts = counting.pending()
+    assert full_path_calls == []
+    with monkeypatch.context() as patched:
+        patched.setattr(fast, "admitted", lambda *args: None)
+        send(client, method, url, secret, body)
+    assert full_path_calls == [url]
+    full_counts = counting.pending()
+    # Then each path counted the same evaluations once (a ruleset download counts none)
+    assert {key: fast_counts[key] - cold.get(key, 0) for key in fast_counts} == {
+        key: full_counts[key] - fast_counts[key] for key in full_counts
+    }
+    assert bool(cold) == (method == "post")
+    assert all(count == 1 for count in cold.values())
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Manager, QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ...models import Flag, Variant
+from ...stale import Stale, last_evaluated, stale_flags
 from .base import KeyListField, StrictBooleanField, StrictInputSerializer
 
 
@@ -22,13 +26,67 @@ class VariantOutputSerializer(serializers.ModelSerializer[Variant]):
         read_only_fields = fields
 
 
+class Insights:
+    """When each flag was last evaluated, per environment, and which are stale: read once."""
+
+    def __init__(self, flags: Iterable[Flag]) -> None:
+        listed = list(flags)
+        self.evaluated = last_evaluated(flag.pk for flag in listed)
+        self.stale = stale_flags(listed, evaluated=self.evaluated)
+
+    def last_evaluated(self, flag: Flag, environment_id: int | None = None) -> str | None:
+        """The latest hour with evaluations (in one environment, or any), ISO 8601 UTC."""
+        hours = [
+            hour
+            for (flag_id, env_id), hour in self.evaluated.items()
+            if flag_id == flag.pk and environment_id in (None, env_id)
+        ]
+        return _iso(max(hours)) if hours else None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FlagListSerializer(serializers.ListSerializer[Flag]):
+    """Flags, their evaluation insights read for the whole page at once (no query per flag)."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        """Each flag, with the page's :class:`Insights`."""
+        flags = list(data.all() if isinstance(data, Manager | QuerySet) else data)
+        self.child._insights = Insights(flags)  # type: ignore[union-attr]
+        return [self.child.to_representation(flag) for flag in flags]  # type: ignore[union-attr]
+
+
+STALE_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "Null, or why the flag is stale (docs/operations.md, "
+    '"Evaluation counts and stale flags").',
+    "properties": {
+        "code": {"type": "string", "enum": ["single_variant", "not_evaluated"]},
+        "reason": {"type": "string"},
+        "since": {"type": "string", "format": "date-time"},
+    },
+}
+
+
 class FlagOutputSerializer(serializers.ModelSerializer[Flag]):
-    """A flag with its variants, tags and whether it is on in each environment."""
+    """A flag with its variants, tags, whether it is on in each environment, and insights.
+
+    ``last_evaluated`` (the flag's, and each environment's) is the start of the latest UTC hour
+    with counted evaluations (server-side or reported by SDKs); ``stale`` is ``null`` or why the
+    flag is stale (``flags.stale``).
+    """
+
+    _insights: Insights | None = None
 
     variants = VariantOutputSerializer(many=True, read_only=True)
     tags = serializers.SerializerMethodField()
     owner = serializers.SerializerMethodField()
     environments = serializers.SerializerMethodField()
+    last_evaluated = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
 
     class Meta:
         model = Flag
@@ -45,10 +103,19 @@ class FlagOutputSerializer(serializers.ModelSerializer[Flag]):
             "salt",
             "archived",
             "environments",
+            "last_evaluated",
+            "stale",
             "created_at",
             "updated_at",
         )
         read_only_fields = fields
+        list_serializer_class = FlagListSerializer
+
+    def insights(self, flag: Flag) -> Insights:
+        """The page's insights, or this one flag's (read on first use)."""
+        if self._insights is None:
+            self._insights = Insights([flag])
+        return self._insights
 
     def get_tags(self, flag: Flag) -> list[str]:
         """Tag names (prefetched)."""
@@ -63,16 +130,38 @@ class FlagOutputSerializer(serializers.ModelSerializer[Flag]):
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "properties": {"enabled": {"type": "boolean"}, "version": {"type": "integer"}},
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "version": {"type": "integer"},
+                    "last_evaluated": {"type": "string", "format": "date-time", "nullable": True},
+                },
             },
         }
     )
     def get_environments(self, flag: Flag) -> dict[str, dict[str, Any]]:
-        """Environment key → on/off and state version (states prefetched with environments)."""
+        """Environment key → on/off, state version and last evaluation (states prefetched)."""
+        insights = self.insights(flag)
         return {
-            state.environment.key: {"enabled": state.enabled, "version": state.version}
+            state.environment.key: {
+                "enabled": state.enabled,
+                "version": state.version,
+                "last_evaluated": insights.last_evaluated(flag, state.environment_id),
+            }
             for state in flag.states.all()
         }
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_last_evaluated(self, flag: Flag) -> str | None:
+        """The start of the latest UTC hour with evaluations in any environment."""
+        return self.insights(flag).last_evaluated(flag)
+
+    @extend_schema_field(STALE_SCHEMA)
+    def get_stale(self, flag: Flag) -> dict[str, Any] | None:
+        """``null``, or ``{"code", "reason", "since"}`` (``flags.stale``)."""
+        found: Stale | None = self.insights(flag).stale.get(flag.pk)
+        if found is None:
+            return None
+        return {"code": found.code, "reason": found.reason, "since": _iso(found.since)}
 
 
 class VariantCreateInputSerializer(StrictInputSerializer):

@@ -1,0 +1,241 @@
+"""Stale flags: temporary flags that have done their job, by lifecycle.
+
+``FLAGSHIP_STALE_DAYS`` gives N per lifecycle (``None``: a flag of that lifecycle is never stale;
+by default release and experiment flags after 30 days, operational and permanent ones never). A
+live (not archived) flag is stale when either rule holds, the first one checked first:
+
+- :data:`SINGLE_VARIANT` ("serves one variant to everyone"): in *every* environment it has served
+  one variant to everyone for N days: switched off (everyone gets the off variant), or on with
+  no rules, no prerequisites and a default serve of one variant (a split giving every share to
+  one variant counts as one). *Since when* is read from the history: the oldest of the state's
+  latest run of history rows that serve the same way, and for a state that is on, no later than
+  the last change of its rules or prerequisites (removing the last rule is such a change).
+- :data:`NOT_EVALUATED` ("nobody evaluated it"): no evaluation counted (server-side or reported
+  by an SDK) in any environment for N days, and the flag was created more than N days ago.
+
+:func:`stale_flags` answers for any number of flags in a fixed number of queries (five),
+so the admin list, the API list and the report cost the same for 5 flags as for 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
+
+from flags import conf
+from flags.models import Flag, FlagEvaluationCount, FlagState, Prerequisite, Rule
+
+SINGLE_VARIANT = "single_variant"
+NOT_EVALUATED = "not_evaluated"
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """Why a flag is stale (``code`` and ``reason``, in words) and since when it qualifies."""
+
+    code: str
+    reason: str
+    since: datetime
+
+    def document(self) -> dict[str, Any]:
+        """``{"code": ..., "reason": ..., "since": ...}`` for the API and the report."""
+        return {"code": self.code, "reason": self.reason, "since": self.since}
+
+
+def single_variant(serve: Any) -> str | None:
+    """The one variant a serve document gives everyone, else ``None``."""
+    if not isinstance(serve, Mapping):
+        return None
+    if "variant" in serve:
+        return str(serve["variant"])
+    shares = {
+        str(entry.get("variant"))
+        for entry in serve.get("split", [])
+        if isinstance(entry, Mapping) and int(entry.get("weight", 0)) > 0
+    }
+    return shares.pop() if len(shares) == 1 else None
+
+
+def _serving(enabled: bool, off_variant_id: int | None, default_serve: Any) -> tuple[Any, ...]:
+    """What a state row serves when it has no targeting: compared between history rows."""
+    if not enabled:
+        return ("off", off_variant_id)
+    return ("on", single_variant(default_serve))
+
+
+def _since_single(
+    state: Mapping[str, Any],
+    history: Iterable[Mapping[str, Any]],
+    targeting_changed: datetime | None,
+) -> datetime | None:
+    """Since when ``state`` serves one variant to everyone; ``None`` when it does not."""
+    now_serving = _serving(state["enabled"], state["off_variant_id"], state["default_serve"])
+    if now_serving[0] == "on" and (state["targeted"] or now_serving[1] is None):
+        return None
+    since: datetime | None = None
+    for row in history:  # newest first
+        if _serving(row["enabled"], row["off_variant_id"], row["default_serve"]) != now_serving:
+            break
+        since = row["history_date"]
+    if since is None:
+        since = state["updated_at"]
+    if now_serving[0] == "on" and targeting_changed is not None:
+        since = max(since, targeting_changed)
+    return since
+
+
+def _days(flag: Flag, configured: Mapping[str, int | None]) -> int | None:
+    return configured.get(str(flag.lifecycle))
+
+
+def _state_rows(flag_ids: list[int]) -> list[dict[str, Any]]:
+    """The flags' states, each with whether it has rules or prerequisites (one query)."""
+    return [
+        dict(row)
+        for row in FlagState.objects.filter(flag_id__in=flag_ids)
+        .order_by()
+        .annotate(
+            has_rules=Exists(Rule.objects.filter(state_id=OuterRef("pk"))),
+            has_prerequisites=Exists(Prerequisite.objects.filter(state_id=OuterRef("pk"))),
+        )
+        .values(
+            "id",
+            "flag_id",
+            "enabled",
+            "off_variant_id",
+            "default_serve",
+            "updated_at",
+            "has_rules",
+            "has_prerequisites",
+        )
+    ]
+
+
+def stale_flags(
+    flags: Iterable[Flag],
+    *,
+    now: datetime | None = None,
+    evaluated: Mapping[tuple[int, int], datetime] | None = None,
+) -> dict[int, Stale]:
+    """The stale ones among ``flags`` (by id), with their reason; archived flags never are.
+
+    ``evaluated``: :func:`last_evaluated` of these flags when the caller has it (one query
+    less).
+    """
+    now = now or timezone.now()
+    configured = conf.stale_days()
+    candidates = {
+        flag.pk: flag for flag in flags if not flag.archived and _days(flag, configured) is not None
+    }
+    if not candidates:
+        return {}
+    ids = list(candidates)
+    states = _state_rows(ids)
+    state_ids = [state["id"] for state in states]
+    rule_history: Any = Rule.history.model
+    prerequisite_history: Any = Prerequisite.history.model
+    latest_changes = [
+        history.objects.filter(state_id__in=state_ids)
+        .order_by()
+        .values("state_id")
+        .annotate(latest=Max("history_date"))
+        .values_list("state_id", "latest")
+        for history in (rule_history, prerequisite_history)
+    ]
+    targeting_changed: dict[int, datetime] = {}
+    for state_id, latest in latest_changes[0].union(latest_changes[1], all=True).order_by():
+        previous = targeting_changed.get(state_id)
+        targeting_changed[state_id] = latest if previous is None else max(previous, latest)
+    history: dict[int, list[dict[str, Any]]] = {}
+    state_history: Any = FlagState.history.model
+    for row in (
+        state_history.objects.filter(id__in=state_ids)
+        .order_by("id", "-history_date", "-history_id")
+        .values("id", "history_date", "enabled", "off_variant_id", "default_serve")
+    ):
+        history.setdefault(row["id"], []).append(row)
+    last_hour: dict[int, datetime] = {}
+    for (flag_id, _environment_id), hour in (
+        evaluated if evaluated is not None else last_evaluated(ids)
+    ).items():
+        if flag_id in candidates and (flag_id not in last_hour or hour > last_hour[flag_id]):
+            last_hour[flag_id] = hour
+    by_flag: dict[int, list[dict[str, Any]]] = {}
+    for state in states:
+        state["targeted"] = state["has_rules"] or state["has_prerequisites"]
+        by_flag.setdefault(state["flag_id"], []).append(state)
+    found: dict[int, Stale] = {}
+    for pk, flag in candidates.items():
+        days = _days(flag, configured)
+        assert days is not None  # noqa: S101  # candidates have a number of days
+        limit = timedelta(days=days)
+        verdict = _single_variant_rule(
+            by_flag.get(pk, []), history, targeting_changed, now, limit, days
+        ) or _not_evaluated_rule(flag, last_hour.get(pk), now, limit, days)
+        if verdict is not None:
+            found[pk] = verdict
+    return found
+
+
+def _single_variant_rule(  # noqa: PLR0917  # the rule's inputs, named by the caller's
+    states: list[dict[str, Any]],
+    history: Mapping[int, list[dict[str, Any]]],
+    targeting_changed: Mapping[int, datetime],
+    now: datetime,
+    limit: timedelta,
+    days: int,
+) -> Stale | None:
+    """Every environment has served one variant to everyone for ``limit``."""
+    if not states:
+        return None
+    since: datetime | None = None
+    for state in states:
+        started = _since_single(
+            state, history.get(state["id"], []), targeting_changed.get(state["id"])
+        )
+        if started is None:
+            return None
+        since = started if since is None else max(since, started)
+    assert since is not None  # noqa: S101  # at least one state
+    if now - since < limit:
+        return None
+    return Stale(
+        SINGLE_VARIANT,
+        f"Serves one variant to everyone in every environment for {days} days or more.",
+        since + limit,
+    )
+
+
+def _not_evaluated_rule(
+    flag: Flag, last_hour: datetime | None, now: datetime, limit: timedelta, days: int
+) -> Stale | None:
+    """Created more than ``limit`` ago and not evaluated anywhere for ``limit``."""
+    quiet_since = flag.created_at if last_hour is None else max(flag.created_at, last_hour + HOUR)
+    if now - quiet_since < limit:
+        return None
+    never = " (never evaluated)" if last_hour is None else ""
+    return Stale(
+        NOT_EVALUATED,
+        f"Not evaluated in any environment for {days} days or more{never}.",
+        quiet_since + limit,
+    )
+
+
+def last_evaluated(flag_ids: Iterable[int]) -> dict[tuple[int, int], datetime]:
+    """(flag id, environment id) → start of the latest UTC hour with counted evaluations."""
+    return {
+        (flag_id, environment_id): hour
+        for flag_id, environment_id, hour in FlagEvaluationCount.objects.filter(
+            flag_id__in=list(flag_ids)
+        )
+        .order_by()
+        .values("flag_id", "environment_id")
+        .annotate(last=Max("hour"))
+        .values_list("flag_id", "environment_id", "last")
+    }
