@@ -87,6 +87,16 @@ def world(administrator: User) -> dict[str, Any]:
         steps=[services.StepSpec(at=timezone.now() + timedelta(days=30), action="enable")],
         actor=administrator,
     )
+    production = services.environment_update(
+        environment=project.environments.get(key="production"), actor=None, required_approvals=1
+    )
+    with services.proposing(environment=production, actor=administrator, title="On") as proposed:
+        services.flag_toggle(
+            state=project.flags.get(key="new-checkout").states.get(environment=production),
+            enabled=True,
+            actor=administrator,
+        )
+    assert proposed.change_request is not None
     access = str(RefreshToken.for_user(administrator).access_token)
     return {
         "params": {
@@ -102,6 +112,7 @@ def world(administrator: User) -> dict[str, Any]:
             "webhook": str(webhook.pk),
             "delivery": str(delivery.pk),
             "schedule": str(schedule.pk),
+            "change_request": str(proposed.change_request.pk),
         },
         "person": {"Authorization": f"Bearer {access}"},
         "key": {"X-API-Key": server_key},
