@@ -8,6 +8,8 @@ class (the audit form, in ``flags.admin.forms``, is imported by the view that us
 - ``/admin/audit/`` (``admin:audit``): every change by everyone, newest first, 50 a page, filtered
   by project, environment, flag, person and dates (``flags.admin.forms.audit``), in words
   (``flags.history.entries``). Whoever may read flag states (every role) may read it.
+- The index's dashboard (``flags.dashboard``): flags by state per project and environment, stale
+  flags, evaluations per day (an SVG chart), each shown to those who may read it.
 - The index's sidebar: the ten most recent changes by everyone, in place of Django's "Recent
   actions" (only the viewer's own admin log entries, which FlagShip's services do not write).
 """
@@ -22,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
+from flags.dashboard import dashboard
 from flags.history.entries import entries
 from flags.history.feed import FeedPaginator, audit_rows
 from flags.history.links import HistoryRow, history_links
@@ -43,8 +46,8 @@ class FlagShipAdminSite(admin.AdminSite):
         return [path("audit/", self.admin_view(self.audit_view), name="audit"), *super().get_urls()]
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        """The index, with the most recent changes by everyone for those who may read them."""
-        context = {**(extra_context or {})}
+        """The index: the dashboard, and the most recent changes by everyone (as permitted)."""
+        context = {**(extra_context or {}), "dashboard": dashboard(request)}
         if request.user.has_perm(VIEW_HISTORY):
             context["recent_changes"] = history_links(request, entries(audit_rows()[:RECENT]))
         return super().index(request, context)

@@ -14,7 +14,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from .. import conf, selectors, services
+from .. import charts, conf, selectors, services
 from ..models import Flag, FlagState, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
 from . import compare, evaluate, evaluations, proposals, schedules, timeline, toggle
@@ -242,8 +242,21 @@ class FlagAdmin(FlagShipAdmin[Flag]):
 
     @admin.display(description="evaluations")
     def evaluations_overview(self, obj: Flag) -> SafeString:
-        """Per environment: when last evaluated and how often in 7 days; whether it is stale."""
-        return evaluations.flag_overview(obj)
+        """Per environment: when last evaluated and how often in 7 days; whether it is stale.
+
+        Then the flag's evaluations per day over 14 days, every environment summed (an SVG chart).
+        """
+        chart = charts.bar_chart(
+            charts.daily_evaluations(flag=obj),
+            label=f"Evaluations of {obj.key} per day",
+            testid="flag-evaluations-chart",
+        )
+        return format_html(
+            '{}<p class="fs-chart-caption">Evaluations per day (14 days, UTC, every environment)'
+            "</p><p>{}</p>",
+            evaluations.flag_overview(obj),
+            chart,
+        )
 
     @admin.display(description="scheduled")
     def schedules_overview(self, obj: Flag) -> SafeString:
