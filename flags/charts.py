@@ -23,6 +23,7 @@ DAYS = 14
 WIDTH = 420
 HEIGHT = 120
 LABELS = 16  # room under the bars for the first and last day
+TOP = 14  # room above them for the highest count
 
 
 def daily_evaluations(
@@ -57,7 +58,7 @@ def bar_chart(series: Sequence[tuple[date, int]], *, label: str, testid: str) ->
         return format_html("{}", "")
     highest = max(count for _, count in series) or 1
     step = WIDTH / len(series)
-    area = HEIGHT - LABELS
+    area = HEIGHT - LABELS - TOP
     bars = format_html_join(
         "",
         '<rect class="fs-bar" x="{}" y="{}" width="{}" height="{}" data-day="{}" data-count="{}">'
@@ -65,7 +66,7 @@ def bar_chart(series: Sequence[tuple[date, int]], *, label: str, testid: str) ->
         (
             (
                 f"{index * step + 1:.1f}",
-                f"{area - count * area / highest:.1f}",
+                f"{TOP + area - count * area / highest:.1f}",
                 f"{max(step - 2, 1):.1f}",
                 f"{count * area / highest:.1f}",
                 day.isoformat(),
@@ -96,9 +97,9 @@ def bar_chart(series: Sequence[tuple[date, int]], *, label: str, testid: str) ->
         label,
         total,
         len(series),
-        area,
+        TOP + area,
         WIDTH,
-        area,
+        TOP + area,
         bars,
         HEIGHT - 3,
         series[0][0].isoformat(),
