@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import EnvironmentKeyRequired, ServerKeyRequired, environment_key
 from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
+from flagship import metrics
 from flagship_sdk.engine import ErrorCode, EvaluationResult
 
 from . import bodies, fast
@@ -176,6 +177,7 @@ class EvaluateFlagsView(EnvironmentKeyView):
             asked.context, client_visible_only=asked.kind == fast.CLIENT
         )
         parts = fragments(compiled, "api", results.values(), api_fragment)
+        metrics.evaluated(compiled, results.values())  # Prometheus (both paths call answer)
         return json_response(b'{"flags":{%s},"version":%d}' % (b",".join(parts), compiled.version))
 
     @extend_schema(
@@ -231,6 +233,7 @@ class EvaluateFlagView(EnvironmentKeyView):
         if result.error_code == ErrorCode.INVALID_CONTEXT:  # pragma: no cover - checked before
             raise ValidationError({"context": "The context must be an object."})
         version = asked.compiled.version
+        metrics.evaluated(asked.compiled, (result,))  # Prometheus (both paths call answer)
         return json_response(
             render({"key": flag_key, **result_document(result), "version": version})
         )

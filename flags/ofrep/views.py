@@ -34,7 +34,7 @@ from flags.evaluation import bodies, fast
 from flags.evaluation.rendering import fragments, json_response, render
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import Asked, FastPathMixin, etag_matches
-from flagship import breakers
+from flagship import breakers, metrics
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
 from .serializers import (
@@ -263,6 +263,7 @@ class OfrepFlagView(OfrepView):
             raise OfrepError(400, INVALID_CONTEXT, "The context must be a JSON object.")
         if result.error_code is not None:
             raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
+        metrics.evaluated(asked.compiled, (result,))  # Prometheus (both paths call answer)
         return json_response(render(success_document(result, breakers.degraded())))
 
     @extend_schema(
@@ -325,6 +326,7 @@ class OfrepFlagsView(OfrepView):
                 asked.context, client_visible_only=asked.kind == fast.CLIENT
             )
             parts = fragments(compiled, "ofrep", results.values(), ofrep_fragment)
+            metrics.evaluated(compiled, results.values())  # Prometheus (both paths call answer)
             body = b'{"flags":[%s]' % b",".join(parts)
             streams = event_streams(asked.request, asked.kind)
             if streams is not None:
