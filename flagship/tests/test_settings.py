@@ -29,6 +29,7 @@ READERS = [
     ROOT / "flagship" / "testing.py",
     ROOT / ".ci",
     ROOT / "Makefile",
+    ROOT / "gunicorn.conf.py",  # PROMETHEUS_MULTIPROC_DIR
 ]
 _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CACHE_", "SQLITE_", "FLAGSHIP_")
 
