@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.server.run [--quick] [--no-sweep] [--scale-flags N ...]
-                                         [--markdown PATH]
+                                         [--markdown PATH] [--metrics]
 
 One run, on loopback only:
 
@@ -64,7 +64,7 @@ from flagship.processes import Processes, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-DATABASE = "flagship_bench"
+DATABASE = os.environ.get("BENCH_DATABASE", "flagship_bench")  # another name: runs side by side
 FLAG_COUNT = 200  # the W4 mix: every measurement but the scale section
 SDK_TARGET_MS = 150.0  # propagation p99 through the SDK (issue 6)
 CONTEXT = {
@@ -1016,7 +1016,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
 ) -> str:
     """Seed, start the servers, measure; the report."""
     sizes = (FLAG_COUNT, *(size for size in options.scale_flags if size != FLAG_COUNT))
-    if args.sweep or args.outage:
+    if args.sweep or args.outage or args.metrics:
         sizes = (FLAG_COUNT,)
     print(f"Creating the database and importing {sizes} flags ...", file=sys.stderr)
     recreate_database(args.postgres)
@@ -1047,6 +1047,9 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         return "\n".join([*sweep_report(swept, options), f"Machine: {machine()}."]) + "\n"
     if args.outage:
         lines = outage_section(args, options, processes, env, wrk_path, workdir, requests)
+        return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
+    if args.metrics:
+        lines = metrics_section(args, options, processes, env, wrk_path, workdir, requests)
         return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
     results = [
         measure(
@@ -1136,6 +1139,28 @@ def outage_section(  # noqa: PLR0917  # the run's state, passed on
     return outage.outage_report(results, gunicorn_defaults(env))
 
 
+def metrics_section(  # noqa: PLR0917  # the run's state, passed on
+    args: argparse.Namespace,
+    options: Options,
+    processes: Processes,
+    env: dict[str, str],
+    wrk_path: str,
+    workdir: Path,
+    requests: list[Endpoint],
+) -> list[str]:
+    """Throughput with Prometheus metrics on and off (``bench.server.metrics_cost``)."""
+    from . import metrics_cost  # noqa: PLC0415  # metrics_cost imports this module
+
+    processes.stop_one("flagship")  # the variants run alone on the machine
+    processes.stop_one("ceiling")
+    rounds = args.metrics_rounds or (1 if args.quick else 3)
+    by_name = {endpoint.name: endpoint for endpoint in requests}
+    results = metrics_cost.run_metrics_cost(
+        processes, env, by_name, options, wrk_path, workdir, rounds
+    )
+    return [*metrics_cost.metrics_report(results, options, rounds), gunicorn_defaults(env) + "."]
+
+
 def run(args: argparse.Namespace) -> str:
     """The whole benchmark; returns the report."""
     options = QUICK if args.quick else DEFAULT
@@ -1216,6 +1241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only the outage section (PostgreSQL, Redis and both cut; 200 flags)",
     )
     parser.add_argument("--no-outage", action="store_true", help="skip the outage section")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="only the Prometheus metrics on/off comparison (200 flags; issue 14)",
+    )
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        metavar="N",
+        help="rounds of the metrics comparison, each variant once per round (default 3; quick 1)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = parser.parse_args(argv)
     text = run(args)
