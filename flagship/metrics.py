@@ -11,10 +11,11 @@ Without that variable (the development server, uvicorn, the worker, tests) a pro
 own values in memory.
 
 The evaluation paths count on every request, so they do not touch a Prometheus value at all:
-:func:`evaluated` adds the request's results to a plain ``Counter`` in this process's memory
-(C-level ``map`` and ``Counter.update``, under an uncontended lock), and a daemon thread moves the
-counts into ``flagship_evaluations_total`` every ``FLAGSHIP_METRICS_FLUSH_SECONDS`` (1 s); the
-process that answers ``/metrics`` moves its own at once. A worker killed between two flushes
+:func:`evaluated` tallies the request's result objects by identity in a plain ``Counter`` in this
+process's memory (C-level ``map(id, ...)`` and ``Counter.update``, under an uncontended lock), and
+a daemon thread moves the counts into ``flagship_evaluations_total`` every
+``FLAGSHIP_METRICS_FLUSH_SECONDS`` (1 s); the process that answers ``/metrics`` moves its own at
+once. A worker killed between two flushes
 loses at most that second of counts. The ruleset cache's hits in process memory, also counted on
 every evaluation, go the same way.
 
@@ -30,9 +31,9 @@ import os
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from operator import attrgetter
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -156,32 +157,49 @@ class _Document(Protocol):
         """The ruleset document (its ``project`` and ``environment`` keys label the counts)."""
 
 
-_with_flag = attrgetter("key", "variant")
-_without_flag = attrgetter("variant")
+@dataclass
+class _Window:
+    """One environment's evaluation counts since the last flush, by result object."""
+
+    tally: Tally[int] = field(default_factory=Tally)  # id(result) -> times served
+    labels: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id -> flag, variant
+    alive: list[object] = field(default_factory=list)  # the results counted: their ids stay theirs
+
+
 _lock = threading.Lock()
-# (project, environment) -> (flag, variant) or variant -> count, since the last flush.
-_pending: dict[tuple[str, str], Tally[Any]] = {}
+_pending: dict[tuple[str, str], _Window] = {}  # (project, environment) -> counts since the flush
 _pending_hits = 0  # process-tier ruleset cache hits since the last flush
-_flusher_pid = 0
+_flusher_started = False  # in this process (reset in a forked child: threads do not survive)
 
 
-def evaluated(compiled: _Document, results: Iterable[_Result]) -> None:
+def evaluated(compiled: _Document, results: Collection[_Result]) -> None:
     """Count the results one evaluation request served (called by both evaluation paths).
 
-    Costs a few C-level operations per result and no Prometheus call: the counts are moved into
-    ``flagship_evaluations_total`` by :func:`flush`.
+    No Prometheus call and no Python code per result: the engine hands out the same result
+    objects again and again (it builds them when it compiles a ruleset), so the results are
+    tallied by identity (C-level ``map(id, ...)`` into a ``Counter``). Only a result not seen since
+    the last flush has its flag and variant noted (and is kept alive, so its id stays its own);
+    :func:`flush` turns the tally into ``flagship_evaluations_total``.
     """
     if not conf.metrics_enabled():
         return
     document = compiled.document
     where = (str(document.get("project", "")), str(document.get("environment", "")))
-    labels = map(_with_flag if conf.metrics_flag_label() else _without_flag, results)
     with _lock:
-        tally = _pending.get(where)
-        if tally is None:
-            tally = _pending[where] = Tally()
-        tally.update(labels)
-    _ensure_flusher()
+        window = _pending.get(where)
+        if window is None:
+            window = _pending[where] = _Window()
+        tally = window.tally
+        before = len(tally)
+        tally.update(map(id, results))
+        if len(tally) != before:  # results not seen in this window yet
+            labels = window.labels
+            for result in results:
+                if id(result) not in labels:
+                    labels[id(result)] = (result.key, result.variant)
+                    window.alive.append(result)
+    if not _flusher_started:
+        _start_flusher()
 
 
 def ruleset_hit() -> None:
@@ -189,7 +207,8 @@ def ruleset_hit() -> None:
     global _pending_hits  # noqa: PLW0603  # a plain integer, guarded by the lock
     with _lock:
         _pending_hits += 1
-    _ensure_flusher()
+    if not _flusher_started:
+        _start_flusher()
 
 
 def ruleset_lookup(tier: str, result: str) -> None:
@@ -214,26 +233,38 @@ def flush() -> None:
         pending = dict(_pending)
         _pending.clear()
         hits, _pending_hits = _pending_hits, 0
-    flag_label = conf.metrics_flag_label()
-    for (project, environment), tally in pending.items():
-        for label, count in tally.items():
-            flag, variant = label if flag_label and isinstance(label, tuple) else ("", label)
-            evaluations.labels(project, environment, flag, variant or "").inc(count)
+    with_flag = conf.metrics_flag_label()
+    for (project, environment), window in pending.items():
+        sums: Tally[tuple[str, str]] = Tally()
+        for identity, count in window.tally.items():
+            flag, variant = window.labels[identity]
+            sums[flag if with_flag else "", variant or ""] += count
+        for (flag, variant), count in sums.items():
+            evaluations.labels(project, environment, flag, variant).inc(count)
     if hits:
         ruleset_cache.labels("process", "hit").inc(hits)
 
 
-def _ensure_flusher() -> None:
+def _start_flusher() -> None:
     """Start this process's flushing thread once (again in a forked child)."""
-    global _flusher_pid  # noqa: PLW0603  # one thread per process
-    pid = os.getpid()
-    if _flusher_pid == pid:
-        return
+    global _flusher_started  # noqa: PLW0603  # one thread per process
     with _lock:
-        if _flusher_pid == pid:
+        if _flusher_started:
             return
-        _flusher_pid = pid
+        _flusher_started = True
     threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+
+
+def _forked() -> None:
+    """In a forked child (a gunicorn worker): no flushing thread yet, no counts of the parent."""
+    global _flusher_started, _pending_hits, _lock  # noqa: PLW0603  # this process's fresh state
+    _lock = threading.Lock()  # a thread of the parent may have held it at the fork
+    _flusher_started = False
+    _pending.clear()
+    _pending_hits = 0
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _flush_forever() -> None:
