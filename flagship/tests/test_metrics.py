@@ -35,7 +35,7 @@ from flags.models import Environment, Flag, Project, ScheduledStep, WebhookDeliv
 from flags.services import StepSpec, run_due
 from flags.stream.subscriptions import broker
 from flags.tests.caching import caching
-from flags.tests.cluster import cluster, node_environment, request
+from flags.tests.cluster import Subscriber, cluster, node_environment, request
 from flags.tests.evaluation_data import build_flags, issue
 from flags.tests.receiver import Receiver
 from flags.webhooks import sending
@@ -492,6 +492,60 @@ def gauge() -> float:
     return float(REGISTRY.get_sample_value("flagship_stream_subscribers") or 0.0)
 
 
+# --- Real servers ----------------------------------------------------------------------------
+def served_environment(**extra: str) -> dict[str, str]:
+    """Production settings for a child server on the test database and Redis, metrics token set."""
+    database = connections["default"].settings_dict
+    redis_url = urlsplit(str(settings.REDIS_URL))
+    return node_environment(
+        f"postgres://{database.get('USER') or 'postgres'}@{database.get('HOST') or '127.0.0.1'}"
+        f":{database.get('PORT') or 5432}/{database['NAME']}",
+        f"redis://127.0.0.1:{redis_url.port or 6379}/{redis_url.path.strip('/') or 0}",
+        f"flagship-metrics-{uuid.uuid4().hex[:12]}",
+        FLAGSHIP_METRICS_TOKEN=TOKEN,
+        **extra,
+    )
+
+
+def scrape_port(port: int) -> Samples:
+    """``GET /metrics`` of a child server, with the token; its samples."""
+    status, _headers, body = request(
+        port, "GET", "/metrics", None, {"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert status == 200, body
+    return parse(body.decode())
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.requires_redis
+def test_stream_server__subscribers_gauge_on_its_own_metrics(
+    transactional_db: None, tmp_path: Path
+) -> None:
+    # Given the change stream's server (uvicorn, flagship.asgi) and a server key
+    project = services.project_create(key="demo", name="Demo")
+    secret = issue(project.environments.get(key="staging"), ApiKey.Kind.SERVER)
+    with cluster(tmp_path) as running:
+        port = running.start_stream(served_environment())
+        running.wait_ready()
+        assert value(scrape_port(port), "flagship_stream_subscribers") == 0
+
+        # When two clients open a stream
+        subscribers = [Subscriber(port, secret), Subscriber(port, secret)]
+        deadline, open_streams = time.monotonic() + 10, 0.0
+        while time.monotonic() < deadline and open_streams != 2:
+            open_streams = value(scrape_port(port), "flagship_stream_subscribers")
+            time.sleep(0.1)
+
+        # Then its /metrics counts them, and no longer once they left
+        assert open_streams == 2, running.tail()
+        for subscriber in subscribers:
+            subscriber.close()
+        while time.monotonic() < deadline and open_streams != 0:
+            open_streams = value(scrape_port(port), "flagship_stream_subscribers")
+            time.sleep(0.1)
+        assert open_streams == 0, running.tail()
+
+
 # --- Two gunicorn workers (multiprocess mode) ------------------------------------------------
 def per_process(directory: Path, name: str) -> dict[str, float]:
     """The sum of ``name`` in each process's files of a multiprocess directory, by pid."""
@@ -528,17 +582,10 @@ def test_two_gunicorn_workers__metrics_sum_every_workers_evaluations(
     directory = tmp_path / "prometheus"
     directory.mkdir()
     (directory / "counter_999999.db").write_bytes(b"left over from a former run")
-    database = connections["default"].settings_dict
-    env = node_environment(
-        f"postgres://{database.get('USER') or 'postgres'}@{database.get('HOST') or '127.0.0.1'}"
-        f":{database.get('PORT') or 5432}/{database['NAME']}",
-        f"redis://127.0.0.1:{urlsplit(str(settings.REDIS_URL)).port or 6379}/"
-        f"{urlsplit(str(settings.REDIS_URL)).path.strip('/') or 0}",
-        f"flagship-metrics-{uuid.uuid4().hex[:12]}",
+    env = served_environment(
         GUNICORN_WORKERS="2",
         GUNICORN_THREADS="2",
         PROMETHEUS_MULTIPROC_DIR=str(directory),
-        FLAGSHIP_METRICS_TOKEN=TOKEN,
         FLAGSHIP_METRICS_FLUSH_SECONDS="0.2",
     )
     with cluster(tmp_path) as running:
