@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
@@ -122,3 +126,42 @@ def post_worker_init(worker: object) -> None:
     from flagship.warmup import warm_up  # noqa: PLC0415  # after Django is set up
 
     warm_up()
+
+
+# --- Prometheus multiprocess mode (docs/operations.md, "Metrics") ----------------------------
+# Each worker writes its metric values to memory-mapped files in PROMETHEUS_MULTIPROC_DIR, and
+# /metrics sums the files of every worker, whichever worker answers the scrape. Set here, before
+# the application (and prometheus_client) is imported: a private directory per master unless the
+# operator names one. Its files are removed at start (values of a former run would be summed) and
+# a dead worker's live gauges with it (prometheus_client's mark_process_dead). Only in gunicorn's
+# master (not when another program merely reads this file).
+_OWN_METRICS_DIR = "gunicorn.arbiter" in sys.modules and not os.environ.get(
+    "PROMETHEUS_MULTIPROC_DIR"
+)
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flagship-metrics-")
+
+
+def on_starting(server: object) -> None:
+    """Empty the metrics directory before the first worker starts."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges (its counters and histograms keep counting in the sum)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    from prometheus_client import multiprocess  # noqa: PLC0415  # after the directory is set
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    """Remove the private metrics directory this configuration created."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -48,6 +48,14 @@ DEFAULTS: dict[str, Any] = {
         "operational": None,
         "permanent": None,
     },
+    # --- Prometheus metrics (docs/operations.md, "Metrics") ---
+    "FLAGSHIP_METRICS_ENABLED": True,
+    "FLAGSHIP_METRICS_TOKEN": "",  # "": no bearer token is accepted
+    "FLAGSHIP_METRICS_ALLOW": [],  # CIDRs whose clients may scrape without the token
+    "FLAGSHIP_METRICS_FLAG_LABEL": True,  # False: evaluations counted without the flag label
+    "FLAGSHIP_METRICS_FLUSH_SECONDS": 1.0,
+    "FLAGSHIP_WORKER_METRICS_PORT": 0,  # 0: the worker serves no metrics
+    "FLAGSHIP_WORKER_METRICS_ADDRESS": "127.0.0.1",
 }
 
 
@@ -267,3 +275,39 @@ def rate(name: str) -> str:
     if value is None:
         value = RATE_DEFAULTS[name] if _setting("FLAGSHIP_DEFAULT_RATES_ON") else ""
     return str(value)
+
+
+# --- Prometheus metrics (docs/operations.md, "Metrics") ----------------------------------------
+def metrics_enabled() -> bool:
+    """Whether FlagShip records and exposes Prometheus metrics (``FLAGSHIP_METRICS_ENABLED``)."""
+    return bool(_setting("FLAGSHIP_METRICS_ENABLED"))
+
+
+def metrics_token() -> str:
+    """The bearer token that may read ``/metrics`` (``FLAGSHIP_METRICS_TOKEN``; ``""``: none)."""
+    return str(_setting("FLAGSHIP_METRICS_TOKEN"))
+
+
+def metrics_allow() -> list[str]:
+    """The networks (CIDRs) whose clients may read ``/metrics`` without the token."""
+    return [str(network) for network in _setting("FLAGSHIP_METRICS_ALLOW")]
+
+
+def metrics_flag_label() -> bool:
+    """Whether evaluations are counted per flag (``FLAGSHIP_METRICS_FLAG_LABEL``)."""
+    return bool(_setting("FLAGSHIP_METRICS_FLAG_LABEL"))
+
+
+def metrics_flush_seconds() -> float:
+    """How often a process moves its in-memory evaluation counts into its metrics."""
+    return float(_setting("FLAGSHIP_METRICS_FLUSH_SECONDS"))
+
+
+def worker_metrics_port() -> int:
+    """The port ``run_worker`` serves its metrics on (``FLAGSHIP_WORKER_METRICS_PORT``; 0: off)."""
+    return int(_setting("FLAGSHIP_WORKER_METRICS_PORT"))
+
+
+def worker_metrics_address() -> str:
+    """The address ``run_worker`` serves its metrics on (loopback by default)."""
+    return str(_setting("FLAGSHIP_WORKER_METRICS_ADDRESS"))

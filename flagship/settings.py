@@ -267,6 +267,25 @@ def _stale_days(raw: str | None) -> dict[str, int | None] | None:
 # Days after which a flag of each lifecycle is stale (unset lifecycles keep their default).
 FLAGSHIP_STALE_DAYS = _stale_days(env.str("FLAGSHIP_STALE_DAYS", default=None))
 
+# --- Prometheus metrics at /metrics (docs/operations.md, "Metrics") ---------------------------
+# Off: no metrics middleware, plain cache and database backends, /metrics is 404.
+FLAGSHIP_METRICS_ENABLED = env.bool("FLAGSHIP_METRICS_ENABLED", default=True)
+# Who may scrape: a bearer token and/or client networks. Neither set: /metrics is 404.
+FLAGSHIP_METRICS_TOKEN = env.str("FLAGSHIP_METRICS_TOKEN", default=None)
+FLAGSHIP_METRICS_ALLOW = env.list("FLAGSHIP_METRICS_ALLOW", default=None)
+# False drops the flag label of flagship_evaluations_total (cardinality: flags x variants).
+FLAGSHIP_METRICS_FLAG_LABEL = env.bool("FLAGSHIP_METRICS_FLAG_LABEL", default=None)
+FLAGSHIP_METRICS_FLUSH_SECONDS = env.float("FLAGSHIP_METRICS_FLUSH_SECONDS", default=None)
+# The worker (manage.py run_worker: webhooks, schedules) serves its own metrics here; 0: not.
+FLAGSHIP_WORKER_METRICS_PORT = env.int("FLAGSHIP_WORKER_METRICS_PORT", default=None)
+FLAGSHIP_WORKER_METRICS_ADDRESS = env.str("FLAGSHIP_WORKER_METRICS_ADDRESS", default=None)
+if FLAGSHIP_METRICS_ENABLED:
+    # Outermost: times and counts every response, the 429s and problem details included.
+    MIDDLEWARE.insert(0, "flagship.metrics_http.MetricsMiddleware")
+    for _cache in CACHES.values():
+        if _cache["BACKEND"] == "django_redis.cache.RedisCache":
+            _cache["BACKEND"] = "flagship.metrics_cache.RedisCache"  # get hits and misses
+
 # --- Cache and degradation --------------------------------------------------------------------
 # How long cached API key essentials are trusted: the bound on how late a revocation can take
 # effect in another process (docs/operations.md). The current ruleset version of an environment
@@ -299,7 +318,7 @@ else:
     # Another LocMemCache LOCATION is another store: share the default's.
     CACHES["flagship"]["LOCATION"] = CACHES["default"]["LOCATION"]
 # Health probes are plain http from the orchestrator: never redirect them to https.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes, scrapes: plain HTTP
 
 # --- Passwords, i18n, static files -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -7,6 +7,7 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from flagship.metrics_http import metrics_view
 from flagship.routing import slash_optional
 
 # The evaluation routes come first: Django tries patterns in order, and the management API's
@@ -37,6 +38,8 @@ urlpatterns = [
     path("api/<version>/", include("accounts.api.urls")),
     path("api/<version>/", include("flags.api.urls")),
     path("", include("flagship.health")),  # /healthz and /readyz
+    # Prometheus, for the metrics token or allowed addresses only (flagship.metrics_http).
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 # Errors outside DRF views: problem details under /api/, Django's own pages elsewhere.

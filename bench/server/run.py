@@ -3,7 +3,8 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.server.run [--quick] [--no-sweep] [--scale-flags N ...]
-                                         [--counting | --no-counting] [--markdown PATH]
+                                         [--counting | --no-counting] [--metrics]
+                                         [--markdown PATH]
 
 One run, on loopback only:
 
@@ -1019,7 +1020,7 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
 ) -> str:
     """Seed, start the servers, measure; the report."""
     sizes = (FLAG_COUNT, *(size for size in options.scale_flags if size != FLAG_COUNT))
-    if args.sweep or args.outage or args.counting:
+    if args.sweep or args.outage or args.counting or args.metrics:
         sizes = (FLAG_COUNT,)
     print(f"Creating the database and importing {sizes} flags ...", file=sys.stderr)
     recreate_database(args.postgres)
@@ -1053,6 +1054,9 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
         return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
     if args.counting:
         lines = counting_section(args, options, processes, env, wrk_path, workdir, requests)
+        return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
+    if args.metrics:
+        lines = metrics_section(args, options, processes, env, wrk_path, workdir, requests)
         return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
     results = [
         measure(
@@ -1163,6 +1167,28 @@ def counting_section(  # noqa: PLR0917  # the run's state, passed on
     return counting.counting_report(result, rounds, options)
 
 
+def metrics_section(  # noqa: PLR0917  # the run's state, passed on
+    args: argparse.Namespace,
+    options: Options,
+    processes: Processes,
+    env: dict[str, str],
+    wrk_path: str,
+    workdir: Path,
+    requests: list[Endpoint],
+) -> list[str]:
+    """Throughput with Prometheus metrics on and off (``bench.server.metrics_cost``)."""
+    from . import metrics_cost  # noqa: PLC0415  # metrics_cost imports this module
+
+    processes.stop_one("flagship")  # the variants run alone on the machine
+    processes.stop_one("ceiling")
+    rounds = args.metrics_rounds or (1 if args.quick else 3)
+    by_name = {endpoint.name: endpoint for endpoint in requests}
+    results = metrics_cost.run_metrics_cost(
+        processes, env, by_name, options, wrk_path, workdir, rounds
+    )
+    return [*metrics_cost.metrics_report(results, options, rounds), gunicorn_defaults(env) + "."]
+
+
 def run(args: argparse.Namespace) -> str:
     """The whole benchmark; returns the report."""
     options = QUICK if args.quick else DEFAULT
@@ -1256,6 +1282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         metavar="N",
         help="alternating rounds of the counting section (default 3; quick: 2)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="only the Prometheus metrics on/off comparison (200 flags; issue 14)",
+    )
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        metavar="N",
+        help="rounds of the metrics comparison, each variant once per round (default 3; quick 1)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = parser.parse_args(argv)

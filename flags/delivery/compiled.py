@@ -26,6 +26,7 @@ from django.db import DatabaseError
 
 from flags.documents import environment_ruleset
 from flags.models import Environment
+from flagship import metrics
 from flagship_sdk.engine import Ruleset
 
 from . import shared_cache
@@ -99,6 +100,7 @@ def compiled_for(environment_id: int, project_id: int, version: int) -> Compiled
     """:func:`compiled_ruleset` from ids: a cached entry without building an ``Environment``."""
     entry = _cached((environment_id, version))
     if entry is not None:
+        metrics.ruleset_hit()
         return entry
     return compiled_ruleset(
         Environment(pk=environment_id, project_id=project_id, ruleset_version=version)
@@ -115,15 +117,19 @@ def compiled_ruleset(environment: Environment) -> CompiledRuleset:
     key = (environment.pk, environment.ruleset_version)
     entry = _cached(key)
     if entry is not None:
+        metrics.ruleset_hit()
         return entry
     with _build_lock(environment.pk):
         entry = _cached(key)  # another thread may have built it while this one waited
         if entry is not None:
+            metrics.ruleset_hit()
             return entry
+        metrics.ruleset_lookup("process", "miss")
         document = shared_cache.get_document(environment.pk, environment.ruleset_version)
         if document is None:
             try:
-                document = environment_ruleset(environment)
+                with metrics.timed_build("miss"):
+                    document = environment_ruleset(environment)
             except DatabaseError:
                 stale = last_compiled(environment.pk)
                 if stale is None:

@@ -35,7 +35,7 @@ from typing import Any
 from django.core.cache import BaseCache, caches
 
 from flags import conf
-from flagship import breakers
+from flagship import breakers, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +135,12 @@ def get_document(environment_id: int, version: int) -> dict[str, Any] | None:
     if conf.ruleset_cache_seconds() <= 0:
         return None
     entry = get(document_key(environment_id))
-    if not isinstance(entry, dict) or entry.get("version") != version:
+    document = entry.get("document") if isinstance(entry, dict) else None
+    if not isinstance(document, dict) or entry.get("version") != version:
+        metrics.ruleset_lookup("shared", "miss")
         return None
-    document = entry.get("document")
-    return document if isinstance(document, dict) else None
+    metrics.ruleset_lookup("shared", "hit")
+    return document
 
 
 def put_document(environment_id: int, document: dict[str, Any]) -> bool:

@@ -51,7 +51,7 @@ from django.db.models import F
 from flags import conf, documents
 from flags.models import Environment
 from flags.stream import subscriptions
-from flagship import breakers
+from flagship import breakers, metrics
 
 from . import compiled, pubsub, shared_cache
 
@@ -167,7 +167,8 @@ def announce(environment_ids: list[int]) -> None:
             logger.exception("ruleset.not_published", extra={"environment": environment_id})
         if conf.ruleset_cache_seconds() > 0:
             try:
-                document = documents.environment_ruleset(environment)
+                with metrics.timed_build("commit"):
+                    document = documents.environment_ruleset(environment)
                 if int(document["version"]) >= version:
                     shared_cache.put_document(environment_id, document)
             except Exception:

@@ -20,6 +20,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from flagship import metrics
+
 from ..delivery.changes import Kind
 from ..errors import FlagShipError, PermissionDeniedError, ScheduleFinishedError
 from ..history.recording import reason
@@ -304,6 +306,7 @@ def _run(step: ScheduledStep, now: datetime) -> None:
                 "late_seconds": step.late_seconds,
             },
         )
+    metrics.schedule_steps.labels(str(step.status)).inc()
     logger.info(
         "schedule.step_ran",
         extra={"schedule": change.pk, "step": step.order, "status": step.status},

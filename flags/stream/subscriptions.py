@@ -27,6 +27,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 
 from flags import conf
 from flags.delivery import pubsub
+from flagship import metrics
 
 # How long a new stream waits for the process's Redis subscription before going on without it.
 READY_TIMEOUT = 2.0
@@ -131,6 +132,7 @@ class Broker:
         subscription = Subscription(environment_id, loop)
         with self._lock:
             self._subscriptions.setdefault(environment_id, set()).add(subscription)
+        metrics.stream_subscribers.inc()
         pubsub.hold_listener()
         try:
             if conf.redis_url():
@@ -142,6 +144,7 @@ class Broker:
                 group.discard(subscription)
                 if not group:
                     self._subscriptions.pop(environment_id, None)
+            metrics.stream_subscribers.dec()
             pubsub.release_listener()
 
     async def _confirmation(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from flags import conf
 from flags.models import Webhook, WebhookDelivery
+from flagship import metrics
 
 from . import http, secrets, signing
 
@@ -144,6 +145,7 @@ def record(delivery: WebhookDelivery, answer: http.Answer) -> None:
             "next_attempt_at",
         ]
     )
+    metrics.webhook_deliveries.labels(outcome).inc()
     log = logger.info if outcome == "delivered" else logger.warning
     log(
         f"webhook.{outcome}",

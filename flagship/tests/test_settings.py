@@ -29,6 +29,7 @@ READERS = [
     ROOT / "flagship" / "testing.py",
     ROOT / ".ci",
     ROOT / "Makefile",
+    ROOT / "gunicorn.conf.py",  # PROMETHEUS_MULTIPROC_DIR
 ]
 _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CACHE_", "SQLITE_", "FLAGSHIP_")
 
@@ -142,9 +143,23 @@ def test_urls_configured__postgresql_and_redis() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "flagship.db.postgresql",
-        "django_redis.cache.RedisCache",
+        "flagship.metrics_cache.RedisCache",  # django-redis, its gets counted (metrics on)
         "True",
     ]
+
+
+def test_metrics_off__plain_django_redis() -> None:
+    # Given metrics turned off
+    # When the settings load with Redis configured
+    result = load_settings(
+        DATABASE_URL="postgres://flagship@db.invalid:5432/flagship",
+        REDIS_URL="redis://cache.invalid:6379/0",
+        FLAGSHIP_METRICS_ENABLED="false",
+    )
+
+    # Then the cache is django-redis's own backend
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "django_redis.cache.RedisCache"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from flags import conf
 from flags.worker import Worker
 
 
@@ -45,5 +46,21 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        self._serve_metrics()
         self.stdout.write(f"FlagShip worker: {worker.concurrency} senders; stop with Ctrl-C.")
         worker.run()
+
+    def _serve_metrics(self) -> None:
+        """Serve this process's Prometheus metrics (webhooks, schedules, database) when set.
+
+        Its own listener, not ``/metrics``: the worker serves no HTTP otherwise. It has no token:
+        bind it to loopback or a private network (``FLAGSHIP_WORKER_METRICS_ADDRESS``).
+        """
+        port = conf.worker_metrics_port()
+        if not port or not conf.metrics_enabled():
+            return
+        from prometheus_client import start_http_server  # noqa: PLC0415  # only when serving
+
+        address = conf.worker_metrics_address()
+        start_http_server(port, addr=address)
+        self.stdout.write(f"Worker metrics on http://{address}:{port}/metrics")

@@ -28,7 +28,8 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.postgresql import base
 
-from flagship import breakers
+from flags import conf
+from flagship import breakers, metrics
 
 POOL_SLICE_SECONDS = 0.2
 UNAVAILABLE = "database unavailable (circuit breaker open)"
@@ -72,10 +73,24 @@ def _unavailable() -> psycopg.OperationalError:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    """PostgreSQL whose connections are obtained through the breaker."""
+    """PostgreSQL whose connections are obtained through the breaker (and whose queries count)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Django's wrapper, with the statements timed while metrics are on."""
+        super().__init__(*args, **kwargs)
+        if conf.metrics_enabled():
+            self.execute_wrappers.append(_Timed(self.alias, self.vendor))
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         """A connection, unless the breaker is open (then fail at once)."""
+        try:
+            return self._new_connection(conn_params)
+        except psycopg.Error:
+            if conf.metrics_enabled():
+                metrics.db_connection_errors.labels(self.alias, self.vendor).inc()
+            raise
+
+    def _new_connection(self, conn_params: dict[str, Any]) -> Any:
         if self.alias != DEFAULT_DB_ALIAS:
             return super().get_new_connection(conn_params)
         if not breakers.database.available():
@@ -89,6 +104,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if pool is None:
                 breakers.database.failed(error)
             raise
+
+
+class _Timed:
+    """An execute wrapper: ``django_db_execute_total``, ``_errors_total``, ``_query_duration``."""
+
+    def __init__(self, alias: str, vendor: str) -> None:
+        self.queries = metrics.db_queries.labels(alias, vendor)
+        self.duration = metrics.db_duration.labels(alias, vendor)
+        self.alias, self.vendor = alias, vendor
+
+    def __call__(
+        self, execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]
+    ) -> Any:
+        started = time.perf_counter()
+        self.queries.inc()
+        try:
+            return execute(sql, params, many, context)
+        except Exception as error:
+            metrics.db_errors.labels(self.alias, self.vendor, type(error).__name__).inc()
+            raise
+        finally:
+            self.duration.observe(time.perf_counter() - started)
 
 
 def _guard(pool: Any, wrapper: DatabaseWrapper) -> None:
