@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -26,9 +27,23 @@ from .evaluation_data import issue, issue_admin
 URL = "/api/v1/sdk/evaluations"
 
 
+_started: list[datetime] = []
+
+
+@pytest.fixture(autouse=True)
+def _one_hour_per_test() -> Iterator[None]:
+    """Pin "this hour" to the test's start, so a test running across an hour's end agrees.
+
+    The body built at 21:59:59 and the assertion made at 22:00:00 name the same hour.
+    """
+    _started.append(timezone.now())
+    yield
+    _started.pop()
+
+
 def this_hour(offset: int = 0) -> datetime:
-    """The start of the current UTC hour, ``offset`` hours later."""
-    now = timezone.now().astimezone(UTC)
+    """The start of the UTC hour the test started in, ``offset`` hours later."""
+    now = (_started[-1] if _started else timezone.now()).astimezone(UTC)
     return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=offset)
 
 
