@@ -299,7 +299,7 @@ def metrics_flag_label() -> bool:
 
 
 def metrics_flush_seconds() -> float:
-    """How often a process moves its in-memory evaluation counts into its metrics."""
+    """How often a process moves its buffered values (evaluations, requests) into its metrics."""
     return float(_setting("FLAGSHIP_METRICS_FLUSH_SECONDS"))
 
 

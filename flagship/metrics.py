@@ -10,14 +10,20 @@ values to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` (set and emptied b
 Without that variable (the development server, uvicorn, the worker, tests) a process keeps its
 own values in memory.
 
-The evaluation paths count on every request, so they do not touch a Prometheus value at all:
-:func:`evaluated` tallies the request's result objects by identity in a plain ``Counter`` in this
-process's memory (C-level ``map(id, ...)`` and ``Counter.update``, under an uncontended lock), and
-a daemon thread moves the counts into ``flagship_evaluations_total`` every
-``FLAGSHIP_METRICS_FLUSH_SECONDS`` (1 s); the process that answers ``/metrics`` moves its own at
-once. A worker killed between two flushes
-loses at most that second of counts. The ruleset cache's hits in process memory, also counted on
-every evaluation, go the same way.
+What is counted on every request does not touch a Prometheus value on the request path: in
+multiprocess mode each update is a locked write into a memory-mapped file, and looking a labelled
+child up costs as much again. Instead:
+
+- the evaluations served are tallied once for every consumer (``flags.evaluation.tally``: result
+  objects by identity, C-level), and :func:`flush` adds them to ``flagship_evaluations_total``;
+- HTTP responses, database statements, cache gets and ruleset cache hits are buffered here, as
+  plain integers and bucket counts under an uncontended lock (:func:`bump`, :func:`observe`,
+  :func:`request_served`), their labelled children looked up once (:func:`child`).
+
+A daemon thread flushes every ``FLAGSHIP_METRICS_FLUSH_SECONDS`` (1 s); the process that answers
+``/metrics`` flushes its own at once. A worker killed between two flushes loses at most that
+second of values. Issue 14 measured the cost of metrics on bulk evaluation before and after this
+(bench/RESULTS.md, "Metrics on and off").
 
 Cardinality: ``flagship_evaluations_total`` has one series per project, environment, flag and
 variant served. A few thousand flags with two or three variants each are well within what one
@@ -30,15 +36,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from flags import conf
+from flags.evaluation import tally
 
 # Multiprocess mode (gunicorn): chosen by prometheus_client when it is imported, so read once here.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -136,70 +143,62 @@ schedule_steps = Counter(
 )
 
 
-# --- Batched counting for the evaluation path ---------------------------------------------
-class _Result(Protocol):
-    """An evaluation result (``flagship_sdk.engine.EvaluationResult``)."""
+# --- Buffered on the request path --------------------------------------------------------------
+class _Timings:
+    """A histogram child's observations since the last flush: count, sum and per-bucket counts."""
 
-    @property
-    def key(self) -> str:
-        """The flag's key."""
+    __slots__ = ("bounds", "buckets", "total")
 
-    @property
-    def variant(self) -> str | None:
-        """The variant served."""
-
-
-class _Document(Protocol):
-    """A compiled ruleset (``flags.delivery.compiled.CompiledRuleset``)."""
-
-    @property
-    def document(self) -> dict[str, Any]:
-        """The ruleset document (its ``project`` and ``environment`` keys label the counts)."""
-
-
-@dataclass
-class _Window:
-    """One environment's evaluation counts since the last flush, by result object."""
-
-    tally: Tally[int] = field(default_factory=Tally)  # id(result) -> times served
-    labels: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id -> flag, variant
-    alive: list[object] = field(default_factory=list)  # the results counted: their ids stay theirs
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # the histogram's finite upper bounds (+Inf is the last bucket)
+        self.buckets = [0] * (len(bounds) + 1)
+        self.total = 0.0
 
 
 _lock = threading.Lock()
-_pending: dict[tuple[str, str], _Window] = {}  # (project, environment) -> counts since the flush
+_bumps: Tally[Any] = Tally()  # a counter's child -> increments since the flush
+_timings: dict[Any, _Timings] = {}  # a histogram's child -> observations since the flush
+_children: dict[tuple[Any, ...], Any] = {}  # (metric, *label values) -> its child, looked up once
 _pending_hits = 0  # process-tier ruleset cache hits since the last flush
 _flusher_started = False  # in this process (reset in a forked child: threads do not survive)
 
 
-def evaluated(compiled: _Document, results: Collection[_Result]) -> None:
-    """Count the results one evaluation request served (called by both evaluation paths).
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: a dictionary lookup instead of the client's."""
+    key = (metric, *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
-    No Prometheus call and no Python code per result: the engine hands out the same result
-    objects again and again (it builds them when it compiles a ruleset), so the results are
-    tallied by identity (C-level ``map(id, ...)`` into a ``Counter``). Only a result not seen since
-    the last flush has its flag and variant noted (and is kept alive, so its id stays its own);
-    :func:`flush` turns the tally into ``flagship_evaluations_total``.
-    """
-    if not conf.metrics_enabled():
-        return
-    document = compiled.document
-    where = (str(document.get("project", "")), str(document.get("environment", "")))
+
+def bump(counter: Any, amount: int = 1) -> None:
+    """Add to a counter's child at the next flush (an integer under a lock, no file write)."""
     with _lock:
-        window = _pending.get(where)
-        if window is None:
-            window = _pending[where] = _Window()
-        tally = window.tally
-        before = len(tally)
-        tally.update(map(id, results))
-        if len(tally) != before:  # results not seen in this window yet
-            labels = window.labels
-            for result in results:
-                if id(result) not in labels:
-                    labels[id(result)] = (result.key, result.variant)
-                    window.alive.append(result)
+        _bumps[counter] += amount
     if not _flusher_started:
         _start_flusher()
+
+
+def observe(histogram: Any, seconds: float, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    """Observe ``seconds`` on a histogram's child (of buckets ``bounds``) at the next flush."""
+    index = bisect_left(bounds, seconds)  # the first bucket whose bound is >= seconds (le)
+    with _lock:
+        timings = _timings.get(histogram)
+        if timings is None:
+            timings = _timings[histogram] = _Timings(bounds)
+        timings.buckets[index] += 1
+        timings.total += seconds
+    if not _flusher_started:
+        _start_flusher()
+
+
+def request_served(view: str, method: str, status: int, seconds: float) -> None:
+    """One HTTP response (``flagship.metrics_http``): latency, status and 429s, buffered."""
+    observe(child(http_latency, view, method), seconds)
+    bump(child(http_responses, str(status), view, method))
+    if status == 429:  # Too Many Requests
+        bump(child(rate_limited, view))
 
 
 def ruleset_hit() -> None:
@@ -227,22 +226,39 @@ def timed_build(trigger: str) -> Iterator[None]:
 
 
 def flush() -> None:
-    """Move this process's pending counts into its Prometheus values."""
+    """Move this process's buffered values (evaluations included) into its Prometheus values."""
     global _pending_hits  # swapped under the lock
+    tally.settle()  # flagship_evaluations_total, through _export
     with _lock:
-        pending = dict(_pending)
-        _pending.clear()
+        bumps, timings = dict(_bumps), dict(_timings)
+        _bumps.clear()
+        _timings.clear()
         hits, _pending_hits = _pending_hits, 0
-    with_flag = conf.metrics_flag_label()
-    for (project, environment), window in pending.items():
-        sums: Tally[tuple[str, str]] = Tally()
-        for identity, count in window.tally.items():
-            flag, variant = window.labels[identity]
-            sums[flag if with_flag else "", variant or ""] += count
-        for (flag, variant), count in sums.items():
-            evaluations.labels(project, environment, flag, variant).inc(count)
+    for counter, amount in bumps.items():
+        counter.inc(amount)
+    for histogram, observed in timings.items():
+        # prometheus_client has no public way to add many observations at once: add to the
+        # child's sum and bucket values (its own observe() does exactly this, one at a time).
+        histogram._sum.inc(observed.total)
+        for index, count in enumerate(observed.buckets):
+            if count:
+                histogram._buckets[index].inc(count)
     if hits:
         ruleset_cache.labels("process", "hit").inc(hits)
+
+
+@tally.consumer
+def _export(drained: tally.Drained) -> None:
+    """The evaluations served while metrics were on, into ``flagship_evaluations_total``."""
+    with_flag = conf.metrics_flag_label()
+    for where, served in drained.items():
+        if not where.export:
+            continue
+        sums: Tally[tuple[str, str]] = Tally()
+        for (flag, variant), count in served.items():
+            sums[flag if with_flag else "", variant or ""] += count
+        for (flag, variant), count in sums.items():
+            evaluations.labels(where.project, where.environment, flag, variant).inc(count)
 
 
 def _start_flusher() -> None:
@@ -260,7 +276,8 @@ def _forked() -> None:
     global _flusher_started, _pending_hits, _lock  # noqa: PLW0603  # this process's fresh state
     _lock = threading.Lock()  # a thread of the parent may have held it at the fork
     _flusher_started = False
-    _pending.clear()
+    _bumps.clear()
+    _timings.clear()
     _pending_hits = 0
 
 

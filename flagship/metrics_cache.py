@@ -26,17 +26,17 @@ class RedisCache(PlainRedisCache):  # type: ignore[misc]  # django-redis is unty
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         """The cached value (``default`` when missing or failed), counted."""
-        metrics.cache_gets.labels(BACKEND).inc()
+        metrics.bump(metrics.child(metrics.cache_gets, BACKEND))
         try:
             value = self._get(key, _MISSING, version, client)
         except Exception:
-            metrics.cache_failures.labels(BACKEND).inc()
+            metrics.bump(metrics.child(metrics.cache_failures, BACKEND))
             raise
         if value is CONNECTION_INTERRUPTED:
-            metrics.cache_failures.labels(BACKEND).inc()
+            metrics.bump(metrics.child(metrics.cache_failures, BACKEND))
             return default
         if value is _MISSING:
-            metrics.cache_misses.labels(BACKEND).inc()
+            metrics.bump(metrics.child(metrics.cache_misses, BACKEND))
             return default
-        metrics.cache_hits.labels(BACKEND).inc()
+        metrics.bump(metrics.child(metrics.cache_hits, BACKEND))
         return value

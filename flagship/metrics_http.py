@@ -40,12 +40,8 @@ def _view_name(request: HttpRequest) -> str:
 
 
 def _record(request: HttpRequest, status: int, started: float) -> None:
-    view = _view_name(request)
-    method = str(request.method)
-    metrics.http_latency.labels(view, method).observe(time.perf_counter() - started)
-    metrics.http_responses.labels(str(status), view, method).inc()
-    if status == 429:  # Too Many Requests
-        metrics.rate_limited.labels(view).inc()
+    seconds = time.perf_counter() - started
+    metrics.request_served(_view_name(request), str(request.method), status, seconds)
 
 
 class MetricsMiddleware:

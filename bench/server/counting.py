@@ -7,6 +7,10 @@ OFREP single at 32 connections on each (requests/s, median over every round's ru
 counting on, each process flushes its counts into Redis every ``FLAGSHIP_COUNT_FLUSH_SECONDS``
 (default 5 s) from a request, as in production; no worker moves them to PostgreSQL during the run
 (it would load both sides alike). The cost is ``1 - on / off``; the target is at most 5 %.
+
+Prometheus metrics are off on both sides: the evaluations tally (``flags.evaluation.tally``) is
+shared by counting and metrics, so with metrics on counting would only add its flush. Off, the
+tally is counting's alone and its whole cost shows.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flagship.processes import Processes, free_port, wait_http
+from flagship.processes import Processes, wait_http
 
 if TYPE_CHECKING:
     from .run import Endpoint, Options
@@ -46,17 +50,13 @@ def run_counting(  # noqa: PLR0917  # the run's state, passed on
     rounds: int,
 ) -> CountingResult:
     """Start both FlagShips, measure them in alternating rounds, stop them."""
-    from .run import PYTHON, measure  # noqa: PLC0415  # run imports this module
+    from .run import measure, start_gunicorn  # noqa: PLC0415  # run imports this module
 
     ports: dict[str, int] = {}
     for mode, value in MODES:
-        port = free_port()
         name = f"counting-{mode}"
-        processes.start(
-            name,
-            [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi:application"],
-            {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "FLAGSHIP_COUNT_EVALUATIONS": value},
-        )
+        overrides = {"FLAGSHIP_COUNT_EVALUATIONS": value, "FLAGSHIP_METRICS_ENABLED": "false"}
+        port = start_gunicorn(processes, env, name, overrides)
         wait_http(port, "/healthz", processes, name)
         ports[mode] = port
     result = CountingResult()
@@ -87,20 +87,33 @@ def counting_report(result: CountingResult, rounds: int, options: Options) -> li
     lines = [
         "## Evaluation counting: on and off in the same run (issue 14)",
         "",
-        f"Two FlagShips side by side, `FLAGSHIP_COUNT_EVALUATIONS` true and false; {rounds} "
+        f"Two FlagShips side by side, `FLAGSHIP_COUNT_EVALUATIONS` true and false (Prometheus "
+        f"metrics off on both, so the shared evaluations tally is counting's alone); {rounds} "
         f"alternating rounds of {options.throughput_runs} x {options.throughput_seconds} s at 32 "
         "connections per endpoint and side; median requests/s. Target: counting costs ≤ 5 %.",
         "",
-        "| endpoint | counting off (req/s) | counting on (req/s) | cost | |",
-        "|---|---:|---:|---:|---|",
+        "The spread: each round's cost (the medians of that round's runs), so a cost within the",
+        "noise between rounds shows as such.",
+        "",
+        "| endpoint | counting off (req/s) | counting on (req/s) | cost | cost by round | |",
+        "|---|---:|---:|---:|---|---|",
     ]
+    per_round = options.throughput_runs
     for name in COUNTED:
         modes = result.runs.get(name, {})
         if "on" not in modes or "off" not in modes:
             continue
         off, on = statistics.median(modes["off"]), statistics.median(modes["on"])
         cost = 1 - on / off if off else 0.0
+        rounds_cost = []
+        for start in range(0, min(len(modes["off"]), len(modes["on"])), per_round):
+            round_off = statistics.median(modes["off"][start : start + per_round])
+            round_on = statistics.median(modes["on"][start : start + per_round])
+            rounds_cost.append(f"{1 - round_on / round_off:+.1%}" if round_off else "-")
         mark = "✅" if cost <= TARGET else "❌"
-        lines.append(f"| {result.labels[name]} | {off:,.0f} | {on:,.0f} | {cost:+.1%} | {mark} |")
+        lines.append(
+            f"| {result.labels[name]} | {off:,.0f} | {on:,.0f} | {cost:+.1%} "
+            f"| {', '.join(rounds_cost)} | {mark} |"
+        )
     lines += ["", f"Errors: {result.errors}.", ""]
     return lines

@@ -25,9 +25,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flagship.processes import Processes, free_port, wait_http
+from flagship.processes import Processes, wait_http
 
-from .run import Endpoint, Options, lua_script, wrk
+from .run import Endpoint, Options, lua_script, start_gunicorn, wrk
 
 MEASURED = ("bulk", "ofrep-bulk", "single")
 VARIANTS = ("on", "off")
@@ -68,10 +68,10 @@ def cpu_seconds(processes: Processes, name: str) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _variant_env(env: dict[str, str], variant: str, port: int) -> dict[str, str]:
-    metrics = {"on": {"FLAGSHIP_METRICS_ENABLED": "true", "FLAGSHIP_METRICS_TOKEN": TOKEN}}
-    off = {"FLAGSHIP_METRICS_ENABLED": "false"}
-    return {**env, **metrics.get(variant, off), "GUNICORN_BIND": f"127.0.0.1:{port}"}
+def _variant_env(variant: str) -> dict[str, str]:
+    if variant == "on":
+        return {"FLAGSHIP_METRICS_ENABLED": "true", "FLAGSHIP_METRICS_TOKEN": TOKEN}
+    return {"FLAGSHIP_METRICS_ENABLED": "false"}
 
 
 def evaluations_counted(port: int) -> float:
@@ -106,12 +106,7 @@ def run_metrics_cost(  # noqa: PLR0917  # the run's state, passed on
         for variant in order:
             print(f"Metrics {variant}, round {number + 1}/{rounds} ...", file=sys.stderr)
             name = f"metrics-{variant}"
-            port = free_port()
-            processes.start(
-                name,
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi"],
-                _variant_env(env, variant, port),
-            )
+            port = start_gunicorn(processes, env, name, _variant_env(variant))
             try:
                 wait_http(port, "/healthz", processes, name)
                 entry = results[variant]
@@ -155,18 +150,28 @@ def metrics_report(results: list[VariantResult], options: Options, rounds: int) 
         f"{rounds * options.throughput_runs} runs of {options.throughput_seconds} s each. "
         f"Goal: metrics cost at most {GOAL:.0%} of bulk-evaluation throughput.",
         "",
-        "| endpoint | off req/s | on req/s | throughput cost | off CPU µs/req | on CPU µs/req "
-        "| CPU cost | goal |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "The spread: the throughput cost of each round (the medians of that round's runs).",
+        "",
+        "| endpoint | off req/s | on req/s | throughput cost | cost by round | off CPU µs/req "
+        "| on CPU µs/req | CPU cost | goal |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
+    per_round = options.throughput_runs
     for name in MEASURED:
         cost = 1 - on.rps(name) / off.rps(name) if off.rps(name) else 0.0
         cpu_cost = on.cpu(name) / off.cpu(name) - 1 if off.cpu(name) else 0.0
         verdict = "✅" if cost <= GOAL and cpu_cost <= GOAL else "❌"  # both within the goal
         goal = f"≤ {GOAL:.0%} {verdict}" if name in {"bulk", "ofrep-bulk"} else "—"
+        off_runs, on_runs = off.runs.get(name, []), on.runs.get(name, [])
+        by_round = []
+        for start in range(0, min(len(off_runs), len(on_runs)), per_round):
+            round_off = statistics.median(off_runs[start : start + per_round])
+            round_on = statistics.median(on_runs[start : start + per_round])
+            by_round.append(f"{1 - round_on / round_off:+.1%}" if round_off else "-")
         lines.append(
             f"| {name} | {off.rps(name):,.0f} | {on.rps(name):,.0f} | {cost:+.1%} "
-            f"| {off.cpu(name):,.0f} | {on.cpu(name):,.0f} | {cpu_cost:+.1%} | {goal} |"
+            f"| {', '.join(by_round)} | {off.cpu(name):,.0f} | {on.cpu(name):,.0f} "
+            f"| {cpu_cost:+.1%} | {goal} |"
         )
     lines += [
         "",

@@ -890,17 +890,28 @@ def start_servers(processes: Processes, env: dict[str, str]) -> tuple[int, int, 
     return app_port, ceiling_port, stream_port
 
 
-def start_flagship(
-    processes: Processes, env: dict[str, str], name: str, config: Config
-) -> tuple[int, str]:
-    """Start FlagShip alone under gunicorn with one sweep configuration; its port, or a failure."""
+def start_gunicorn(
+    processes: Processes, env: dict[str, str], name: str, overrides: dict[str, str]
+) -> int:
+    """Start FlagShip under gunicorn (``gunicorn.conf.py``) on a free loopback port; the port."""
     port = free_port()
     processes.start(
         name,
         [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi:application"],
+        {**env, **overrides, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+    )
+    return port
+
+
+def start_flagship(
+    processes: Processes, env: dict[str, str], name: str, config: Config
+) -> tuple[int, str]:
+    """Start FlagShip alone under gunicorn with one sweep configuration; its port, or a failure."""
+    port = start_gunicorn(
+        processes,
+        env,
+        name,
         {
-            **env,
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKER_CLASS": config.worker_class,
             "GUNICORN_WORKERS": str(config.workers),
             "GUNICORN_THREADS": str(config.threads),

@@ -5,9 +5,12 @@ Every evaluation answered by the REST API (``POST /api/v1/evaluate[/<flag>]``) a
 view's one ``answer``). Ruleset downloads, the change stream and OFREP's 304 answers evaluate
 nothing and count nothing.
 
-1. **In the process**: :func:`counted` adds one to ``(environment id, flag key, variant, hour)``
-   in a ``Counter`` under a lock: no I/O. Flags are counted by key, since the compiled ruleset
-   knows keys only; the key is resolved to the flag's id when the counts are stored.
+1. **In the process**: :func:`counted` tallies the answer's results in ``flags.evaluation.tally``
+   (by identity, no I/O, no Python code per result), the one tally Prometheus's
+   ``flagship_evaluations_total`` reads too. :func:`flush` (and :func:`pending`) first settle it
+   into this module's counts by ``(environment id, flag key, variant, hour)``. Flags are counted
+   by key, since the compiled ruleset knows keys only; the key is resolved to the flag's id when
+   the counts are stored.
 2. **Flush** (:func:`flush`): every ``FLAGSHIP_COUNT_FLUSH_SECONDS`` the request that finds the
    flush due moves the process's counts out, in one Redis ``MULTI`` pipeline of ``HINCRBY``
    into the hash ``evaluation-counts`` (under the cache's key prefix). Without Redis (the
@@ -31,17 +34,17 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from flags import conf
 from flags.delivery import shared_cache
+from flags.evaluation import tally
 from flags.models import Flag
 from flags.models.evaluations import NO_VARIANT
 from flags.services.evaluations import CountKey, merge_counts, record_counts
 from flagship import breakers
-from flagship_sdk.engine import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +70,31 @@ _exit_hook = False
 
 # --- On the request path -------------------------------------------------------------------------
 def counted(
-    environment_id: int, results: Iterable[EvaluationResult], *, at: float | None = None
+    compiled: tally.Compiled, results: Collection[tally.Result], *, at: float | None = None
 ) -> None:
-    """Count one evaluation of each result in an environment (no I/O, except a due flush).
+    """Count one evaluation of each result (no I/O, except a due flush).
 
-    ``at``: when they happened (epoch seconds; tests), else now.
+    ``at``: when they happened (epoch seconds; tests), else now. The same tally feeds Prometheus.
     """
+    tally.served(compiled, results, at=at)
     if not conf.count_evaluations():
         return
-    hour = int(time.time() if at is None else at) // 3600 * 3600
-    keys = [(environment_id, result.key, result.variant or NO_VARIANT, hour) for result in results]
-    with _lock:
-        _pending.update(keys)
     seconds = conf.count_flush_seconds()
     if seconds > 0 and time.monotonic() >= _next_flush:
         _flush_due(seconds)
+
+
+@tally.consumer
+def _settled(drained: tally.Drained) -> None:
+    """The evaluations served while counting was on, into this process's pending counts."""
+    keys: Counter[PendingKey] = Counter()
+    for where, served in drained.items():
+        if where.count:
+            for (flag, variant), times in served.items():
+                keys[where.environment_id, flag, variant or NO_VARIANT, where.hour] += times
+    if keys:
+        with _lock:
+            _pending.update(keys)
 
 
 def _flush_due(seconds: float) -> None:
@@ -101,6 +114,7 @@ def _flush_due(seconds: float) -> None:
 
 def pending() -> dict[PendingKey, int]:
     """A copy of the counts this process holds (tests, diagnostics)."""
+    tally.settle()
     with _lock:
         return dict(_pending)
 
@@ -108,6 +122,7 @@ def pending() -> dict[PendingKey, int]:
 def clear() -> None:
     """Forget the counts this process holds (tests)."""
     global _next_flush  # noqa: PLW0603  # the process's flush clock
+    tally.clear()
     with _lock:
         _pending.clear()
     _next_flush = 0.0
@@ -145,6 +160,7 @@ def flush() -> int:
 
     On failure they are kept (bounded) for the next flush; nothing is raised.
     """
+    tally.settle()
     with _lock:
         taken = dict(_pending)
         _pending.clear()

@@ -35,7 +35,7 @@ from flags.evaluation.counting import counted
 from flags.evaluation.rendering import fragments, json_response, render
 from flags.evaluation.throttling import EvaluationRateThrottle
 from flags.evaluation.views import Asked, FastPathMixin, etag_matches
-from flagship import breakers, metrics
+from flagship import breakers
 from flagship_sdk.engine import ErrorCode, EvaluationResult, Reason
 
 from .serializers import (
@@ -265,8 +265,7 @@ class OfrepFlagView(OfrepView):
         if result.error_code is not None:
             raise OfrepError(500, GENERAL, "The flag could not be evaluated.")
         response = json_response(render(success_document(result, breakers.degraded())))
-        counted(asked.compiled.environment_id, (result,))
-        metrics.evaluated(asked.compiled, (result,))  # Prometheus (both paths call answer)
+        counted(asked.compiled, (result,))  # counts and Prometheus
         return response
 
     @extend_schema(
@@ -329,7 +328,6 @@ class OfrepFlagsView(OfrepView):
                 asked.context, client_visible_only=asked.kind == fast.CLIENT
             )
             parts = fragments(compiled, "ofrep", results.values(), ofrep_fragment)
-            metrics.evaluated(compiled, results.values())  # Prometheus (both paths call answer)
             body = b'{"flags":[%s]' % b",".join(parts)
             streams = event_streams(asked.request, asked.kind)
             if streams is not None:
@@ -338,7 +336,7 @@ class OfrepFlagsView(OfrepView):
             if degraded:
                 body += b',"metadata":' + render({DEGRADED: degraded})
             response = json_response(body + b"}")
-            counted(compiled.environment_id, results.values())
+            counted(compiled, results.values())  # counts and Prometheus
         response["ETag"] = etag
         return response
 

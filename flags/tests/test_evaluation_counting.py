@@ -91,14 +91,16 @@ def test_rest_and_ofrep__twice__reach_postgres_through_redis_and_the_worker_job(
     # Given the shared caches on Redis, as in production
     with caching(redis_url()):
         # When every evaluation endpoint is called twice (cold: DRF's path; warm: the fast one)
+        started = time.time()
         for _ in range(2):
             evaluate_everywhere(client, shop)
         # Then the counts are in the process only, until it flushes them into Redis
         assert FlagEvaluationCount.objects.count() == 0
         assert counting.flush() > 0
         assert counting.pending() == {}
-        hour = int(time.time()) // 3600 * 3600
-        assert hash_fields()[f"{staging.pk}:{hour}:banner-text:sale"] == 6
+        hours_seen = {int(moment) // 3600 * 3600 for moment in (started, time.time())}  # hour end
+        fields = hash_fields()
+        assert sum(fields.get(f"{staging.pk}:{h}:banner-text:sale", 0) for h in hours_seen) == 6
         # When the worker's job runs
         job = store_job()
         assert job.seconds == counting.STORE_SECONDS
@@ -110,7 +112,7 @@ def test_rest_and_ofrep__twice__reach_postgres_through_redis_and_the_worker_job(
         assert totals[("staging", "new-checkout", "off")] == 4  # the bulk answers only
         assert totals[("staging", "legacy", "off")] == 4
         hours = set(FlagEvaluationCount.objects.values_list("hour", flat=True))
-        assert hours == {datetime.fromtimestamp(hour, UTC)}
+        assert hours <= {datetime.fromtimestamp(hour, UTC) for hour in hours_seen}
         # And Redis is emptied, so a second run adds nothing
         assert hash_fields() == {}
         job.run()
@@ -239,17 +241,19 @@ def test_redis_cut__pending_counts_bounded__oldest_hour_dropped_and_logged(
     staging: Environment, shop: str, redis_proxy: FaultProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given Redis cut, and a process that keeps at most 2 distinct counts
-    results = [compiled_ruleset(staging).ruleset.evaluate(key, {}) for key in ("discount", "theme")]
+    compiled = compiled_ruleset(staging)
+    results = [compiled.ruleset.evaluate(key, {}) for key in ("discount", "theme")]
     with caching(redis_proxy.url(redis_url()), FLAGSHIP_COUNT_MAX_PENDING=2):
         redis_proxy.sever()
         # When 2 counts of 3 hours ago, then 2 of now, are held and the flushes fail
-        counting.counted(staging.pk, results, at=time.time() - 3 * 3600)
+        now = time.time()  # one moment: a test across an hour's end still names one hour
+        counting.counted(compiled, results, at=now - 3 * 3600)
         counting.flush()
-        counting.counted(staging.pk, results)
+        counting.counted(compiled, results, at=now)
         with caplog.at_level(logging.WARNING, logger="flags.evaluation.counting"):
             counting.flush()
         # Then the newest 2 are kept, and the dropped ones are logged
-        hour = int(time.time()) // 3600 * 3600
+        hour = int(now) // 3600 * 3600
         assert counting.pending() == {
             (staging.pk, "discount", "half", hour): 1,
             (staging.pk, "theme", "dark", hour): 1,

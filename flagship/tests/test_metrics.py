@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connections
 from django.test import Client, override_settings
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,6 +39,7 @@ from flags.tests.cluster import Subscriber, cluster, node_environment, request
 from flags.tests.evaluation_data import build_flags, issue
 from flags.tests.receiver import Receiver
 from flags.webhooks import sending
+from flagship import metrics
 
 TOKEN = "metrics-t0ken-for-tests"  # noqa: S105  # a test value
 EVALUATE = "/api/v1/evaluate"
@@ -388,6 +389,44 @@ def test_http_and_database_series__counted(client: Client, token: None, secret: 
     name = "django_http_responses_total_by_status_view_method_total"
     assert value(after, name, **status) - value(before, name, **status) == 1
     assert total(after, "django_db_execute_total") > total(before, "django_db_execute_total")
+
+
+def test_buffered_observations__flushed__same_samples_as_observed_one_by_one() -> None:
+    # Given two identical histograms and counters, in a registry of their own
+    from prometheus_client import Counter, Histogram  # noqa: PLC0415  # this test's own
+
+    registry = CollectorRegistry()
+    bounds = metrics.LATENCY_BUCKETS
+    buffered = Histogram("buffered_seconds", "", ["view"], registry=registry, buckets=bounds)
+    direct = Histogram("direct_seconds", "", ["view"], registry=registry, buckets=bounds)
+    counted = Counter("buffered_total", "", ["view"], registry=registry)
+    # When the same durations (bucket bounds exactly among them) are observed, buffered and
+    # flushed on one side, one by one with prometheus_client's observe() on the other
+    durations = [0.0004, 0.001, 0.0010001, 0.003, 0.25, 9.99, 10.0, 42.0]
+    for seconds in durations:
+        metrics.observe(metrics.child(buffered, "v"), seconds)
+        direct.labels("v").observe(seconds)
+        metrics.bump(metrics.child(counted, "v"))
+    before_flush = parse(generate_latest(registry).decode())
+    metrics.flush()
+
+    # Then nothing reached the buffered side before the flush, and after it every bucket, the
+    # count and the sum are the ones observe() gives
+    assert value(before_flush, "buffered_seconds_count", view="v") == 0
+    samples = parse(generate_latest(registry).decode())
+    renamed = {
+        (name.replace("direct_", "buffered_"), labels): number
+        for (name, labels), number in samples.items()
+        if name.startswith("direct_") and not name.endswith("_created")
+    }
+    mine = {
+        key: number
+        for key, number in samples.items()
+        if key[0].startswith("buffered_seconds") and not key[0].endswith("_created")
+    }
+    assert mine == pytest.approx(renamed)
+    assert value(samples, "buffered_seconds_bucket", view="v", le="0.001") == 2
+    assert value(samples, "buffered_total", view="v") == len(durations)
 
 
 def test_rate_limited_requests__counted(client: Client, token: None, secret: str) -> None:

@@ -118,14 +118,16 @@ class _Timed:
         self, execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]
     ) -> Any:
         started = time.perf_counter()
-        self.queries.inc()
+        metrics.bump(self.queries)
         try:
             return execute(sql, params, many, context)
         except Exception as error:
-            metrics.db_errors.labels(self.alias, self.vendor, type(error).__name__).inc()
+            metrics.bump(
+                metrics.child(metrics.db_errors, self.alias, self.vendor, type(error).__name__)
+            )
             raise
         finally:
-            self.duration.observe(time.perf_counter() - started)
+            metrics.observe(self.duration, time.perf_counter() - started)
 
 
 def _guard(pool: Any, wrapper: DatabaseWrapper) -> None:
