@@ -58,6 +58,17 @@ typecheck: install ## mypy --strict over the whole repository
 migrations-check: install ## Fail when a model change has no migration
 	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
 
+# The CI files, checked here since no GitHub runs them: every workflow against the GitHub-workflow
+# schema and the rule that each job has a timeout, dependabot.yml against its schema
+# (check-jsonschema's vendored copies: no network), and the pre-commit configuration.
+# flagship/tests/test_ci_files.py checks what the schemas cannot.
+.PHONY: validate-ci
+validate-ci: install ## Validate the workflows, dependabot.yml and .pre-commit-config.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema custom.github-workflows-require-timeout .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
+
 # .ci/with-services provides PostgreSQL and Redis: DATABASE_URL/REDIS_URL when set, else throwaway
 # instances when the servers are installed, else SQLite and the local-memory cache (skipping,
 # and listing, the tests that need them). PYTEST_ARGS passes options, e.g. PYTEST_ARGS="-k seed".
@@ -81,7 +92,7 @@ sdk-standalone: ## Install the SDK alone in a clean virtualenv and run its own t
 	cd sdk/python && ../../$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	rm -rf $(SDK_VENV) sdk/python/build sdk/python/src/flagship_sdk.egg-info
 
-test: lint typecheck migrations-check test-only sdk-standalone ## Lint, type-check and run every test
+test: lint typecheck migrations-check validate-ci test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run
