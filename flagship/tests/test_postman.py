@@ -235,7 +235,9 @@ def test_newman__fresh_make_run__every_assertion_passes(
     demo_server: DemoServer, tmp_path: Path
 ) -> None:
     # Given a fresh `make run` server; When newman runs the collection (twice: it must be able
-    # to run again against the same server)
+    # to run again against the same server). Each run makes 5 of the 10 sign-in calls a minute
+    # that FLAGSHIP_AUTH_RATE allows an address by default (token, verify, refresh, logout,
+    # refresh after logout): a sixth would need a pause between the runs.
     for run in (1, 2):
         report_file = tmp_path / f"newman-{run}.json"
         result = newman(demo_server, report_file)
