@@ -138,7 +138,9 @@ def answers(url: str) -> bool:
 
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
-    """`make run` on a new SQLite file and a free port, with FLAGSHIP_DEMO_PASSWORD set.
+    """`make run` (migrate, seed_demo, runserver) on a new SQLite file and a free port.
+
+    FLAGSHIP_DEMO_PASSWORD is set, as a user of the collection would.
 
     The developer's .env and the test run's own settings are left out, as on a fresh clone;
     the whole process group (make, the reloader and the server) is stopped at teardown.
@@ -159,10 +161,13 @@ def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # -o install: the tests already run in the installed .venv; make must not reinstall it (a
+    # .venv shared between checkouts would be reinstalled from this one).
+    command = ["make", "--no-print-directory", "-o", "install", "run", f"ADDRESS=127.0.0.1:{port}"]
     log = tmp_path / "make-run.log"
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603  # the repository's own Makefile
-            ["make", "--no-print-directory", "run", f"ADDRESS=127.0.0.1:{port}"],  # noqa: S607
+            command,
             cwd=REPOSITORY,
             env=environment,
             stdin=subprocess.DEVNULL,
