@@ -92,7 +92,17 @@ sdk-standalone: ## Install the SDK alone in a clean virtualenv and run its own t
 	cd sdk/python && ../../$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	rm -rf $(SDK_VENV) sdk/python/build sdk/python/src/flagship_sdk.egg-info
 
-test: lint typecheck migrations-check validate-ci test-only sdk-standalone ## Lint, type-check and run every test
+# newman, pinned by tools/postman/package-lock.json, for flagship/tests/test_postman.py (the Postman
+# collection end to end against a fresh `make run`). npm ci runs when the lock file is newer than the
+# install. Without npm that test is skipped, or fails under FLAGSHIP_REQUIRE_SERVICES=1 (CI).
+postman: ## Install newman (npm ci, pinned) for the Postman collection's test
+	@if ! command -v npm >/dev/null; then \
+		echo "make postman: npm (Node.js 20+) is missing: the Postman collection's test cannot run" >&2; \
+	elif [[ tools/postman/package-lock.json -nt tools/postman/node_modules/.package-lock.json ]]; then \
+		cd tools/postman && npm ci --no-audit --no-fund; \
+	fi
+
+test: lint typecheck migrations-check validate-ci postman test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run

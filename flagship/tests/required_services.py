@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -34,6 +35,9 @@ os.environ.setdefault("DJANGO_ENV", "test")
 REQUIRE_VARIABLE = "FLAGSHIP_REQUIRE_SERVICES"
 CHROMIUM_VARIABLE = "FLAGSHIP_CHROMIUM"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+REPOSITORY = Path(__file__).resolve().parents[2]
+# newman, pinned by tools/postman/package-lock.json and installed there by `make postman` (npm ci).
+NEWMAN = REPOSITORY / "tools" / "postman" / "node_modules" / ".bin" / "newman"
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,15 @@ def chromium_missing() -> str | None:
     return "no chromium executable on PATH"
 
 
+def newman_missing() -> str | None:
+    """Why newman cannot run the Postman collection (no Node.js, no npm ci), or ``None``."""
+    if shutil.which("node") is None:
+        return "no node executable on PATH"
+    if not os.access(NEWMAN, os.X_OK):
+        return f"newman is not installed ({NEWMAN.relative_to(REPOSITORY)} is missing)"
+    return None
+
+
 SERVICES = {
     service.marker: service
     for service in (
@@ -129,6 +142,12 @@ SERVICES = {
             "Chromium",
             f"install chromium (Debian: apt-get install chromium) or set {CHROMIUM_VARIABLE}",
             chromium_missing,
+        ),
+        Service(
+            "requires_newman",
+            "newman",
+            "install Node.js 20 or newer and run `make postman` (npm ci in tools/postman)",
+            newman_missing,
         ),
     )
 }

@@ -95,6 +95,23 @@ def test_chromium_path__nothing_on_path__missing(monkeypatch: pytest.MonkeyPatch
     assert testing.chromium_missing() == "no chromium executable on PATH"
 
 
+def test_newman_missing__no_node__says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    assert testing.newman_missing() == "no node executable on PATH"
+
+
+def test_newman_missing__not_installed__names_the_missing_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given Node.js (any executable named node) but no npm ci in tools/postman
+    (tmp_path / "node").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(testing, "NEWMAN", testing.REPOSITORY / "no" / "such" / "newman")
+
+    assert testing.newman_missing() == "newman is not installed (no/such/newman is missing)"
+
+
 def run_pytest(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     """Run pytest with the plugin on a small suite needing a browser that is not there."""
     (tmp_path / "test_needs.py").write_text(
