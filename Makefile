@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sd
 # Where `make run` serves; loopback only (this is the development server).
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean
+.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean validate-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -81,7 +81,17 @@ sdk-standalone: ## Install the SDK alone in a clean virtualenv and run its own t
 	cd sdk/python && ../../$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 	rm -rf $(SDK_VENV) sdk/python/build sdk/python/src/flagship_sdk.egg-info
 
-test: lint typecheck migrations-check test-only sdk-standalone ## Lint, type-check and run every test
+# The deployment files, checked here without a Docker engine: hadolint on the Dockerfile, both
+# Compose files against the Compose specification's JSON schema (check-jsonschema's builtin copy),
+# and the proxy's configuration by Caddy itself (Debian's `caddy`; .ci/run installs it). The
+# commands the Compose files run are started behind Caddy by flagship/tests/test_compose_stack.py.
+validate-deploy: install ## Lint the Dockerfile, validate the Compose files and the Caddyfile
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.dev.yml docker-compose.prod.yml
+	@command -v caddy >/dev/null || { echo "validate-deploy: caddy is missing (Debian: apt-get install caddy; .ci/run installs it)" >&2; exit 1; }
+	caddy validate --adapter caddyfile --config deploy/Caddyfile
+
+test: lint typecheck migrations-check validate-deploy test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run

@@ -13,6 +13,10 @@ fails::
     @pytest.mark.requires_browser  # headless Chromium is installed; the fixture gives its path
     def test_admin_in_a_browser(chromium_executable: str) -> None: ...
 
+
+    @pytest.mark.requires_caddy  # the reverse proxy of docker-compose.prod.yml is installed
+    def test_behind_the_proxy() -> None: ...
+
 ``.ci/with-services`` provides the services where it can (make test wraps pytest in it).
 """
 
@@ -109,6 +113,13 @@ def chromium_missing() -> str | None:
     return "no chromium executable on PATH"
 
 
+def caddy_missing() -> str | None:
+    """Why the reverse proxy cannot be run (``caddy`` not on PATH), or ``None`` when it can."""
+    if shutil.which("caddy") is not None:
+        return None
+    return "no caddy executable on PATH"
+
+
 SERVICES = {
     service.marker: service
     for service in (
@@ -129,6 +140,12 @@ SERVICES = {
             "Chromium",
             f"install chromium (Debian: apt-get install chromium) or set {CHROMIUM_VARIABLE}",
             chromium_missing,
+        ),
+        Service(
+            "requires_caddy",
+            "Caddy",
+            "install caddy (Debian: apt-get install caddy; .ci/run does)",
+            caddy_missing,
         ),
     )
 }
