@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +130,29 @@ def postgres_url(server: dict[str, Any], name: str) -> str:
     password = f":{server['PASSWORD']}" if server.get("PASSWORD") else ""
     host, port = server.get("HOST") or "127.0.0.1", server.get("PORT") or 5432
     return f"postgres://{server.get('USER') or 'postgres'}{password}@{host}:{port}/{name}"
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test's server, dropped afterwards; its URL."""
+    import psycopg  # noqa: PLC0415  # the tests' database driver, not compose_run's
+    from django.db import connections  # noqa: PLC0415  # settings are configured by then
+
+    server = connections["default"].settings_dict
+    name = f"flagship_compose_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url(server, "postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_url(server, name)
+    finally:
+        with psycopg.connect(postgres_url(server, "postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run a one-off command to its end; its output (fails the test on a non-zero exit)."""
+    result = subprocess.run(  # noqa: S603  # the Compose file's own commands
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout

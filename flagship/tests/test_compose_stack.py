@@ -20,16 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from flags.tests.cluster import request
 from flagship.processes import Processes, free_port, wait_http
@@ -43,20 +39,6 @@ pytestmark = [
 
 SERVICES: dict[str, dict[str, Any]] = files.compose(files.COMPOSE_PROD)["services"]
 PROFILE = "${FLAGSHIP_PROFILE:-production}"
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database on the test's server, dropped afterwards; its URL."""
-    server = connections["default"].settings_dict
-    name = f"flagship_compose_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(files.postgres_url(server, "postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield files.postgres_url(server, name)
-    finally:
-        with psycopg.connect(files.postgres_url(server, "postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def profile_environment(definition: dict[str, Any]) -> dict[str, str]:
@@ -103,15 +85,6 @@ def proxy_argv() -> list[str]:
     ]
 
 
-def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> str:
-    """Run a one-off command to its end; its output (fails the test on a non-zero exit)."""
-    result = subprocess.run(  # noqa: S603  # the Compose file's own commands
-        argv, cwd=files.ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def read_stream(port: int, secret: str) -> tuple[str, float, bool]:
     """Open /api/v1/stream; what arrived in 6 s, when the first event came, and if still open."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=1)
@@ -149,10 +122,10 @@ def wait_for_line(processes: Processes, name: str, text: str, timeout: float = 6
 
 def prepare(env: dict[str, str]) -> str:
     """Migrate (the migrate service), collect static files (the image's step), seed; a key."""
-    run(SERVICES["migrate"]["command"], env)
-    run(["sh", "-c", files.run_step("collectstatic")], env)
-    run([sys.executable, "manage.py", "seed_demo"], {**env, "FLAGSHIP_DEMO_PASSWORD": "x"})
-    return run(
+    files.run(SERVICES["migrate"]["command"], env)
+    files.run(["sh", "-c", files.run_step("collectstatic")], env)
+    files.run([sys.executable, "manage.py", "seed_demo"], {**env, "FLAGSHIP_DEMO_PASSWORD": "x"})
+    return files.run(
         [
             *(sys.executable, "manage.py", "issue_api_key", "--project", "demo"),
             *("--environment", "production", "--kind", "server"),
@@ -198,12 +171,12 @@ def start(processes: Processes, env: dict[str, str], tmp_path: Path) -> tuple[in
 def health_checks(env: dict[str, str], web_port: int, stream_port: int) -> None:
     """The image's health check passes for web, the stream's for stream; nothing there fails."""
     healthcheck = files.healthcheck_command()
-    run(healthcheck, {**env, "GUNICORN_BIND": f"0.0.0.0:{web_port}"}, timeout=30)
+    files.run(healthcheck, {**env, "GUNICORN_BIND": f"0.0.0.0:{web_port}"}, timeout=30)
     stream_check = [
         part.replace("127.0.0.1:8001", f"127.0.0.1:{stream_port}")
         for part in SERVICES["stream"]["healthcheck"]["test"][1:]
     ]
-    run(stream_check, env, timeout=30)
+    files.run(stream_check, env, timeout=30)
     nothing = subprocess.run(  # noqa: S603  # the Dockerfile's own health check
         healthcheck,
         cwd=files.ROOT,
@@ -219,7 +192,7 @@ def test_prod_compose_commands__behind_caddy__web_stream_and_worker_serve(
     tmp_path: Path,
 ) -> None:
     processes = Processes(tmp_path)
-    with scratch_database() as database_url:
+    with files.scratch_database() as database_url:
         env = flagship_environment(database_url, tmp_path)
         try:
             # Given the migrations service run to its end on a fresh database, the image's
