@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sd
 # Where `make run` serves; loopback only (this is the development server).
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean
+.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean validate-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -102,7 +102,17 @@ postman: ## Install newman (npm ci, pinned) for the Postman collection's test
 		cd tools/postman && npm ci --no-audit --no-fund; \
 	fi
 
-test: lint typecheck migrations-check validate-ci postman test-only sdk-standalone ## Lint, type-check and run every test
+# The deployment files, checked here without a Docker engine: hadolint on the Dockerfile, both
+# Compose files against the Compose specification's JSON schema (check-jsonschema's builtin copy),
+# and the proxy's configuration by Caddy itself (Debian's `caddy`; .ci/run installs it). The
+# commands the Compose files run are started behind Caddy by flagship/tests/test_compose_stack.py.
+validate-deploy: install ## Lint the Dockerfile, validate the Compose files and the Caddyfile
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.dev.yml docker-compose.prod.yml
+	@command -v caddy >/dev/null || { echo "validate-deploy: caddy is missing (Debian: apt-get install caddy; .ci/run installs it)" >&2; exit 1; }
+	caddy validate --adapter caddyfile --config deploy/Caddyfile
+
+test: lint typecheck migrations-check validate-ci validate-deploy postman test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run

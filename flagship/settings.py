@@ -98,6 +98,9 @@ MIDDLEWARE = [
     # Problem details for any error under /api/, and the API-Version header.
     "flagship.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and scripts) straight from the process: no separate file
+    # server in the image (docs/deployment.md). Before everything that reads sessions or the body.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     # 413 for oversized declared bodies on /api/ and /ofrep/, before a view reads them.
     "flagship.middleware.BodySizeLimitMiddleware",
@@ -338,12 +341,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production serves what `collectstatic` wrote (the image runs it at build time): hashed names
+    # cached for ever, with gzip copies. Elsewhere nothing needs collecting.
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Outside production whitenoise finds files in the apps, as runserver does, and looks them up per
+# request (no collected directory to scan at start-up, so no warning that it is missing).
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 # --- Logging ---------------------------------------------------------------------------------
 # Every logger (FlagShip's, Django's, libraries') goes through structlog's renderer

@@ -13,6 +13,10 @@ fails::
     @pytest.mark.requires_browser  # headless Chromium is installed; the fixture gives its path
     def test_admin_in_a_browser(chromium_executable: str) -> None: ...
 
+
+    @pytest.mark.requires_caddy  # the reverse proxy of docker-compose.prod.yml is installed
+    def test_behind_the_proxy() -> None: ...
+
 ``.ci/with-services`` provides the services where it can (make test wraps pytest in it).
 """
 
@@ -122,6 +126,13 @@ def newman_missing() -> str | None:
     return None
 
 
+def caddy_missing() -> str | None:
+    """Why the reverse proxy cannot be run (``caddy`` not on PATH), or ``None`` when it can."""
+    if shutil.which("caddy") is not None:
+        return None
+    return "no caddy executable on PATH"
+
+
 SERVICES = {
     service.marker: service
     for service in (
@@ -148,6 +159,12 @@ SERVICES = {
             "newman",
             "install Node.js 20 or newer and run `make postman` (npm ci in tools/postman)",
             newman_missing,
+        ),
+        Service(
+            "requires_caddy",
+            "Caddy",
+            "install caddy (Debian: apt-get install caddy; .ci/run does)",
+            caddy_missing,
         ),
     )
 }

@@ -30,6 +30,11 @@ READERS = [
     ROOT / ".ci",
     ROOT / "Makefile",
     ROOT / "gunicorn.conf.py",  # PROMETHEUS_MULTIPROC_DIR
+    # The deployment: the image, Compose, the env profiles, Caddy (POSTGRES_*, UVICORN_*...).
+    ROOT / "Dockerfile",
+    ROOT / "docker-compose.dev.yml",
+    ROOT / "docker-compose.prod.yml",
+    ROOT / "deploy",
 ]
 _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CACHE_", "SQLITE_", "FLAGSHIP_")
 
