@@ -13,10 +13,8 @@ from flagship.tests.markdown import ROOT, anchors, code_spans, links, read
 
 DOCUMENTS = ["README.md", *sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md"))]
 
-# Written on other branches of issue 15 (the "docker" and "ci" helpers), which the README and the
-# docs already link to. They may be missing until those branches merge; once a file exists, its
-# anchors are checked like any other. Remove an entry when its file has landed.
-EXPECTED_LATER = {"docs/deployment.md", "CONTRIBUTING.md"}
+# Guides outside docs/ that the README must link to.
+TOP_LEVEL_GUIDES = {"CONTRIBUTING.md"}
 
 # Code spans naming a repository path start with one of these (`flags/worker.py`,
 # `docs/webhooks.md`, `sdk/vectors/`); other spans are commands, settings and URLs.
@@ -48,7 +46,7 @@ def _broken_link(document: str, target: str) -> str | None:
     path, _, anchor = target.partition("#")
     relative = _relative(document, path) if path else document
     if not (ROOT / relative).exists():
-        return None if relative in EXPECTED_LATER else f"{target}: no file {relative}"
+        return f"{target}: no file {relative}"
     if anchor and relative.endswith(".md") and anchor not in anchors(read(relative)):
         return f"{target}: no heading #{anchor} in {relative}"
     return None
@@ -80,7 +78,7 @@ def test_repository_paths__named_in_code_spans__exist(document: str) -> None:
     missing = [
         path
         for path in paths
-        if not (ROOT / path.rstrip("/")).exists() and path not in EXPECTED_LATER
+        if not (ROOT / path.rstrip("/")).exists()
     ]
     # Then every one exists
     assert missing == []
@@ -93,6 +91,6 @@ def test_readme__links__reach_every_guide_in_docs() -> None:
     }
     # When they are compared with the guides in docs/
     guides = {document for document in DOCUMENTS if document.startswith("docs/")}
-    # Then the README leads to each one, and to the guides still to come
+    # Then the README leads to each one, and to the contributors' guide
     assert guides - linked == set()
-    assert EXPECTED_LATER - linked == set()
+    assert TOP_LEVEL_GUIDES - linked == set()
