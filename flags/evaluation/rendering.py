@@ -35,6 +35,14 @@ def json_response(body: bytes) -> HttpResponse:
     return HttpResponse(body, content_type=JSON)
 
 
+def _hashable(result: Any) -> bool:
+    try:
+        hash(result)
+    except TypeError:
+        return False
+    return True
+
+
 def fragments(
     compiled: CompiledRuleset,
     style: str,
@@ -44,19 +52,22 @@ def fragments(
     """The JSON of each result in one response style (``build(result)``), built once per ruleset.
 
     The engine builds every result a flag can have when it compiles the ruleset and hands out the
-    same objects, so each result's JSON is kept beside the ruleset, keyed by the result's ``id``.
-    A cached result is also kept alive (``compiled.kept``), so its ``id`` cannot be reused by
-    another object while its entry exists. Looking the fragments up is two C-level ``map`` calls.
+    same objects, so each result's JSON is kept beside the ruleset, keyed by the result itself (a
+    ``ServedResult`` hashes by identity: one C-level ``map`` looks them all up). A result that
+    cannot be a key (an error's, or one with a JSON value that did not come from the compiled
+    ruleset) is built each time.
     """
     cache = compiled.fragments.setdefault(style, {})
-    values = list(results)
-    parts: list[bytes | None] = list(map(cache.get, map(id, values)))
+    values = results if isinstance(results, list) else list(results)
+    try:
+        parts: list[bytes | None] = list(map(cache.get, values))
+    except TypeError:  # an unhashable result: look the others up one by one
+        parts = [cache.get(result) if _hashable(result) else None for result in values]
     if None in parts:
         for index, part in enumerate(parts):
             if part is None:
                 result = values[index]
                 parts[index] = text = build(result)
-                if len(cache) < MAX_FRAGMENTS:
-                    compiled.kept.append(result)
-                    cache[id(result)] = text
+                if len(cache) < MAX_FRAGMENTS and _hashable(result):
+                    cache[result] = text
     return parts  # type: ignore[return-value]  # every None was replaced above

@@ -8,13 +8,14 @@ both call the view's one ``answer``) calls :func:`served` once. Two consumers re
 - Prometheus (``flagship.metrics``: ``flagship_evaluations_total``), while
   ``FLAGSHIP_METRICS_ENABLED`` is on.
 
-The request path does as little as Python allows: no Python code per result. The engine hands out
-the same result objects again and again (it builds every result of a flag when it compiles a
-ruleset), so a request's results are tallied **by identity**: ``Counter.update(map(id, results))``,
-C-level, under an uncontended lock. Only a result not seen since the last drain has its flag and
-variant noted, and is kept alive until then so that its id stays its own. Issue 14 measured the
-two former tallies (one per consumer, the counting one building a tuple per result) at about
-120 µs of a 200-flag answer's 900; this one is about a quarter of that (bench/RESULTS.md).
+The request path does as little as Python allows: no Python code and no allocation per result.
+The engine hands out the same result objects again and again (it builds every result of a flag
+when it compiles a ruleset), and the server's are ``ServedResult``s, hashed by identity
+(``flags.delivery.compiled``): an answer's results are tallied with ``Counter.update(results)``,
+C-level, under an uncontended lock, and their flags and variants are read only when the tally is
+drained. Issue 14 measured the two former tallies (one per consumer, the counting one building a
+tuple per result) at about 120 µs of a 200-flag answer's 900; then one tally by ``id()``, 37 µs
+(an integer allocated per result); this one about a third of that (bench/RESULTS.md).
 
 :func:`settle` drains the tally, sums it by flag and variant, and hands each consumer the windows
 recorded while it was on. Each consumer settles before it reads: the counting flush (due on the
@@ -29,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flags import conf
@@ -71,21 +72,13 @@ class Where:
     export: bool  # FLAGSHIP_METRICS_ENABLED was on
 
 
-@dataclass
-class _Window:
-    """One place's evaluations since the last drain, by result object."""
-
-    tally: Counter[int] = field(default_factory=Counter)  # id(result) -> times served
-    labels: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id -> key, variant
-    alive: list[object] = field(default_factory=list)  # the results noted: their ids stay theirs
-
-
 # Drained evaluations: where -> (flag key, variant or None) -> times served.
 Drained = dict[Where, Counter[tuple[str, str | None]]]
 Consumer = Callable[[Drained], None]
 
 _lock = threading.Lock()
-_windows: dict[Where, _Window] = {}
+# where -> result (or (flag key, variant) for a result that cannot be a key) -> times served
+_windows: dict[Where, Counter[Any]] = {}
 _consumers: list[Consumer] = []
 
 
@@ -106,16 +99,26 @@ def served(compiled: Compiled, results: Collection[Result], *, at: float | None 
     with _lock:
         window = _windows.get(where)
         if window is None:
-            window = _windows[where] = _Window()
-        tally = window.tally
-        before = len(tally)
-        tally.update(map(id, results))
-        if len(tally) != before:  # results not seen since the last drain
-            labels = window.labels
-            for result in results:
-                if id(result) not in labels:
-                    labels[id(result)] = (result.key, result.variant)
-                    window.alive.append(result)
+            window = _windows[where] = Counter()
+        try:
+            window.update(results)
+        except TypeError:  # a result that cannot be a key: those before it were counted
+            _count_rest(window, list(results))
+
+
+def _count_rest(window: Counter[Any], results: list[Result]) -> None:
+    """Count the results from the first that cannot be a key on (that one by flag and variant)."""
+    start = next(index for index, result in enumerate(results) if not _hashable(result))
+    for result in results[start:]:
+        window[result if _hashable(result) else (result.key, result.variant)] += 1
+
+
+def _hashable(result: object) -> bool:
+    try:
+        hash(result)
+    except TypeError:
+        return False
+    return True
 
 
 def drain() -> Drained:
@@ -126,9 +129,8 @@ def drain() -> Drained:
     drained: Drained = {}
     for where, window in taken.items():
         sums: Counter[tuple[str, str | None]] = Counter()
-        labels = window.labels
-        for identity, times in window.tally.items():
-            sums[labels[identity]] += times
+        for served, times in window.items():
+            sums[served if type(served) is tuple else (served.key, served.variant)] += times
         drained[where] = sums
     return drained
 

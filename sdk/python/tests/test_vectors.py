@@ -184,3 +184,49 @@ def test_forward_vector_group__compiled__records_problems_and_strict_mode_refuse
         group["strict"]["code"],
         group["strict"]["path"],
     )
+
+
+class _Tagged(EvaluationResult):
+    """A result class of the caller's, as the server's (hashed by identity)."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+_TAGGED: dict[tuple[Path, int], Ruleset] = {}
+
+
+@pytest.mark.parametrize(("path", "group_index", "case"), _cases())
+def test_vector__result_type__every_result_of_that_type_with_the_same_fields(
+    path: Path, group_index: int, case: Any
+) -> None:
+    # Given the vector's ruleset compiled with a result type of the caller's, and without
+    key = (path, group_index)
+    if key not in _TAGGED:
+        group = load_vectors(path.name)["groups"][group_index]
+        _TAGGED[key] = Ruleset.from_dict(group["ruleset"], result_type=_Tagged)
+    tagged, plain = _TAGGED[key], _ruleset(path, group_index)
+    # When the case is evaluated by both
+    if case.get("all"):
+        pairs = list(
+            zip(
+                tagged.evaluate_all(case["context"]).values(),
+                plain.evaluate_all(case["context"]).values(),
+                strict=True,
+            )
+        )
+    else:
+        pairs = [
+            (
+                tagged.evaluate(case["flag"], case["context"]),
+                plain.evaluate(case["flag"], case["context"]),
+            )
+        ]
+    # Then every result but an error's is of that type, with exactly the plain one's fields
+    for mine, theirs in pairs:
+        assert type(mine) is (EvaluationResult if theirs.error_code else _Tagged), mine
+        assert mine.to_dict() == theirs.to_dict()
+        # and the same object is handed out again for the same context
+    if not case.get("all") and pairs[0][1].error_code is None:
+        assert tagged.evaluate(case["flag"], case["context"]) is pairs[0][0]

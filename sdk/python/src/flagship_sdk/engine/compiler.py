@@ -42,7 +42,9 @@ class CompiledDocument:
     problems: tuple[RulesetProblem, ...]
 
 
-def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
+def compile_document(
+    document: Any, *, strict: bool, result_type: type[EvaluationResult] = EvaluationResult
+) -> CompiledDocument:
     """Validate and compile a whole ruleset document (see ``Ruleset.from_dict``)."""
     doc = as_object(document, "")
     version_format = doc.get("format")
@@ -52,7 +54,7 @@ def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
             "format",
             f"this engine reads ruleset format {FORMAT}, not {version_format!r}",
         )
-    compiler = FlagCompiler(strict=strict)
+    compiler = FlagCompiler(strict=strict, result_type=result_type)
     compiler.format_minor(optional(doc, "format_minor", "", int, 0))
     compiler.members(doc, "document", "", None)
     version = required(doc, "version", "", int)
@@ -77,8 +79,11 @@ def compile_document(document: Any, *, strict: bool) -> CompiledDocument:
 class FlagCompiler(LenientReader):
     """Compiles the segments and flags of one document, recording the problems it reads past."""
 
-    def __init__(self, *, strict: bool) -> None:
+    def __init__(
+        self, *, strict: bool, result_type: type[EvaluationResult] = EvaluationResult
+    ) -> None:
         super().__init__(strict=strict)
+        self.result_type = result_type  # the class of every result built here
         self.segments: dict[str, Segment] = {}
         self.unknown_segments: list[str] = []  # paths of references to missing segments
 
@@ -106,6 +111,7 @@ class FlagCompiler(LenientReader):
         self._variant_ref(off_variant, variants, f"{path}.off_variant")
         salt = optional(obj, "salt", path, str, key)
         client_visible = optional(obj, "client_visible", path, bool, False)
+        result_type = self.result_type
 
         def result(
             variant: str,
@@ -114,7 +120,7 @@ class FlagCompiler(LenientReader):
             problem: RulesetProblem | None = None,
         ) -> EvaluationResult:
             value = variants[variant]
-            return EvaluationResult(key, value, variant, reason, rule, None, None, problem)
+            return result_type(key, value, variant, reason, rule, None, None, problem)
 
         rules, passed = self._rules(
             optional(obj, "rules", path, list, []), variants, result, path, key
@@ -358,7 +364,7 @@ class FlagCompiler(LenientReader):
             listed = optional(obj, "variants", where, list, [])
             for position, name in enumerate(listed):
                 non_empty_key(name, f"{where}.variants[{position}]", "a variant")
-            failed = EvaluationResult(
+            failed = self.result_type(
                 key, off_value, off_variant, Reason.PREREQUISITE_FAILED, None, parent
             )
             prerequisites.append(

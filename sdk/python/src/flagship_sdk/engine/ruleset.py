@@ -50,7 +50,13 @@ class Ruleset:
         self.problems = problems
 
     @classmethod
-    def from_dict(cls, document: Any, *, strict: bool = False) -> Ruleset:
+    def from_dict(
+        cls,
+        document: Any,
+        *,
+        strict: bool = False,
+        result_type: type[EvaluationResult] = EvaluationResult,
+    ) -> Ruleset:
         """Validate and compile a ruleset document; raise ``RulesetError`` if it is invalid.
 
         ``strict`` also rejects references to missing segments and prerequisite flags, prerequisite
@@ -58,8 +64,13 @@ class Ruleset:
         use and a newer minor format (FlagShip saves nothing that fails it). The default lenient
         mode, which SDKs use, lets those fail at evaluation instead and records the last two in
         ``problems``: a newer server never stops an older SDK from taking a new ruleset.
+
+        ``result_type``, a subclass of ``EvaluationResult`` without fields of its own, is the class
+        of every result the ruleset builds when it compiles and hands out on evaluation (results
+        of errors excepted). The FlagShip server uses one that hashes by identity, to count and
+        render the results it serves without looking at their fields.
         """
-        compiled = compile_document(document, strict=strict)
+        compiled = compile_document(document, strict=strict, result_type=result_type)
         return cls(
             compiled.flags,
             version=compiled.version,
