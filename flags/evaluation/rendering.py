@@ -17,6 +17,7 @@ from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 
 from flags.delivery.compiled import CompiledRuleset
+from flags.evaluation.tally import hashable
 
 JSON = "application/json"
 # Results of a 10 000-flag ruleset with a few variants each, per response style.
@@ -33,14 +34,6 @@ def render(data: Any) -> bytes:
 def json_response(body: bytes) -> HttpResponse:
     """A 200 JSON response."""
     return HttpResponse(body, content_type=JSON)
-
-
-def _hashable(result: Any) -> bool:
-    try:
-        hash(result)
-    except TypeError:
-        return False
-    return True
 
 
 def fragments(
@@ -62,12 +55,12 @@ def fragments(
     try:
         parts: list[bytes | None] = list(map(cache.get, values))
     except TypeError:  # an unhashable result: look the others up one by one
-        parts = [cache.get(result) if _hashable(result) else None for result in values]
+        parts = [cache.get(result) if hashable(result) else None for result in values]
     if None in parts:
         for index, part in enumerate(parts):
             if part is None:
                 result = values[index]
                 parts[index] = text = build(result)
-                if len(cache) < MAX_FRAGMENTS and _hashable(result):
+                if len(cache) < MAX_FRAGMENTS and hashable(result):
                     cache[result] = text
     return parts  # type: ignore[return-value]  # every None was replaced above

@@ -108,12 +108,13 @@ def served(compiled: Compiled, results: Collection[Result], *, at: float | None 
 
 def _count_rest(window: Counter[Any], results: list[Result]) -> None:
     """Count the results from the first that cannot be a key on (that one by flag and variant)."""
-    start = next(index for index, result in enumerate(results) if not _hashable(result))
+    start = next(index for index, result in enumerate(results) if not hashable(result))
     for result in results[start:]:
-        window[result if _hashable(result) else (result.key, result.variant)] += 1
+        window[result if hashable(result) else (result.key, result.variant)] += 1
 
 
-def _hashable(result: object) -> bool:
+def hashable(result: object) -> bool:
+    """Whether ``result`` can be a dictionary key (a ``ServedResult`` always can)."""
     try:
         hash(result)
     except TypeError:
