@@ -104,6 +104,8 @@ class EnvironmentFilter(SimpleListFilter):
 class FlagStateAdmin(FlagShipAdmin[FlagState]):
     """One flag in one environment; created with the flag, never added or deleted by hand."""
 
+    project_path = "flag__project"
+
     form = FlagStateForm
     inlines = [PrerequisiteInline]
     list_display = ("flag", "environment_badge", "state_badge", "default_serve_text", "version")
