@@ -203,6 +203,14 @@ def may_manage(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.has_perm(PERMISSION))
 
 
+def hidden_project_id(user: Any) -> int | None:
+    """The system project's id when ``user`` may not see it (for the audit feed), else ``None``."""
+    if may_manage(user):
+        return None
+    place = _place or _find_place()
+    return None if place is None else place.project_id
+
+
 def visible[M: Model](queryset: QuerySet[M], user: Any, project_path: str) -> QuerySet[M]:
     """``queryset`` without the system project's rows unless ``user`` may manage it.
 

@@ -264,7 +264,7 @@ def test_bulk_turn_on__no_environment_chosen__error_and_nothing_changes(
     assert messages_of(response) == [
         "Choose the environment to turn the flags on in, then run the action again."
     ]
-    assert not FlagState.objects.filter(enabled=True).exists()
+    assert not FlagState.objects.filter(enabled=True, flag__project__system=False).exists()
 
 
 def test_actions__viewer__none_offered(client: Client, viewer: User, boolean_flag: Flag) -> None:

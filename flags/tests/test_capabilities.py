@@ -402,3 +402,31 @@ def test_dashboard__system_project__not_among_the_products(system: Project, root
     assert "Demo" in page
     assert "FlagShip (system)" not in page
     assert Environment.objects.filter(project=system).exists()
+
+
+def test_audit__system_flag_switched__only_administrators_read_it(
+    system: Project, root: User, viewer: User
+) -> None:
+    # Given an administrator's switch of the stream, and an editor's toggle in a product
+    switch(capabilities.STREAM, on=False, actor=root)
+    project = services.project_create(key="demo", name="Demo")
+    flag = services.flag_create(project=project, key="new-checkout", name="New checkout")
+    services.flag_toggle(
+        state=flag.states.get(environment__key="staging"), enabled=True, actor=None
+    )
+    # When a viewer and the administrator read the audit feed and the admin's audit page
+    feeds = {}
+    pages = {}
+    for person in (viewer, root):
+        client = _signed_in(person)
+        rows = client.get("/api/v1/audit/", {"page_size": 100}).json()["results"]
+        feeds[person.username] = [(row["model"], row["user"]) for row in rows]
+        pages[person.username] = client.get(reverse("admin:audit")).content.decode()
+    refused = _signed_in(viewer).get("/api/v1/audit/", {"project": system.key})
+    # Then the administrator's switch is in the administrator's feed only
+    assert ("flagstate", "root") in feeds["root"]
+    assert ("flagstate", "root") not in feeds["viewer"]
+    assert ("flagstate", None) in feeds["viewer"]
+    assert "FlagShip (system)" in pages["root"]
+    assert "FlagShip (system)" not in pages["viewer"]
+    assert refused.status_code == 404

@@ -101,6 +101,7 @@ class AuditView(HistoryMixin, GenericAPIView[Any]):
             user_id=user_id,
             since=given.get("since"),
             until=given.get("until"),
+            hidden_project_id=capabilities.hidden_project_id(request.user),
         )
         return self.history_response(rows)
 
