@@ -1,6 +1,6 @@
 """FlagShip's own flags: the optional capabilities switched at run time by the system project.
 
-The system project (``Project.system``, created by migration ``flags.0012``, key ``flagship``)
+The system project (``Project.system``, created by migration ``flags.0013``, key ``flagship``)
 holds one boolean flag per capability in its environment ``production``. :func:`enabled` answers
 with FlagShip's own engine, from the compiled ruleset this process keeps (``delivery.compiled``)
 at the version this process knows (``delivery.versions``), so the delivery that carries a change

@@ -14,7 +14,7 @@ def resync_roles(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0009_roles_change_requests"),
-        ("flags", "0012_system_project"),
+        ("flags", "0013_system_project"),
     ]
 
     operations = [migrations.RunPython(resync_roles, migrations.RunPython.noop)]

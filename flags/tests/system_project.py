@@ -4,26 +4,28 @@ migration made), and its flags switched as an administrator switches them (no te
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 from typing import Any
 
 from django.apps import apps
+from django.db import connection
 
 from flags import services
 from flags.models import FlagState, Project
 
 # The migration's module name starts with a digit: it can only be imported by name.
-_migration: Any = importlib.import_module("flags.migrations.0012_system_project")
+_migration: Any = importlib.import_module("flags.migrations.0013_system_project")
 
 
 def ensure_system_project() -> Project:
-    """The system project, created as migration ``flags.0012`` creates it if it is missing."""
+    """The system project, created as migration ``flags.0013`` creates it if it is missing."""
     _migration.create_system_project(apps, None)
     return Project.objects.get(system=True)
 
 
 def remove_system_project() -> None:
     """Delete the system project as the migration does when it is reversed."""
-    _migration.delete_system_project(apps, None)
+    _migration.delete_system_project(apps, SimpleNamespace(connection=connection))
 
 
 def system_state(key: str) -> FlagState:

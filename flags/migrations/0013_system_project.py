@@ -1,4 +1,4 @@
-"""FlagShip's own project: ``Project.system`` and the ``flagship`` project whose flags switch it.
+"""FlagShip's own project: the ``flagship`` project whose flags switch FlagShip's capabilities.
 
 The project has one environment, ``production``, and one boolean flag per optional capability
 (``docs/operations.md``, "FlagShip's own flags"): all on but ``admin-preview``, so nothing changes
@@ -9,12 +9,12 @@ running code's list and a flag missing from the project answers its default ther
 If the key ``flagship`` is taken by a project of the installation, the system project is created
 as ``flagship-system``: it is found by ``system=True``, never by its key. No history rows are
 written (the historical models of a migration have no history of their own). Going back deletes
-the project with everything in it.
+what this migration created.
 """
 
 from typing import Any
 
-from django.db import migrations, models
+from django.db import migrations
 
 SYSTEM_KEYS = ("flagship", "flagship-system")
 # (key, name, description, on)
@@ -85,52 +85,27 @@ def create_system_project(apps: Any, schema_editor: Any) -> None:
 
 def delete_system_project(apps: Any, schema_editor: Any) -> None:
     project_model = apps.get_model("flags", "Project")
-    state_model = apps.get_model("flags", "FlagState")
-    # States first: a state's off variant is RESTRICT, which a project's cascade would trip over.
-    state_model.objects.filter(flag__project__system=True).delete()
-    project_model.objects.filter(system=True).delete()
+    ids = list(project_model.objects.filter(system=True).values_list("pk", flat=True))
+    flag_model = apps.get_model("flags", "Flag")
+    # Plain deletes, children first (the rows this migration made): Django's cascade meets stale
+    # related models in the migration state here. Rows made since that point at the project (API
+    # keys, webhooks, rules...) make this fail: remove them first.
+    deletes = (
+        (apps.get_model("flags", "FlagState"), "flag__project_id__in"),
+        (apps.get_model("flags", "Variant"), "flag__project_id__in"),
+        (flag_model.tags.through, "flag__project_id__in"),
+        (flag_model, "project_id__in"),
+        (apps.get_model("flags", "Environment"), "project_id__in"),
+        (project_model, "pk__in"),
+    )
+    for model, lookup in deletes:
+        model._base_manager.filter(**{lookup: ids})._raw_delete(schema_editor.connection.alias)
 
 
 class Migration(migrations.Migration):
-    dependencies = [("flags", "0011_change_requests")]
+    # The data in a migration of its own: run in the same migration as the schema changes,
+    # reversing it met the migration state's stale related models (deletes cascading through
+    # an Environment class that predates the new field).
+    dependencies = [("flags", "0012_project_system")]
 
-    operations = [
-        migrations.AddField(
-            model_name="project",
-            name="system",
-            field=models.BooleanField(
-                default=False,
-                editable=False,
-                help_text="FlagShip's own project (created by a migration): its flags switch "
-                "FlagShip's optional capabilities, and only administrators see it.",
-            ),
-        ),
-        migrations.AddField(
-            model_name="historicalproject",
-            name="system",
-            field=models.BooleanField(
-                default=False,
-                editable=False,
-                help_text="FlagShip's own project (created by a migration): its flags switch "
-                "FlagShip's optional capabilities, and only administrators see it.",
-            ),
-        ),
-        migrations.AlterModelOptions(
-            name="project",
-            options={
-                "ordering": ("name",),
-                "permissions": [
-                    ("manage_system_project", "Can see and change FlagShip's own flags")
-                ],
-                "verbose_name": "project",
-                "verbose_name_plural": "projects",
-            },
-        ),
-        migrations.AddConstraint(
-            model_name="project",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(system=True), fields=("system",), name="project_one_system"
-            ),
-        ),
-        migrations.RunPython(create_system_project, delete_system_project),
-    ]
+    operations = [migrations.RunPython(create_system_project, delete_system_project)]
