@@ -49,9 +49,12 @@ def environment_list(project: Project | None = None) -> list[Environment]:
 
 
 def environment_default() -> Environment | None:
-    """The first environment of the first project by name (the "Evaluate as" default)."""
-    environments = Environment.objects.select_related("project")
-    return environments.order_by("project__system", "project__name", "order", "key").first()
+    """The first environment of the first product by name (the "Evaluate as" default).
+
+    FlagShip's own project is not offered there (``flags.admin.forms.actions``).
+    """
+    environments = Environment.objects.filter(project__system=False).select_related("project")
+    return environments.order_by("project__name", "order", "key").first()
 
 
 def flag_list(*, project: Project | None = None) -> QuerySet[Flag]:
