@@ -335,6 +335,10 @@ def test_admin__not_an_administrator__system_project_hidden_and_refused(
     flags = client.get(
         reverse("admin:flags_flag_changelist"), {"project": system.key}
     ).content.decode()
+    lists = [
+        client.get(reverse(f"admin:flags_{model}_changelist")).content.decode()
+        for model in ("environment", "flagstate", "rule", "segment", "changeevent")
+    ]
     project_page = client.get(reverse("admin:flags_project_change", args=[system.pk]))
     flag_page = client.get(reverse("admin:flags_flag_change", args=[stream.flag_id]))
     state_page = client.get(reverse("admin:flags_flagstate_change", args=[stream.pk]))
@@ -343,6 +347,7 @@ def test_admin__not_an_administrator__system_project_hidden_and_refused(
     assert "FlagShip (system)" not in projects
     assert "FlagShip (system)" not in flags
     assert "scheduled-changes" not in flags
+    assert not [page for page in lists if "FlagShip (system)" in page]
     # Then its pages are refused (Django's "doesn't exist" redirect)
     assert [project_page.status_code, flag_page.status_code, state_page.status_code] == [
         302,
@@ -366,8 +371,10 @@ def test_admin__administrator__sees_and_switches_the_stream_off(system: Project,
     ).content.decode()
     toggle = reverse("admin:flags_flag_toggle", args=[stream.flag_id, stream.environment_id])
     response = client.post(toggle, {"enabled": "false", "confirmed": "yes"})
-    # Then the list showed every capability, and the stored state is off
+    states = client.get(reverse("admin:flags_flagstate_changelist")).content.decode()
+    # Then the lists showed every capability and the project, and the stored state is off
     assert all(key in flags for key in capabilities.CAPABILITIES)
+    assert "FlagShip (system)" in states
     assert response.status_code == 302, response.content[:500]
     assert FlagState.objects.get(pk=stream.pk).enabled is False
     assert capabilities.enabled(capabilities.STREAM) is False
