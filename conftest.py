@@ -54,3 +54,13 @@ def _no_pending_counts() -> Iterator[None]:
     counting.clear()
     yield
     counting.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_capabilities() -> Iterator[None]:
+    """Every test starts and ends knowing nothing of FlagShip's own flags (a fresh process)."""
+    from flags import capabilities  # noqa: PLC0415  # after Django is set up
+
+    capabilities.clear()
+    yield
+    capabilities.clear()

@@ -5,7 +5,8 @@
   environments (where their changes become change requests, when the environment takes them).
 - Release manager: an Editor who may also change protected environments, and approve or reject
   change requests.
-- Administrator: everything, including projects, environments and people.
+- Administrator: everything, including projects, environments and people, and FlagShip's own
+  project (``flags.manage_system_project``: the flags that switch FlagShip's capabilities).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ READ_ONLY_MODELS: Final = ("flagevaluationcount", "changeevent")
 ADMINISTRATOR_MODELS: Final = ("webhook", "webhookdelivery")
 PROTECTED_PERMISSION: Final = "change_protected_environment"  # on flags.Environment
 APPROVE_PERMISSION: Final = "approve_changerequest"  # on flags.ChangeRequest
+SYSTEM_PERMISSION: Final = "manage_system_project"  # on flags.Project
 
 
 def role_permissions() -> dict[str, set[tuple[str, str]]]:
@@ -52,15 +54,19 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
         for model in EDITABLE_MODELS
         for action in ("add", "change", "delete")
     }
-    structural = {
-        ("flags", f"{action}_{model}")
-        for model in STRUCTURAL_MODELS
-        for action in ("add", "change", "delete")
-    } | {
-        ("flags", f"{action}_{model}")
-        for model in ADMINISTRATOR_MODELS
-        for action in ("add", "change", "delete", "view")
-    }
+    structural = (
+        {
+            ("flags", f"{action}_{model}")
+            for model in STRUCTURAL_MODELS
+            for action in ("add", "change", "delete")
+        }
+        | {
+            ("flags", f"{action}_{model}")
+            for model in ADMINISTRATOR_MODELS
+            for action in ("add", "change", "delete", "view")
+        }
+        | {("flags", SYSTEM_PERMISSION)}
+    )
     accounts = (
         {("accounts", f"{action}_user") for action in ("add", "change", "delete", "view")}
         | {("accounts", f"{action}_apikey") for action in ("add", "change", "delete", "view")}

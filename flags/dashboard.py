@@ -68,15 +68,22 @@ def flags_by_state() -> list[ProjectCounts]:
             archived=project.archived,
             flags_url=f"{flags_url}?{urlencode({'project': project.key})}",
         )
-        for project in Project.objects.annotate(
+        # FlagShip's own project is not a product's: it has its own page (administrators only).
+        for project in Project.objects.filter(system=False)
+        .annotate(
             live=Count("flags", filter=Q(flags__archived=False)),
             archived=Count("flags", filter=Q(flags__archived=True)),
-        ).order_by("name", "key")
+        )
+        .order_by("name", "key")
     }
-    for environment in Environment.objects.annotate(
-        on=Count("states", filter=live & Q(states__enabled=True)),
-        off=Count("states", filter=live & Q(states__enabled=False)),
-    ).order_by("project_id", "order", "key"):
+    for environment in (
+        Environment.objects.filter(project__system=False)
+        .annotate(
+            on=Count("states", filter=live & Q(states__enabled=True)),
+            off=Count("states", filter=live & Q(states__enabled=False)),
+        )
+        .order_by("project_id", "order", "key")
+    ):
         annotated: Any = environment
         projects[environment.project_id].environments.append(
             EnvironmentCounts(
@@ -89,7 +96,9 @@ def flags_by_state() -> list[ProjectCounts]:
 def stale_rows() -> list[StaleRow]:
     """Every stale live flag, by project and key (six queries, whatever their number)."""
     flags = list(
-        Flag.objects.filter(archived=False).select_related("project").order_by("project_id", "key")
+        Flag.objects.filter(archived=False, project__system=False)
+        .select_related("project")
+        .order_by("project_id", "key")
     )
     found = stale_flags(flags)
     rows = [

@@ -63,3 +63,9 @@ class ChangeRequestConflictError(InUseError):
     """A flag state the change request changes was changed since: it must be rebased."""
 
     code = "change_request_conflict"
+
+
+class CapabilityDisabledError(FlagShipError):
+    """An optional capability is switched off by FlagShip's own flags (``flags.capabilities``)."""
+
+    code = "capability_disabled"

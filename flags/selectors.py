@@ -21,13 +21,16 @@ from .words import StateSummary, state_summary
 
 
 def project_list() -> QuerySet[Project]:
-    """Every project, by name."""
-    return Project.objects.order_by("name", "key")
+    """Every project, by name; FlagShip's own project last (never the default one)."""
+    return Project.objects.order_by("system", "name", "key")
 
 
-def project_get(key: str | None) -> Project | None:
-    """The project with ``key``, else the first project by name (None when there is none)."""
-    projects = project_list()
+def project_get(key: str | None, among: QuerySet[Project] | None = None) -> Project | None:
+    """The project with ``key``, else the first project by name (None when there is none).
+
+    ``among`` narrows the choice (the projects a person may see); every project by default.
+    """
+    projects = project_list() if among is None else among
     if key:
         chosen = projects.filter(key=key).first()
         if chosen is not None:
@@ -46,8 +49,11 @@ def environment_list(project: Project | None = None) -> list[Environment]:
 
 
 def environment_default() -> Environment | None:
-    """The first environment of the first project by name (the "Evaluate as" default)."""
-    environments = Environment.objects.select_related("project")
+    """The first environment of the first product by name (the "Evaluate as" default).
+
+    FlagShip's own project is not offered there (``flags.admin.forms.actions``).
+    """
+    environments = Environment.objects.filter(project__system=False).select_related("project")
     return environments.order_by("project__name", "order", "key").first()
 
 

@@ -13,6 +13,10 @@ It runs:
   moving the evaluation counts of the web processes from Redis into the database every 10 s
   (``flags.evaluation.counting.store_pending``).
 
+FlagShip's own flags (``flags.capabilities``) pause the senders (``webhooks`` off: deliveries
+wait, pending, and leave when it is on again) and the scheduled steps (``scheduled-changes`` off:
+due steps wait and run, late, when it is on again); each is checked before every attempt.
+
 Any number of workers may run at once (row locks keep them apart; docs/webhooks.md). SIGTERM or
 SIGINT stops a worker after the deliveries in flight; SIGKILL loses nothing either (the
 transaction of a delivery in flight rolls back and another worker sends it).
@@ -30,7 +34,7 @@ from datetime import timedelta
 from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 
-from flags import conf
+from flags import capabilities, conf
 from flags.evaluation import counting
 from flags.models import ChangeEvent, WebhookDelivery
 from flags.services.schedules import run_due
@@ -63,8 +67,23 @@ def prune_events() -> int:
 # sent to (by this worker, whose senders wake it when one finishes, or by another).
 BUSY_SECONDS = 0.05
 
+
+def run_schedules() -> int:
+    """Run the due steps of scheduled changes, unless ``scheduled-changes`` is off (they wait)."""
+    if not capabilities.enabled(capabilities.SCHEDULED_CHANGES):
+        return 0
+    return run_due()
+
+
+def send_next() -> WebhookDelivery | None:
+    """Send the next due delivery, unless ``webhooks`` is off (deliveries wait, pending)."""
+    if not capabilities.enabled(capabilities.WEBHOOKS):
+        return None
+    return sending.send_next()
+
+
 PERIODIC: list[Job] = [
-    Job("schedules.run", 1.0, run_due),
+    Job("schedules.run", 1.0, run_schedules),
     Job("events.prune", 3600.0, prune_events),
     Job("evaluations.store", counting.STORE_SECONDS, counting.store_pending),
 ]
@@ -139,9 +158,9 @@ class Worker:
 
         Steps run first: the deliveries their change events wrote are then sent too.
         """
-        self.scheduled = run_due()
+        self.scheduled = run_schedules()
         attempted = 0
-        while sending.send_next() is not None:
+        while send_next() is not None:
             attempted += 1
         return attempted
 
@@ -149,9 +168,12 @@ class Worker:
         failures = 0
         try:
             while not self.stop.is_set():
+                if not capabilities.enabled(capabilities.WEBHOOKS):
+                    self.stop.wait(self.poll_seconds)  # paused: look again in a moment
+                    continue
                 since = self.wakeup.generation()
                 try:
-                    delivery = sending.send_next()
+                    delivery = send_next()
                     failures = 0
                 except DatabaseError:
                     failures += 1

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
+from flags import capabilities
 from flags.dashboard import dashboard
 from flags.history.entries import entries
 from flags.history.feed import FeedPaginator, audit_rows
@@ -49,7 +50,8 @@ class FlagShipAdminSite(admin.AdminSite):
         """The index: the dashboard, and the most recent changes by everyone (as permitted)."""
         context = {**(extra_context or {}), "dashboard": dashboard(request)}
         if request.user.has_perm(VIEW_HISTORY):
-            context["recent_changes"] = history_links(request, entries(audit_rows()[:RECENT]))
+            rows = audit_rows(hidden_project_id=capabilities.hidden_project_id(request.user))
+            context["recent_changes"] = history_links(request, entries(rows[:RECENT]))
         return super().index(request, context)
 
     def audit_view(self, request: HttpRequest) -> HttpResponse:
@@ -59,11 +61,14 @@ class FlagShipAdminSite(admin.AdminSite):
         # Imported here: flags.admin registers its model admins with admin.site, this class.
         from flags.admin.forms.audit import AuditFilterForm  # noqa: PLC0415
 
-        form = AuditFilterForm(request.GET)
+        hidden = capabilities.hidden_project_id(request.user)
+        form = AuditFilterForm(request.GET, hidden_project_id=hidden)
         page = None
         rows: list[HistoryRow] = []
         if form.is_valid():
-            paginator = FeedPaginator(audit_rows(**form.filters()), PER_PAGE)
+            paginator = FeedPaginator(
+                audit_rows(**form.filters(), hidden_project_id=hidden), PER_PAGE
+            )
             page = paginator.get_page(request.GET.get("page"))
             rows = history_links(request, entries(page.object_list))
         context = {

@@ -54,6 +54,7 @@ PROBLEM_RESPONSES: dict[tuple[int, str], OpenApiResponse] = {
         (413, "`payload_too_large`."),
         (415, "`unsupported_media_type`."),
         (429, "`rate_limited`; see Retry-After."),
+        (503, "`capability_disabled`: switched off by FlagShip's own flags."),
     )
 }
 
@@ -83,6 +84,7 @@ _DOMAIN_STATUS: dict[type[domain.FlagShipError], int] = {
     domain.PermissionDeniedError: 403,
     domain.InUseError: 409,
     domain.StaleVersionError: 412,
+    domain.CapabilityDisabledError: 503,
 }
 
 

@@ -111,9 +111,11 @@ def test_release_manager__permissions__editor_plus_protected_environments_and_re
 def test_administrator__permissions__release_manager_plus_structure_and_people(db: None) -> None:
     # Given the Administrator group
     # When its permissions are compared with the Release manager's
-    # Then it adds projects, environments, users, API keys, groups, and webhooks with their
-    # deliveries (which nobody else even sees)
+    # Then it adds projects, environments, users, API keys, groups, webhooks with their
+    # deliveries, and FlagShip's own project (which nobody else even sees)
     assert _held(roles.ADMINISTRATOR) - _held(roles.RELEASE_MANAGER) == {
+        "flags.manage_system_project",
+    } | {
         f"{app}.{action}_{model}"
         for app, model in (
             ("flags", "project"),

@@ -6,6 +6,10 @@
   raised while saving re-renders the form with the error next to its field; a domain error
   (``PermissionDeniedError``, ``InUseError``, ``StaleVersionError``) becomes an error message.
 - ``delete_selected`` is removed wherever deletion has side effects.
+- FlagShip's own project (``flags.capabilities``) and everything in it exist only for
+  administrators: each admin names the path from its model to the project (``project_path``)
+  and its queryset leaves the system project's rows out for anyone else, so they are neither
+  listed nor found by URL (Django then answers "doesn't exist").
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from django.db import models, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from .. import capabilities
 from ..errors import FlagShipError
 from ..history.links import VIEW_PEOPLE
 from ..history.recording import reason
-from ..models import Environment
+from ..models import Environment, Project
 from ..words import rollout_in_words, serve_in_words
 from .forms.base import LimitedJSONField, TextBoxField
 
@@ -160,11 +165,56 @@ class ReadableHistory(HistoricalRecordContextHelper):
         return super().prepare_delta_change_value(change, value)
 
 
+def visible[Q: models.Model](
+    request: HttpRequest, queryset: models.QuerySet[Q], project_path: str | None
+) -> models.QuerySet[Q]:
+    """``queryset`` without FlagShip's own project unless the person is an administrator.
+
+    ``project_path`` leads from the model to its project (``""``: projects; ``None``: no project).
+    """
+    if project_path is None:
+        return queryset
+    return capabilities.visible(queryset, request.user, project_path)
+
+
+def require_visible(request: HttpRequest, project: Any) -> None:
+    """Refuse (403) a page about FlagShip's own project to anyone but an administrator."""
+    if getattr(project, "system", False) and not capabilities.may_manage(request.user):
+        raise PermissionDenied
+
+
+class VisibleProjectFilter(admin.RelatedFieldListFilter):
+    """A list filter by project that offers FlagShip's own project to administrators only."""
+
+    def field_choices(
+        self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> Any:
+        """Django's choices, limited in the same single query."""
+        if capabilities.may_manage(request.user):
+            return super().field_choices(field, request, model_admin)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return list(
+            field.get_choices(
+                include_blank=False, ordering=ordering, limit_choices_to={"system": False}
+            )
+        )
+
+
+# Every related filter whose field leads to a project (``"project"``, ``"state__flag__project"``).
+admin.FieldListFilter.register(
+    lambda field: field.remote_field is not None and field.remote_field.model is Project,
+    VisibleProjectFilter,
+    take_priority=True,
+)
+
+
 class FlagShipAdmin(SimpleHistoryAdmin[M]):
     """Base of FlagShip's model admins: history, service refusals, no side-effecting bulk delete."""
 
     # Deleting these objects changes what SDKs receive (or cascades): no "delete selected".
     deletion_has_side_effects = True
+    # From the model to its project (see ``visible``); None: not in a project.
+    project_path: str | None = None
     # Text boxes send line breaks as CRLF: read them back as the LF they were stored with. JSON is
     # read with the API's nesting limit (flagship.jsonbody): too deep is a form error, not a 500.
     formfield_overrides = {
@@ -174,6 +224,10 @@ class FlagShipAdmin(SimpleHistoryAdmin[M]):
 
     class Media:
         css = {"all": ("flags/admin.css",)}
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[M]:
+        """The rows this person may see (FlagShip's own project: administrators only)."""
+        return visible(request, super().get_queryset(request), self.project_path)
 
     def get_actions(
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
@@ -365,3 +419,8 @@ class ReadOnlyAdmin[M: models.Model](NeverEdited, admin.ModelAdmin[M]):
     """
 
     show_full_result_count = False
+    project_path: str | None = None  # see FlagShipAdmin
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[M]:
+        """The rows this person may see (FlagShip's own project: administrators only)."""
+        return visible(request, super().get_queryset(request), self.project_path)

@@ -197,6 +197,8 @@ class ChangeRequestAdmin(NeverEdited, FlagShipAdmin[ChangeRequest]):
     Proposed from the flag's own pages; the record stays (withdraw or reject one instead).
     """
 
+    project_path = "environment__project"
+
     change_form_template = "admin/flags/changerequest/change_form.html"
     list_display = (
         "number",

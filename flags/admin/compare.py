@@ -35,6 +35,7 @@ from ..words import (
     serve_in_words,
     state_summary,
 )
+from .base import require_visible, visible
 
 MISSING = "—"
 PROJECT_PARAM = "project"
@@ -123,6 +124,7 @@ def compare_view(
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     flag = get_object_or_404(Flag.objects.select_related("project"), pk=flag_id)
+    require_visible(request, flag.project)
     environments = selectors.environment_list(flag.project)
     states = {state.environment_id: state for state in _live_states(flag, environments)}
     documents: list[dict[str, Any] | None] = []
@@ -221,7 +223,8 @@ def compare_all_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -
     """Every live flag of a project, one summary per environment, flags that differ first."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    project = selectors.project_get(request.GET.get(PROJECT_PARAM))
+    projects = visible(request, selectors.project_list(), "")
+    project = selectors.project_get(request.GET.get(PROJECT_PARAM), among=projects)
     environments = selectors.environment_list(project) if project is not None else []
     rulesets = [environment_ruleset(environment) for environment in environments]
     flags = (

@@ -85,6 +85,8 @@ class FlagEvaluationCountAdmin(ReadOnlyAdmin[FlagEvaluationCount]):
     Server-side counts (REST and OFREP) and SDK reports add up in the same rows.
     """
 
+    project_path = "environment__project"
+
     list_display = ("hour", "flag", "environment", "variant_display", "count", "updated_at")
     list_filter = ("environment__project", "environment", "hour")
     search_fields = ("flag__key", "variant")

@@ -34,7 +34,7 @@ from django.utils.safestring import SafeString, mark_safe
 from .. import selectors, words
 from ..models import Environment, Flag, FlagState, Project
 from ..stale import Stale, stale_flags
-from .base import FLAGSTATE_CHANGE, can_change_environment
+from .base import FLAGSTATE_CHANGE, can_change_environment, visible
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -59,7 +59,8 @@ def list_scope(request: HttpRequest) -> ListScope:
     """The chosen project (the first by name when none is chosen), read once per request."""
     scope = _scopes.get(request)
     if scope is None:
-        project = selectors.project_get(request.GET.get(PROJECT_PARAM))
+        projects = visible(request, selectors.project_list(), "")
+        project = selectors.project_get(request.GET.get(PROJECT_PARAM), among=projects)
         environments = selectors.environment_list(project) if project is not None else []
         scope = ListScope(project=project, environments=environments)
         _scopes[request] = scope
@@ -79,8 +80,9 @@ class ProjectFilter(admin.SimpleListFilter):
         super().__init__(request, params, model, model_admin)
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        """Every project."""
-        return [(project.key, project.name) for project in selectors.project_list()]
+        """Every project this person may see."""
+        projects = visible(request, selectors.project_list(), "")
+        return [(project.key, project.name) for project in projects]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """The chosen project's flags."""

@@ -18,7 +18,7 @@ from .. import charts, conf, selectors, services
 from ..models import Flag, FlagState, Variant
 from ..services.flags import EVALUATED_FLAG_FIELDS, UPDATABLE_FLAG_FIELDS
 from . import compare, evaluate, evaluations, proposals, schedules, timeline, toggle
-from .base import FlagShipAdmin, actor, adopt, require_reason, row
+from .base import FlagShipAdmin, actor, adopt, require_reason, row, visible
 from .flag_actions import archive_flags, turn_off, turn_on, unarchive_flags
 from .flag_list import (
     ArchivedFilter,
@@ -70,6 +70,8 @@ class VariantInline(admin.TabularInline[Variant, Flag]):
 class FlagAdmin(FlagShipAdmin[Flag]):
     """Every flag of a project, and its state in every environment, at a glance."""
 
+    project_path = "project"
+
     form = FlagForm
     actions = [archive_flags, unarchive_flags, turn_on, turn_off]
     action_form = FlagActionForm
@@ -84,7 +86,8 @@ class FlagAdmin(FlagShipAdmin[Flag]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
         """Flags with their states and tags prefetched (a constant number of queries)."""
-        return selectors.flag_list().order_by(*self.get_ordering(request))
+        flags = selectors.flag_list().order_by(*self.get_ordering(request))
+        return visible(request, flags, self.project_path)
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         """Key, name, one column per environment of the chosen project, tags and lifecycle."""

@@ -29,6 +29,8 @@ def color_swatch(color: str, label: str = "") -> SafeString:
 class ProjectAdmin(FlagShipAdmin[Project]):
     """Projects: creating one creates its development, staging and protected production."""
 
+    project_path = ""
+
     list_display = ("name", "key", "environment_badges", "flag_count")
     search_fields = ("key", "name", "description")
 
@@ -127,6 +129,8 @@ class EnvironmentAdmin(FlagShipAdmin[Environment]):
     A protected environment with ``required_approvals`` above 0 takes change requests: changes
     there are proposed, reviewed and applied (``flags.admin.change_requests``).
     """
+
+    project_path = "project"
 
     form = EnvironmentForm
     list_display = (

@@ -26,7 +26,13 @@ from ..errors import FlagShipError
 from ..history.recording import reason
 from ..models import Environment, FlagState, Segment
 from . import proposals
-from .base import can_change_environment, missing_reason, reason_required, refusal_text
+from .base import (
+    can_change_environment,
+    missing_reason,
+    reason_required,
+    refusal_text,
+    require_visible,
+)
 from .compare import differing_parts, flag_rows
 from .revert import Moment
 
@@ -40,6 +46,7 @@ def promote_view(
     )
     if not can_change_environment(request.user, state.environment):
         raise PermissionDenied
+    require_visible(request, state.environment.project)
     others = list(
         Environment.objects.filter(project_id=state.flag.project_id)
         .exclude(pk=state.environment_id)

@@ -29,7 +29,13 @@ from ..history.feed import AUDITED, historical
 from ..history.recording import reason
 from ..models import FlagState, Segment
 from . import proposals
-from .base import can_change_environment, missing_reason, reason_required, refusal_text
+from .base import (
+    can_change_environment,
+    missing_reason,
+    reason_required,
+    refusal_text,
+    require_visible,
+)
 from .compare import differing_parts, flag_rows
 
 
@@ -73,6 +79,7 @@ def revert_view(
     )
     if not can_change_environment(request.user, state.environment):
         raise PermissionDenied
+    require_visible(request, state.environment.project)
     at = request.GET.get("at", "")
     moment = moment_of(at)
     config = as_of.state_as_of(state, moment)

@@ -220,6 +220,8 @@ def cancel_changes(
 class ScheduledChangeAdmin(FlagShipAdmin[ScheduledChange]):
     """Scheduled changes: scheduled with a form, read with their steps, cancelled from the list."""
 
+    project_path = "state__flag__project"
+
     form = ScheduledChangeForm
     actions = [cancel_changes]
     list_display = ("__str__", "flag_key", "environment_name", "status", "steps_summary", "note")

@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .. import selectors, services, words
+from .. import capabilities, selectors, services, words
 from ..errors import FlagShipError
 from ..models import FlagState, Prerequisite
 from . import promote, proposals, revert, rules_panel
@@ -88,10 +88,12 @@ class EnvironmentFilter(SimpleListFilter):
     parameter_name = "environment"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        """Every environment, by project and order."""
+        """Every environment this person may see, by project and order."""
+        hidden = not capabilities.may_manage(request.user)
         return [
             (str(environment.pk), f"{environment.project.name} · {environment.name}")
             for environment in selectors.environment_list()
+            if not (hidden and environment.project.system)
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -103,6 +105,8 @@ class EnvironmentFilter(SimpleListFilter):
 @admin.register(FlagState)
 class FlagStateAdmin(FlagShipAdmin[FlagState]):
     """One flag in one environment; created with the flag, never added or deleted by hand."""
+
+    project_path = "flag__project"
 
     form = FlagStateForm
     inlines = [PrerequisiteInline]

@@ -76,6 +76,8 @@ class RuleAdmin(FlagShipAdmin[Rule]):
     rule's form in place; "add" opens it with a new rule at its default position.
     """
 
+    project_path = "state__flag__project"
+
     list_display = ("__str__", "state", "position", "rollout_text", "serve_text")
     list_filter = ("state__environment__project", "state__environment__key")
     list_select_related = ("state__flag", "state__environment")
@@ -175,6 +177,8 @@ class RuleAdmin(FlagShipAdmin[Rule]):
 @admin.register(Segment)
 class SegmentAdmin(FlagShipAdmin[Segment]):
     """Reusable groups of users; changing one changes every rule that uses it."""
+
+    project_path = "project"
 
     inlines = [SegmentConditionInline]
     list_display = ("name", "key", "project")

@@ -27,7 +27,7 @@ from ..history.entries import entries
 from ..history.feed import FeedPaginator, audit_rows
 from ..history.links import HistoryRow, history_links
 from ..models import Environment, Flag
-from .base import can_change_environment
+from .base import can_change_environment, require_visible
 
 PER_PAGE = 50
 ON_FLAG_PAGE = 10
@@ -100,6 +100,7 @@ def timeline_view(
     flag = get_object_or_404(Flag.objects.select_related("project"), pk=flag_id)
     if not model_admin.has_view_permission(request, flag):
         raise PermissionDenied
+    require_visible(request, flag.project)
     form = TimelineFilterForm(request.GET, flag=flag)
     environment_id = user_id = None
     if form.is_valid():

@@ -32,7 +32,13 @@ from ..errors import FlagShipError, PermissionDeniedError, StaleVersionError
 from ..history.recording import reason
 from ..models import FlagState
 from . import proposals
-from .base import can_change_environment, missing_reason, reason_required, refusal_text
+from .base import (
+    can_change_environment,
+    missing_reason,
+    reason_required,
+    refusal_text,
+    require_visible,
+)
 
 BOOLEANS = {"true": True, "false": False}
 
@@ -59,6 +65,7 @@ def toggle_view(
         environment_id=environment_id,
     )
     environment = state.environment
+    require_visible(request, environment.project)
     dependents = selectors.dependents_in(state.flag_id, environment.pk)
     asks = needs_confirmation(state, dependents)
     if request.method not in ("GET", "POST") or (request.method == "GET" and not asks):

@@ -115,6 +115,8 @@ class WebhookForm(forms.ModelForm[Webhook]):
 class WebhookAdmin(FlagShipAdmin[Webhook]):
     """Webhooks: the secret shown once, rotation and test events, deliveries a click away."""
 
+    project_path = "project"
+
     # Deleting goes through webhook_delete one by one (delete_queryset): bulk delete may stay.
     deletion_has_side_effects = False
     form = WebhookForm
@@ -433,6 +435,8 @@ class WebhookDeliveryAdmin(WebhookRecordsAdmin[WebhookDelivery]):
 @admin.register(ChangeEvent)
 class ChangeEventAdmin(WebhookRecordsAdmin[ChangeEvent]):
     """Every committed change as webhooks hear of it, newest first; every role may read it."""
+
+    project_path = "project"
 
     list_display = ("occurred_at", "kind", "project_display", "flags_display", "by", "reason")
     list_filter = (ChangeTypeFilter, "project")

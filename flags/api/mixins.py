@@ -14,7 +14,14 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import APIView
 
-from ..errors import FlagShipError, InUseError, PermissionDeniedError, StaleVersionError
+from .. import capabilities
+from ..errors import (
+    CapabilityDisabledError,
+    FlagShipError,
+    InUseError,
+    PermissionDeniedError,
+    StaleVersionError,
+)
 from ..history import feed as history
 from ..models import Project
 from .serializers.history import ChangeOutputSerializer
@@ -46,6 +53,14 @@ class PreconditionRequired(exceptions.APIException):
     default_detail = "Send If-Match with the ETag you read."
 
 
+class CapabilityDisabled(exceptions.APIException):
+    """503: the capability is switched off by FlagShip's own flags."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "capability_disabled"
+    default_detail = "This capability is switched off on this FlagShip."
+
+
 def as_api_exception(exc: Exception) -> Exception:
     """Turn Django and domain errors into DRF's, keeping their codes; others pass through.
 
@@ -60,6 +75,8 @@ def as_api_exception(exc: Exception) -> Exception:
         return PreconditionFailed(exc.message, code=exc.code)
     if isinstance(exc, InUseError):
         return DomainConflict(exc.message, code=exc.code)
+    if isinstance(exc, CapabilityDisabledError):
+        return CapabilityDisabled(exc.message, code=exc.code)
     if isinstance(exc, FlagShipError):
         return exceptions.APIException(exc.message, code=exc.code)
     return exc
@@ -89,9 +106,13 @@ class ProjectScopedMixin(ManagementViewMixin):
     _project: Project | None = None
 
     def get_project(self) -> Project:
-        """The project named in the URL (404 when there is none)."""
+        """The project named in the URL (404 when there is none, or hidden from the caller).
+
+        FlagShip's own project (``flags.capabilities``) exists only for administrators.
+        """
         if self._project is None:
-            self._project = get_object_or_404(Project, key=self.kwargs["project"])
+            projects = capabilities.visible(Project.objects.all(), self.request.user, "")
+            self._project = get_object_or_404(projects, key=self.kwargs["project"])
         return self._project
 
 

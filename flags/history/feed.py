@@ -127,6 +127,33 @@ def project_scope(project_id: int) -> Scope:
     }
 
 
+def hidden_scope(project_id: int) -> Scope:
+    """:func:`project_scope`, also through the live tables, for leaving a project out.
+
+    FlagShip's own project was created by a migration, which writes no history: its flags,
+    states and environment have history rows only once someone changed them, so the rows of
+    those changes are found through the live rows too.
+    """
+    live = {
+        name: apps.get_model("flags", name)._default_manager.order_by()
+        for name in ("Flag", "Environment", "FlagState")
+    }
+    flags = live["Flag"].filter(project_id=project_id).values("pk")
+    environments = live["Environment"].filter(project_id=project_id).values("pk")
+    states = live["FlagState"].filter(flag__project_id=project_id).values("pk")
+    also: Scope = {
+        "variant": Q(flag_id__in=flags),
+        "flagstate": Q(flag_id__in=flags),
+        "rule": Q(state_id__in=states),
+        "prerequisite": Q(state_id__in=states),
+        "apikey": Q(environment_id__in=environments),
+        "scheduledchange": Q(state_id__in=states),
+        "changerequest": Q(environment_id__in=environments),
+    }
+    scope = project_scope(project_id)
+    return {label: q | also[label] if label in also else q for label, q in scope.items()}
+
+
 def environment_scope(environment_id: int) -> Scope:
     """An environment's rows: itself, its flag states and what hangs from them, its API keys.
 
@@ -198,13 +225,15 @@ def audit_rows(
     user_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    hidden_project_id: int | None = None,
 ) -> QuerySet[Any]:
     """Changes across every audited model, newest first, optionally narrowed.
 
     ``project_id``, ``environment_id`` and ``flag_id`` keep what belongs to them (see the
     ``*_scope`` functions; together, what belongs to all of them, a flag in one environment
     being that flag's state there); ``user_id`` keeps one person's changes; ``since``
-    (inclusive) and ``until`` (exclusive) bound ``history_date``.
+    (inclusive) and ``until`` (exclusive) bound ``history_date``. ``hidden_project_id`` leaves
+    out what belongs to that project (FlagShip's own, for whoever may not see it).
     """
     scopes: list[Scope] = []
     common = Q()
@@ -229,6 +258,9 @@ def audit_rows(
         common &= Q(history_date__lt=until)
     # Every combination of scopes keeps some model (a flag's states at least), so never no part.
     kept = _within(scopes)
+    if hidden_project_id is not None:
+        hidden = hidden_scope(hidden_project_id)
+        kept = {label: q & ~hidden[label] if label in hidden else q for label, q in kept.items()}
     return merged([part(label, condition & common) for label, condition in kept.items()])
 
 

@@ -36,6 +36,12 @@ class Project(models.Model):
         help_text="Changes in this project's protected environments need a reason, which their "
         "history keeps.",
     )
+    system = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="FlagShip's own project (created by a migration): its flags switch FlagShip's "
+        "optional capabilities, and only administrators see it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -45,7 +51,15 @@ class Project(models.Model):
         ordering = ("name",)
         verbose_name = "project"
         verbose_name_plural = "projects"
-        constraints = [key_format_check("project_key_format")]
+        permissions = [
+            ("manage_system_project", "Can see and change FlagShip's own flags"),
+        ]
+        constraints = [
+            key_format_check("project_key_format"),
+            models.UniqueConstraint(
+                fields=["system"], condition=models.Q(system=True), name="project_one_system"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

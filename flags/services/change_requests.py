@@ -17,6 +17,11 @@ the parts the proposal changed (switch, off variant, default serve, rules, prere
 over the state as it is now, the parts both changed are reported as overridden, and approvals are
 cleared, since the reviewers approved another diff. Every step is saved with history and announced
 as a ``change_request.*`` change event.
+
+While FlagShip's own ``change-requests`` flag is off (``flags.capabilities``), no new change request
+is opened (:class:`CapabilityDisabledError`). Approvals are never bypassed: an environment that
+takes change requests still refuses direct changes, so it is frozen for people meanwhile; change
+requests already open are still reviewed, applied and withdrawn as usual.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .. import capabilities
 from ..delivery.changes import Kind
 from ..errors import (
+    CapabilityDisabledError,
     ChangeRequestClosedError,
     ChangeRequestConflictError,
     NotApprovedError,
@@ -83,6 +90,11 @@ def _check_may_propose(actor: Any | None, environment: Environment) -> None:
         )
     if actor is not None and not actor.has_perm(PROPOSE_PERMISSION):
         raise PermissionDeniedError("You may not propose changes.")
+    if not capabilities.enabled(capabilities.CHANGE_REQUESTS):
+        raise CapabilityDisabledError(
+            "Change requests are switched off on this FlagShip (its own flag change-requests): "
+            f"{environment.name} takes no changes until an administrator turns them back on."
+        )
 
 
 @contextmanager

@@ -10,7 +10,9 @@ new version, so a client that reacts to an event by asking this same process get
 Notices are notify-only and coalesce: a stream only needs the newest version of its environment,
 so a slow stream never queues more than one pending version. When the process's subscription is
 confirmed again after a loss, every stream is told to re-read its version (:data:`RESYNC`):
-notices may have been missed meanwhile.
+notices may have been missed meanwhile. When FlagShip's own flags change
+(``flags.capabilities``), every stream is told to check whether it may stay open
+(:data:`RECHECK`).
 
 An open stream holds the process's listener (``pubsub.hold_listener``), so a process that only
 serves streams subscribes while it has any; a new stream first waits, up to ``READY_TIMEOUT``, for
@@ -34,6 +36,17 @@ READY_TIMEOUT = 2.0
 RESYNC = None  # what a subscription yields when notices may have been missed
 
 
+class Recheck:
+    """The type of :data:`RECHECK`."""
+
+    def __repr__(self) -> str:
+        return "RECHECK"
+
+
+RECHECK = Recheck()  # what a subscription yields when FlagShip's own flags changed
+Notice = int | Recheck | None
+
+
 class Subscription:
     """One stream's mailbox for its environment: the newest announced version, or a resync."""
 
@@ -42,10 +55,11 @@ class Subscription:
         self.loop = loop
         self._latest: int | None = None
         self._resync = False
+        self._recheck = False
         self._signal = asyncio.Event()
 
-    def notify(self, version: int | None) -> None:
-        """Deliver a version (``None``: resync) from any thread."""
+    def notify(self, version: Notice) -> None:
+        """Deliver a version (``None``: resync; ``RECHECK``: check capabilities) from any thread."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -56,16 +70,26 @@ class Subscription:
         with suppress(RuntimeError):  # the loop has closed: the stream is gone
             self.loop.call_soon_threadsafe(self._deliver, version)
 
-    def _deliver(self, version: int | None) -> None:
-        if version is None:
+    def _deliver(self, version: Notice) -> None:
+        if isinstance(version, Recheck):
+            self._recheck = True
+        elif version is None:
             self._resync = True
         elif self._latest is None or version > self._latest:
             self._latest = version
         self._signal.set()
 
-    async def wait(self) -> int | None:
-        """The newest version announced since the last call, or ``RESYNC`` (``None``)."""
+    async def wait(self) -> Notice:
+        """``RECHECK`` first, else the newest version announced since the last call, or ``RESYNC``.
+
+        A recheck leaves a pending version or resync for the next call.
+        """
         await self._signal.wait()
+        if self._recheck:
+            self._recheck = False
+            if not self._resync and self._latest is None:
+                self._signal.clear()
+            return RECHECK
         self._signal.clear()
         if self._resync:
             self._resync = False
@@ -103,6 +127,13 @@ class Broker:
         for subscription in targets:
             if loop is None or subscription.loop is loop:
                 subscription.notify(RESYNC)
+
+    def recheck(self) -> None:
+        """Tell every stream to check whether its capability is still on (``RECHECK``)."""
+        with self._lock:
+            targets = [s for group in self._subscriptions.values() for s in group]
+        for subscription in targets:
+            subscription.notify(RECHECK)
 
     def subscription_confirmed(self, again: bool) -> None:
         """The process's subscription is confirmed: wake new streams; resync all ``again``."""

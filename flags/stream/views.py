@@ -17,6 +17,10 @@ Events (``format=flagship``, the default)::
 ``format=ofrep`` sends OFREP's shape instead (``event: message``,
 ``data: {"type": "refetchEvaluation", "etag": ..., "version": ...}``); the OFREP bulk response
 advertises that URL in ``eventStreams``. Heartbeats are SSE comments (``: ping``).
+
+While FlagShip's own ``stream`` flag is off (``flags.capabilities``), new requests are answered
+``503`` (``capability_disabled``) and open streams end as soon as their process hears of the
+change; clients reconnect after ``retry`` and meet the 503 until it is on again.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from accounts import keys
 from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
-from flags import conf
+from flags import capabilities, conf
 from flags.delivery import versions
 from flags.evaluation import throttling
 from flags.models import Environment
@@ -52,6 +56,7 @@ from . import subscriptions
 FORMATS = ("flagship", "ofrep")
 RETRY_MILLISECONDS = 3000
 WSGI_RETRY_MILLISECONDS = 30_000
+DISABLED_RETRY_SECONDS = 30
 
 
 def _refusal(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse:
@@ -167,8 +172,26 @@ def _released[**P, R](function: Callable[P, R]) -> Callable[P, R]:
     return call
 
 
+def _stream_enabled() -> bool:
+    """Whether FlagShip's own ``stream`` flag is on (a dictionary look-up on a warm process)."""
+    return capabilities.enabled(capabilities.STREAM)
+
+
+def disabled(request: HttpRequest) -> HttpResponse:
+    """503 ``capability_disabled``: the stream is switched off by FlagShip's own flag."""
+    return problem_response(
+        request,
+        status=503,
+        code="capability_disabled",
+        detail="The change stream is switched off on this FlagShip; poll GET /api/v1/ruleset "
+        "(ETag) instead.",
+        headers={"Retry-After": str(DISABLED_RETRY_SECONDS)},
+    )
+
+
 async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> AsyncIterator[str]:
     heartbeat = conf.stream_heartbeat_seconds()
+    stream_enabled = sync_to_async(_released(_stream_enabled))
     # Then the client reconnects (with Last-Event-ID) and its key is checked again, so a
     # revocation reaches open streams within this time.
     deadline = time.monotonic() + conf.stream_max_age_seconds()
@@ -193,8 +216,14 @@ async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> A
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
+            if isinstance(notice, subscriptions.Recheck):
+                if not await stream_enabled():
+                    return  # switched off: the client reconnects and meets the 503
+                continue
             version = notice
             if version is subscriptions.RESYNC:
+                if not await stream_enabled():
+                    return
                 version = await current_version(environment_id)
                 if version is None:
                     return
@@ -227,7 +256,10 @@ async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
         )
     # Only the ASGI path hands its connection back: a WSGI request (and a test's transaction)
     # keeps using its own.
-    authenticate = _released(_authenticate) if isinstance(request, ASGIRequest) else _authenticate
+    asgi = isinstance(request, ASGIRequest)
+    if not await sync_to_async(_released(_stream_enabled) if asgi else _stream_enabled)():
+        return disabled(request)
+    authenticate = _released(_authenticate) if asgi else _authenticate
     key = await sync_to_async(authenticate)(request)
     if isinstance(key, HttpResponse):
         return key

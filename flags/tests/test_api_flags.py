@@ -75,7 +75,7 @@ def test_project_create__duplicate_key__is_400_on_key(
     # Then
     assert response.status_code == 400
     assert "key" in str(response.json())
-    assert Project.objects.count() == 1
+    assert Project.objects.filter(system=False).count() == 1
 
 
 def test_flag_create__string_flag_with_variants__returns_flag_off_everywhere(
@@ -128,7 +128,7 @@ def test_flag_create__invalid_body__is_400_naming_field_and_nothing_created(
     # Then
     assert response.status_code == 400, response.content
     assert field in str(response.json())
-    assert Flag.objects.count() == 0
+    assert Flag.objects.filter(project__system=False).count() == 0
 
 
 def test_flag_list__filters_and_search__return_matching_keys(
@@ -280,7 +280,7 @@ def test_flag_update__unknown_field_key__is_400_and_key_unchanged(
     # Then
     assert response.status_code == 400
     assert "key" in str(response.json())
-    assert Flag.objects.get().key == "f"
+    assert Flag.objects.get(project__system=False).key == "f"
 
 
 def test_flag_archive__by_editor__is_403_as_production_is_protected(
@@ -296,7 +296,7 @@ def test_flag_archive__by_editor__is_403_as_production_is_protected(
     # Then
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
-    assert Flag.objects.get().archived is False
+    assert Flag.objects.get(project__system=False).archived is False
 
 
 def test_variant_delete__served_variant__is_409_in_use(editor: User, project: Project) -> None:

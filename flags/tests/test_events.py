@@ -49,7 +49,7 @@ def test_message_encoding() -> None:
 
 
 def test_in_process_delivery(in_process: None) -> None:
-    async def scenario() -> list[int | None]:
+    async def scenario() -> list[subscriptions.Notice]:
         async with subscriptions.subscribe(1) as one, subscriptions.subscribe(2) as two:
             assert subscriptions.broker.count() == 2
             # From another thread, as a WSGI worker's commit hook would.
@@ -80,7 +80,7 @@ def test_notices_for_other_environments_are_not_delivered(in_process: None) -> N
 
 
 def test_resync_notice(in_process: None) -> None:
-    async def scenario() -> int | None:
+    async def scenario() -> subscriptions.Notice:
         async with subscriptions.subscribe(1) as one:
             pubsub.publish_ruleset_changed(1, 4)
             subscriptions.broker.resync(asyncio.get_running_loop())
@@ -98,7 +98,7 @@ def test_delivery_through_redis(redis_url: str) -> None:
         clients = other_process.client_list(_type="pubsub")
         return sum(1 for entry in clients if entry["name"] == pubsub.subscriber_name())
 
-    async def scenario() -> list[int | None]:
+    async def scenario() -> list[subscriptions.Notice]:
         async with (
             subscriptions.subscribe(1) as one,
             subscriptions.subscribe(1) as same,
@@ -137,7 +137,7 @@ def test_publish_without_a_reachable_redis_delivers_in_process(
     # Nothing listens on the port: publishing fails fast and the local streams still hear it.
     with override_settings(REDIS_URL=f"redis://127.0.0.1:{port}/0"):
 
-        async def scenario() -> int | None:
+        async def scenario() -> subscriptions.Notice:
             loop = asyncio.get_running_loop()
             async with subscriptions.subscribe(1) as one:
                 await loop.run_in_executor(None, pubsub.publish_ruleset_changed, 1, 6)

@@ -25,9 +25,10 @@ class FlagActionForm(ActionForm):
     """The flag list's action bar, with the environment the on/off actions apply to."""
 
     environment = EnvironmentChoiceField(
-        queryset=Environment.objects.select_related("project").order_by(
-            "project__name", "order", "key"
-        ),
+        # Products' environments only: FlagShip's own flags are switched one by one.
+        queryset=Environment.objects.filter(project__system=False)
+        .select_related("project")
+        .order_by("project__name", "order", "key"),
         required=False,
         label="In environment:",
         help_text="Used by the turn on / turn off actions.",
@@ -38,9 +39,10 @@ class EvaluateForm(forms.Form):
     """Which environment to evaluate in, and the context as JSON (optional)."""
 
     environment = EnvironmentChoiceField(
-        queryset=Environment.objects.select_related("project").order_by(
-            "project__name", "order", "key"
-        ),
+        # Products' environments only: FlagShip's own flags are switched one by one.
+        queryset=Environment.objects.filter(project__system=False)
+        .select_related("project")
+        .order_by("project__name", "order", "key"),
         help_text="Whose rules to use (the ruleset SDKs of that environment download).",
     )
     context_json = forms.CharField(

@@ -43,12 +43,21 @@ class AuditFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Offer the chosen project's environments (every project's, grouped, when none is)."""
+    def __init__(self, *args: Any, hidden_project_id: int | None = None, **kwargs: Any) -> None:
+        """Offer the chosen project's environments (every project's, grouped, when none is).
+
+        ``hidden_project_id`` (FlagShip's own project, for whoever may not see it) is not offered.
+        """
         super().__init__(*args, **kwargs)
         environments = Environment.objects.select_related("project").order_by(
             "project__name", "order", "key"
         )
+        if hidden_project_id is not None:
+            project_field = self.fields["project"]
+            if isinstance(project_field, forms.ModelChoiceField):
+                projects = Project.objects.exclude(pk=hidden_project_id).order_by("name")
+                project_field.queryset = projects
+            environments = environments.exclude(project_id=hidden_project_id)
         chosen = self._chosen_project_id()
         if chosen is not None:
             environments = environments.filter(project_id=chosen)

@@ -13,6 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ... import capabilities
 from ...history import feed as history
 from ...models import FlagState, Project
 from ..mixins import HistoryMixin
@@ -74,7 +75,13 @@ class AuditView(HistoryMixin, GenericAPIView[Any]):
         given = filters.validated_data
         project_id = environment_id = flag_id = user_id = None
         if "project" in given:
-            project = _found(Project.objects.filter(key=given["project"]), "project", given)
+            project = _found(
+                capabilities.visible(
+                    Project.objects.filter(key=given["project"]), request.user, ""
+                ),
+                "project",
+                given,
+            )
             project_id = project.pk
             if "environment" in given:
                 environments = project.environments.filter(key=given["environment"])
@@ -94,6 +101,7 @@ class AuditView(HistoryMixin, GenericAPIView[Any]):
             user_id=user_id,
             since=given.get("since"),
             until=given.get("until"),
+            hidden_project_id=capabilities.hidden_project_id(request.user),
         )
         return self.history_response(rows)
 

@@ -11,7 +11,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ... import services
+from ... import capabilities, services
 from ...models import Environment, Project, Tag
 from ..mixins import ManagementViewMixin, ProjectScopedMixin
 from ..permissions import ModelPermissions
@@ -49,8 +49,9 @@ class ProjectViewSet(
     filterset_fields = ("key",)
 
     def get_queryset(self) -> QuerySet[Project]:
-        """Every project, by name."""
-        return Project.objects.order_by("name", "key")
+        """Every project the caller may see, by name (FlagShip's own last, administrators only)."""
+        projects = Project.objects.order_by("system", "name", "key")
+        return capabilities.visible(projects, self.request.user, "")
 
     @extend_schema(
         operation_id="projects_create",
