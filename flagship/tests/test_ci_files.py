@@ -244,7 +244,7 @@ def test_makefile__test__runs_validate_ci_on_every_workflow_and_dependabot() -> 
     assert "pre-commit validate-config .pre-commit-config.yaml" in recipe.group(1)
 
 
-def test_dependabot__ecosystems__pip_sdk_actions_and_docker() -> None:
+def test_dependabot__ecosystems__pip_sdk_actions_docker_and_newman() -> None:
     updates = load(ROOT / ".github" / "dependabot.yml")["updates"]
 
     assert {(u["package-ecosystem"], u["directory"]) for u in updates} >= {
@@ -252,6 +252,8 @@ def test_dependabot__ecosystems__pip_sdk_actions_and_docker() -> None:
         ("pip", "/sdk/python"),
         ("github-actions", "/"),
         ("docker", "/"),
+        ("docker-compose", "/"),
+        ("npm", "/tools/postman"),
     }
 
 
