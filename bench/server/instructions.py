@@ -16,10 +16,10 @@ For each variant (Prometheus metrics and evaluation counting each on or off) and
 production settings the throughput benchmark uses (``bench.server.run.environment``: PostgreSQL,
 Redis, metrics in multiprocess mode as under gunicorn) and calls the WSGI application in-process:
 no socket, no gunicorn, no load generator. After a warm-up, callgrind's instrumentation is turned
-on (``callgrind_control -i on``) for N requests, followed by one flush of each consumer that is on
-(the counting flush into Redis, the metrics flush), as a worker at full load does about once a
-second (a few hundred bulk requests), and turned off. The figure is instructions / N; the cost of
-a feature is the ratio between two variants that differ in it alone.
+on (``callgrind_control -i on``) for N requests (2000), with the flushes of the consumers that are
+on where a worker at full load makes them (the metrics flush every 400 requests, about a second;
+the counting flush into Redis every 2000, about 5 s), and turned off. The figure is
+instructions / N; the cost of a feature is the ratio between two variants that differ in it alone.
 
 Needs valgrind (``apt-get install -y valgrind``), PostgreSQL and Redis.
 """
@@ -70,6 +70,11 @@ COSTS = (
 )
 GOAL = 0.05
 WARMUP = 50
+# A worker serves about 400 bulk requests a second at full load on this machine (bench/RESULTS.md:
+# about 1,100 req/s over 3 workers). The flushes are due every second (metrics) and every 5 s
+# (counting): in requests, at full load, where the measured window puts them.
+METRICS_FLUSH_EVERY = 400
+COUNT_FLUSH_EVERY = 2000
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -122,12 +127,12 @@ def child(path: str, requests: int, server_key: str) -> None:
     metrics.flush()
     toggle = [shutil.which("callgrind_control") or "callgrind_control", "-i"]
     subprocess.run([*toggle, "on", str(os.getpid())], check=True, capture_output=True)  # noqa: S603
-    for _ in range(requests):
+    for number in range(1, requests + 1):
         call()
-    if conf.count_evaluations():
-        counting.flush()
-    if conf.metrics_enabled():
-        metrics.flush()
+        if conf.metrics_enabled() and number % METRICS_FLUSH_EVERY == 0:
+            metrics.flush()  # the flusher thread's, once a second (settles counting's too)
+        if conf.count_evaluations() and number % COUNT_FLUSH_EVERY == 0:
+            counting.flush()  # a request's, every FLAGSHIP_COUNT_FLUSH_SECONDS (5 s)
     subprocess.run([*toggle, "off", str(os.getpid())], check=True, capture_output=True)  # noqa: S603
 
 
@@ -189,7 +194,8 @@ def report(counts: dict[tuple[str, str], list[float]], requests: int, repeat: in
         "",
         f"`.venv/bin/python -m bench.server.instructions --requests {requests} --repeat {repeat}`: "
         f"callgrind's instruction count of {requests} requests served in-process by the WSGI "
-        "application with production settings, plus one flush of each consumer that is on; "
+        "application with production settings, with the flushes of the consumers that are on "
+        f"(metrics every {METRICS_FLUSH_EVERY} requests, counting every {COUNT_FLUSH_EVERY}); "
         f"millions of instructions per request, median of {repeat} (spread: min-max).",
         "",
         "| variant (metrics, counting) | " + " | ".join(ENDPOINTS) + " |",
@@ -226,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(arguments[1], int(arguments[2]), arguments[3])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=300, help="measured requests (300)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each variant (2)")
+    parser.add_argument("--requests", type=int, default=2000, help="measured requests (2000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (1)")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--markdown", help="also write the report to this file")
