@@ -75,11 +75,7 @@ def test_repository_paths__named_in_code_spans__exist(document: str) -> None:
         if span.startswith(REPOSITORY_DIRECTORIES) and _PATH.fullmatch(span)
     ]
     # When each is looked up from the repository root
-    missing = [
-        path
-        for path in paths
-        if not (ROOT / path.rstrip("/")).exists()
-    ]
+    missing = [path for path in paths if not (ROOT / path.rstrip("/")).exists()]
     # Then every one exists
     assert missing == []
 
