@@ -388,7 +388,7 @@ def test_flag_key__with_whitespace__refused_with_a_human_message(
         services.flag_create(project=project, key=key, name="New checkout")
     # Then the key field says which characters are allowed, and nothing else is reported
     assert caught.value.message_dict == {"key": [KEY_MESSAGE]}
-    assert not Flag.objects.exists()
+    assert not Flag.objects.filter(project=project).exists()
 
 
 def test_flag_key__trailing_newline__refused_with_a_human_message(project: Project) -> None:

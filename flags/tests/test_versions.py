@@ -307,13 +307,19 @@ class Race:
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
 
-    def run(self, seconds: float) -> None:
-        """Run every writer and ``BUILDERS`` builders together for ``seconds``."""
+    def run(self, seconds: float, commits: int = 6) -> None:
+        """Run every writer and ``BUILDERS`` builders together for ``seconds``.
+
+        On a loaded machine, longer (up to four times) until ``commits`` commits happened.
+        """
         threads = [threading.Thread(target=self.write, args=(w,)) for w in range(len(self.flags))]
         threads += [threading.Thread(target=self.build) for _ in range(BUILDERS)]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + 4 * seconds
         time.sleep(seconds)
+        while len(self.commits) < commits and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.stop.set()
         for thread in threads:
             thread.join(30)

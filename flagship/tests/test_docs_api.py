@@ -75,7 +75,8 @@ def _methods(endpoint: URLPattern) -> set[str]:
     callback: Any = endpoint.callback
     actions = getattr(callback, "actions", None)
     if actions:
-        return {method.upper() for method in actions}
+        # DRF adds "head" to a viewset's actions the first time it serves a GET: left aside.
+        return {method.upper() for method in actions if method not in {"head", "options"}}
     view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
     if view_class is None:
         return FUNCTION_VIEW_METHODS[str(endpoint.name)]
