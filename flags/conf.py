@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "operational": None,
         "permanent": None,
     },
+    "FLAGSHIP_LEAN_PATH": True,  # flagship/lean.py
     # --- Prometheus metrics (docs/operations.md, "Metrics") ---
     "FLAGSHIP_METRICS_ENABLED": True,
     "FLAGSHIP_METRICS_TOKEN": "",  # "": no bearer token is accepted
@@ -275,6 +276,11 @@ def rate(name: str) -> str:
     if value is None:
         value = RATE_DEFAULTS[name] if _setting("FLAGSHIP_DEFAULT_RATES_ON") else ""
     return str(value)
+
+
+def lean_path() -> bool:
+    """Whether evaluation requests take the lean path (``FLAGSHIP_LEAN_PATH``, flagship/lean.py)."""
+    return bool(_setting("FLAGSHIP_LEAN_PATH"))
 
 
 # --- Prometheus metrics (docs/operations.md, "Metrics") ----------------------------------------

@@ -270,6 +270,11 @@ def _stale_days(raw: str | None) -> dict[str, int | None] | None:
 # Days after which a flag of each lifecycle is stale (unset lifecycles keep their default).
 FLAGSHIP_STALE_DAYS = _stale_days(env.str("FLAGSHIP_STALE_DAYS", default=None))
 
+# --- The lean path (flagship/lean.py) -------------------------------------------------------------
+# Evaluation, OFREP and ruleset requests answered before the full middleware stack; false: every
+# request through the full stack (for comparison: bench/server).
+FLAGSHIP_LEAN_PATH = env.bool("FLAGSHIP_LEAN_PATH", default=None)
+
 # --- Prometheus metrics at /metrics (docs/operations.md, "Metrics") ---------------------------
 # Off: no metrics middleware, plain cache and database backends, /metrics is 404.
 FLAGSHIP_METRICS_ENABLED = env.bool("FLAGSHIP_METRICS_ENABLED", default=True)

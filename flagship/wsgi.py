@@ -1,9 +1,12 @@
-"""WSGI entry point (gunicorn)."""
+"""WSGI entry point (gunicorn): the lean path for evaluation routes, the full stack for the rest."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagship.settings")
+django.setup(set_prefix=False)  # as get_wsgi_application() does
 
-application = get_wsgi_application()
+from flagship.lean import application as _lean_application  # noqa: E402  # after setup()
+
+application = _lean_application()

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import EnvironmentKeyRequired, ServerKeyRequired, environment_key
 from flags.delivery.compiled import CompiledRuleset, compiled_ruleset
+from flagship.lean import fast_path_tried
 from flagship_sdk.engine import ErrorCode, EvaluationResult
 
 from . import bodies, fast
@@ -109,15 +110,30 @@ class FastPathMixin:
     fast_kinds: tuple[str, ...] = (fast.SERVER, fast.CLIENT)
     fast_method = "POST"
 
+    @classmethod
+    def fast_response(cls, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse | None:
+        """The fast path's answer to ``request``, or ``None`` for the full path.
+
+        Called by the lean path (``flagship.lean``) with the URL's keyword arguments, before the
+        full middleware stack, and by :meth:`dispatch` on the full stack.
+        """
+        if request.method != cls.fast_method or kwargs.get("version", "v1") != "v1":
+            return None
+        view = cls()
+        view.setup(request, **kwargs)  # as ``as_view`` does: ``head``, ``request``, ``kwargs``
+        try:
+            response = view.fast_answer(request, **kwargs)
+        except Exception:  # the full path meets the same trouble and answers it properly
+            return None
+        if response is not None:
+            response["Allow"] = view._allow_header()
+        return response
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        """Try the fast path, then the full one."""
-        if request.method == self.fast_method and kwargs.get("version", "v1") == "v1":
-            try:
-                response = self.fast_answer(request, **kwargs)
-            except Exception:  # the full path meets the same trouble and answers it properly
-                response = None
+        """Try the fast path (unless the lean path already did), then the full one."""
+        if not fast_path_tried(request):
+            response = self.fast_response(request, kwargs)
             if response is not None:
-                response["Allow"] = self._allow_header()
                 return response
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
