@@ -35,13 +35,17 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.core import signals
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler, get_path_info
+from django.core.handlers.wsgi import WSGIHandler, get_path_info, get_script_name
+from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.module_loading import import_string
+
+from flagship.logs import NO_REQUEST, set_request_id
 
 # Middleware the lean path leaves out: none of them adds a header to, or refuses, a request on an
 # evaluation route (the tests compare every header). Static files, the admin's sign-in limiter and
@@ -63,7 +67,7 @@ SKIPPED = frozenset(
 PREFIXES = ("/api/v1/evaluate", "/api/v1/ruleset", "/ofrep/v1/evaluate/flags")
 _TRIED = "_flagship_fast_path_tried"  # set on a request the fast path declined
 
-Handler = Callable[[HttpRequest], HttpResponseBase]
+Handler = Callable[[HttpRequest], Any]  # a sync middleware chain: a request in, a response out
 
 
 def fast_path_tried(request: HttpRequest) -> bool:
@@ -72,11 +76,12 @@ def fast_path_tried(request: HttpRequest) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def lean_route(path: str) -> tuple[Any, dict[str, Any]] | None:
-    """The fast-path view class and URL keyword arguments of ``path``, else ``None``.
+def lean_route(path: str) -> tuple[Any, ResolverMatch] | None:
+    """The fast-path view class and URL match of ``path``, else ``None``.
 
     Resolved through the URLconf itself, so a route moves with ``urls.py``; remembered per path
-    (a flag key is part of some paths: the cache is bounded).
+    (a flag key is part of some paths: the cache is bounded). The match is the request's
+    ``resolver_match``, as on the full stack (the metrics name the view by it).
     """
     from flags.evaluation.views import FastPathMixin  # noqa: PLC0415  # after the app registry
 
@@ -89,7 +94,7 @@ def lean_route(path: str) -> tuple[Any, dict[str, Any]] | None:
     view_class = getattr(match.func, "view_class", None)
     if view_class is None or not issubclass(view_class, FastPathMixin) or match.args:
         return None
-    return view_class, dict(match.kwargs)
+    return view_class, match
 
 
 class LeanWSGIHandler(WSGIHandler):
@@ -102,11 +107,34 @@ class LeanWSGIHandler(WSGIHandler):
         self._load_chains()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        """Evaluation routes through the lean chain, everything else through the full stack."""
+        """Evaluation routes through the lean chain, everything else through the full stack.
+
+        As ``WSGIHandler.__call__``, except for Django's request signals: ``request_started``
+        is sent only when the request goes on to the rest of the stack, and an answer that
+        reached neither the rest of the stack nor the database is returned as its bytes, so
+        ``request_finished`` is not sent for it either. Their receivers close database
+        connections (none is open), close caches (Redis clients stay open between requests)
+        and reset the request's URLconf and log request id, which is done here instead.
+        """
         path = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIXES) or lean_route(get_path_info(environ)) is None:
             return self.full(environ, start_response)
-        return super().__call__(environ, start_response)
+        set_script_prefix(get_script_name(environ))
+        request = self.request_class(environ)
+        response = self.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django does
+        status = f"{response.status_code} {response.reason_phrase}"
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", cookie.OutputString()) for cookie in response.cookies.values()),
+        ]
+        start_response(status, headers)
+        if fast_path_tried(request) or response.streaming or _database_used():
+            return response  # closed by the server: request_finished, as on the full stack
+        request.close()
+        set_urlconf(None)
+        set_request_id(NO_REQUEST)
+        return [response.content]  # type: ignore[attr-defined]  # not streaming: an HttpResponse
 
     # --- The chains ----------------------------------------------------------------------------
     def _load_chains(self) -> None:
@@ -115,10 +143,10 @@ class LeanWSGIHandler(WSGIHandler):
         The view and exception middleware lists are those of the whole stack, in Django's order:
         a view on the rest of the path sees every ``process_view`` and ``process_exception``.
         """
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        rest: Handler = convert_exception_to_response(self._get_response)
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        rest: Handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         lean: Handler = convert_exception_to_response(self._lean_view)
         for path in reversed(settings.MIDDLEWARE):
             middleware = import_string(path)
@@ -144,12 +172,22 @@ class LeanWSGIHandler(WSGIHandler):
         """The fast path's answer, else the rest of the stack (the full path)."""
         route = lean_route(request.path_info)
         if route is not None:
-            view_class, kwargs = route
-            response = view_class.fast_response(request, kwargs)
+            view_class, match = route
+            request.resolver_match = match
+            response = view_class.fast_response(request, match.kwargs)
             if response is not None:
                 return response  # type: ignore[no-any-return]
         setattr(request, _TRIED, True)
-        return self._rest(request)
+        environ = request.environ  # type: ignore[attr-defined]  # a WSGIRequest
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        return self._rest(request)  # type: ignore[no-any-return]
+
+
+def _database_used() -> bool:
+    """Whether this thread holds an open database connection (the request used one)."""
+    return any(
+        connection.connection is not None for connection in connections.all(initialized_only=True)
+    )
 
 
 def application() -> WSGIHandler:

@@ -54,7 +54,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Tag the request, its log lines and its response with the id."""
-        inbound = request.headers.get(REQUEST_ID_HEADER, "")
+        inbound = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
         request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]  # read by errors.problem
         # Not reset on the way out: Django logs the response (django.request) after this returns;

@@ -120,7 +120,7 @@ class FastPathMixin:
         if request.method != cls.fast_method or kwargs.get("version", "v1") != "v1":
             return None
         view = cls()
-        view.setup(request, **kwargs)  # as ``as_view`` does: ``head``, ``request``, ``kwargs``
+        view.setup(request, **kwargs)  # type: ignore[attr-defined]  # as ``as_view`` does: ``head``, ``request``, ``kwargs``
         try:
             response = view.fast_answer(request, **kwargs)
         except Exception:  # the full path meets the same trouble and answers it properly

@@ -28,6 +28,7 @@ from accounts.models import ApiKey
 from flags.models import Environment, Flag, Project
 from flagship import lean
 from flagship.lean import LeanWSGIHandler
+from flagship.logs import NO_REQUEST, current_request_id
 
 from .caching import caching
 from .evaluation_data import build_flags, issue
@@ -296,3 +297,56 @@ def test_gunicorns_application_is_the_lean_one() -> None:
     from flagship import wsgi  # noqa: PLC0415
 
     assert isinstance(wsgi.application, LeanWSGIHandler)
+
+
+def test_a_direct_answer_is_its_bytes_and_sends_no_request_signals(
+    application: LeanWSGIHandler,
+    flags: dict[str, Flag],
+    staging: Environment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a warm key, and no database connection open after the answer (as in a server's
+    # thread: the test's own transaction holds one here)
+    secret = issue(staging)
+    call(application, environ("post", "/api/v1/evaluate", secret, CONTEXT, {}))
+    monkeypatch.setattr(lean, "_database_used", lambda: False)
+    sent: list[str] = []
+
+    def started(sender: Any, **kwargs: Any) -> None:
+        sent.append("started")
+
+    def finished(sender: Any, **kwargs: Any) -> None:
+        sent.append("finished")
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        # When the fast path answers, then when a request goes on to the rest of the stack
+        direct = application(
+            environ("post", "/api/v1/evaluate", secret, CONTEXT, {}), lambda *args: None
+        )
+        after_direct = list(sent)
+        request_id_after = current_request_id()
+        rest = application(
+            environ("post", "/api/v1/evaluate/no-such-flag", secret, CONTEXT, {}),
+            lambda *args: None,
+        )
+        b"".join(rest)
+        rest.close()
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    # Then the direct answer is its bytes, with no signal, and the log's request id is reset
+    assert isinstance(direct, list)
+    assert json.loads(b"".join(direct))["flags"]
+    assert after_direct == []
+    assert request_id_after == NO_REQUEST
+    # and the other request got both signals, as on the full stack
+    assert sent == ["started", "finished"]
+
+
+def test_database_use_is_seen_on_any_open_connection(staging: Environment) -> None:
+    from django.db import connection  # noqa: PLC0415
+
+    connection.ensure_connection()
+    assert lean._database_used()

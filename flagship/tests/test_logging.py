@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -154,6 +156,81 @@ def test_json_line__event_level_logger_time_request_id_and_extras_as_keys() -> N
     assert (line["level"], line["logger"], line["request_id"]) == ("info", "flags.services", "-")
     assert (line["schedule"], line["step"], line["event_"]) == (3, 2, "shadowing")
     assert line["timestamp"].endswith("Z")
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
+# (level, message, extra): plain stdlib records, which take the formatter's shorter way.
+PLAIN_RECORDS: list[tuple[int, str, dict[str, Any]]] = [
+    (
+        logging.INFO,
+        "request.finished",
+        {
+            "method": "POST",
+            "path": "/api/v1/evaluate",
+            "status": 200,
+            "duration_ms": 0.42,
+            "db_ms": 0.0,
+            "db_queries": 0,
+            "user_id": None,
+            "api_key_id": 7,
+        },
+    ),
+    (logging.WARNING, "plain words with a key " + KEY_LIKE, {}),
+    (logging.ERROR, "nested", {"payload": {"password": "hunter2", "items": [{"token": "t"}]}}),
+    (logging.DEBUG, "clash", {"event": "shadowing", "level": 3, "request_id": "given"}),
+    (logging.INFO, "objects", {"request": object(), "server_time": 1.5, "when": (1, 2)}),
+    (logging.CRITICAL, "url", {"target": "https://user:pass@example.com/x?token=abc"}),
+]
+
+
+@pytest.mark.parametrize("fmt", logs.FORMATS)
+@pytest.mark.parametrize(("level", "message", "extra"), PLAIN_RECORDS)
+def test_plain_records__the_short_way__the_same_line_as_structlogs_way(
+    fmt: str, level: int, message: str, extra: dict[str, Any]
+) -> None:
+    # Given a plain record (no arguments, exception or stack), with the request id filter's key
+    formatter = logs.formatter(fmt)
+    structlog.contextvars.bind_contextvars(bound="context")
+    try:
+        record = logging.getLogger("flags.test").makeRecord(
+            "flags.test", level, __file__, 1, message, (), None, extra=extra
+        )
+        logs.RequestIdFilter().filter(record)
+        # When it is formatted the short way and structlog's way
+        short = formatter.format(record)
+        full = structlog.stdlib.ProcessorFormatter.format(formatter, record)
+    finally:
+        structlog.contextvars.unbind_contextvars("bound")
+    # Then the lines are the same but for the moment they were written
+    assert _TIMESTAMP.sub("T", short) == _TIMESTAMP.sub("T", full)
+    assert KEY_LIKE not in short
+    assert "hunter2" not in short
+
+
+def test_plain_records__take_the_short_way__others_structlogs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    formatter = logs.formatter(logs.JSON)
+    taken: list[str] = []
+    original = structlog.stdlib.ProcessorFormatter.format
+
+    def spy(self: Any, record: logging.LogRecord) -> str:
+        taken.append(str(record.msg))
+        return original(self, record)
+
+    monkeypatch.setattr(structlog.stdlib.ProcessorFormatter, "format", spy)
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "plain", (), None)
+    with_args = logging.LogRecord("x", logging.INFO, __file__, 1, "%s args", ("with",), None)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        with_exception = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    for record in (plain, with_args, with_exception):
+        formatter.format(record)
+    assert taken == ["%s args", "failed"]
+    assert '"exception"' in formatter.format(with_exception)
 
 
 def test_console_line__readable_event_logger_and_keys() -> None:
