@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def raise_open_files_limit(ceiling: int = 1_048_576) -> OpenFilesLimit:
     Never raises: where the platform refuses, the limit stays as it was (logged).
     """
     before, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = ceiling if hard == resource.RLIM_INFINITY else hard
+    wanted = min(ceiling, _kernel_ceiling()) if hard == resource.RLIM_INFINITY else hard
     soft = before
     if before != resource.RLIM_INFINITY and before < wanted:
         try:
@@ -42,3 +43,11 @@ def raise_open_files_limit(ceiling: int = 1_048_576) -> OpenFilesLimit:
             )
     logger.info("fdlimit.open_files", extra={"before": before, "soft": soft, "hard": hard})
     return OpenFilesLimit(before, soft, hard)
+
+
+def _kernel_ceiling() -> int:
+    """The most any process may open (Linux ``fs.nr_open``; 1 048 576 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 1_048_576
