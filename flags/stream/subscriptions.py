@@ -2,8 +2,10 @@
 
 Streams are coroutines on an ASGI server's event loop; changes arrive in other threads: the
 process's pub/sub listener (``flags.delivery.pubsub``) or, without Redis, the thread that
-committed. The :class:`Broker` hands each change to the subscriptions of its environment, each
-through its own loop's ``call_soon_threadsafe`` (:meth:`Subscription.notify`). It is told by the
+committed. The :class:`Broker` hands each change to the subscriptions of its environment, once
+per event loop (``call_soon_threadsafe``, then :meth:`Subscription._deliver` for each on the loop;
+a stream that can write to its connection directly does so there, ``flags.stream.direct``,
+without waking its coroutine). It is told by the
 process's version receiver (``flags.delivery.versions``), after the process's own memory has the
 new version, so a client that reacts to an event by asking this same process gets that version.
 
