@@ -2,8 +2,10 @@
 
 Streams are coroutines on an ASGI server's event loop; changes arrive in other threads: the
 process's pub/sub listener (``flags.delivery.pubsub``) or, without Redis, the thread that
-committed. The :class:`Broker` hands each change to the subscriptions of its environment, each
-through its own loop's ``call_soon_threadsafe`` (:meth:`Subscription.notify`). It is told by the
+committed. The :class:`Broker` hands each change to the subscriptions of its environment, once
+per event loop (``call_soon_threadsafe``, then :meth:`Subscription._deliver` for each on the loop;
+a stream that can write to its connection directly does so there, ``flags.stream.direct``,
+without waking its coroutine). It is told by the
 process's version receiver (``flags.delivery.versions``), after the process's own memory has the
 new version, so a client that reacts to an event by asking this same process gets that version.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 from flags import conf
@@ -57,6 +59,9 @@ class Subscription:
         self._resync = False
         self._recheck = False
         self._signal = asyncio.Event()
+        # Set by a stream that can write a version to its connection at once (the view's
+        # direct writer): called on the loop, ``False`` when it cannot (the stream is woken).
+        self.deliver_now: Callable[[int], bool] | None = None
 
     def notify(self, version: Notice) -> None:
         """Deliver a version (``None``: resync; ``RECHECK``: check capabilities) from any thread."""
@@ -71,6 +76,15 @@ class Subscription:
             self.loop.call_soon_threadsafe(self._deliver, version)
 
     def _deliver(self, version: Notice) -> None:
+        if (
+            self.deliver_now is not None
+            and type(version) is int
+            and self._latest is None
+            and not self._resync
+            and not self._recheck
+            and self.deliver_now(version)
+        ):
+            return  # written already: the stream's coroutine need not wake
         if isinstance(version, Recheck):
             self._recheck = True
         elif version is None:
@@ -99,6 +113,33 @@ class Subscription:
         return latest
 
 
+def _deliver_all(subscriptions: list[Subscription], version: Notice) -> None:
+    for subscription in subscriptions:
+        subscription._deliver(version)  # the broker's half of the mailbox
+
+
+def _notify_all(subscriptions: list[Subscription], version: Notice) -> None:
+    """:meth:`Subscription.notify` for many: one hand-over per event loop, not per stream.
+
+    A stream server holds thousands of streams on one loop; waking the loop once per change
+    (``call_soon_threadsafe``) rather than once per stream keeps the listener thread's share of
+    the fan-out constant (bench/server/stream_scale.py).
+    """
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+    for subscription in subscriptions:
+        by_loop.setdefault(subscription.loop, []).append(subscription)
+    for loop, group in by_loop.items():
+        if loop is running:
+            _deliver_all(group, version)
+            continue
+        with suppress(RuntimeError):  # the loop has closed: its streams are gone
+            loop.call_soon_threadsafe(_deliver_all, group, version)
+
+
 def _wake(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_result(None)
@@ -117,23 +158,19 @@ class Broker:
         """Hand a change to the streams of its environment."""
         with self._lock:
             targets = list(self._subscriptions.get(change.environment_id, ()))
-        for subscription in targets:
-            subscription.notify(change.version)
+        _notify_all(targets, change.version)
 
     def resync(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Tell every stream (of ``loop``, if given) to re-read its version."""
         with self._lock:
             targets = [s for group in self._subscriptions.values() for s in group]
-        for subscription in targets:
-            if loop is None or subscription.loop is loop:
-                subscription.notify(RESYNC)
+        _notify_all([s for s in targets if loop is None or s.loop is loop], RESYNC)
 
     def recheck(self) -> None:
         """Tell every stream to check whether its capability is still on (``RECHECK``)."""
         with self._lock:
             targets = [s for group in self._subscriptions.values() for s in group]
-        for subscription in targets:
-            subscription.notify(RECHECK)
+        _notify_all(targets, RECHECK)
 
     def subscription_confirmed(self, again: bool) -> None:
         """The process's subscription is confirmed: wake new streams; resync all ``again``."""

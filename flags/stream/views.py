@@ -51,7 +51,7 @@ from flags.evaluation import throttling
 from flags.models import Environment
 from flagship.errors import problem_response
 
-from . import subscriptions
+from . import direct, subscriptions
 
 FORMATS = ("flagship", "ofrep")
 RETRY_MILLISECONDS = 3000
@@ -189,24 +189,44 @@ def disabled(request: HttpRequest) -> HttpResponse:
     )
 
 
-async def _events(environment_id: int, last_event_id: int | None, fmt: str) -> AsyncIterator[str]:
+async def _events(
+    environment_id: int,
+    last_event_id: int | None,
+    fmt: str,
+    writer: direct.DirectWriter | None = None,
+) -> AsyncIterator[str]:
     heartbeat = conf.stream_heartbeat_seconds()
-    stream_enabled = sync_to_async(_released(_stream_enabled))
+    # In the default thread pool, not the one thread that runs every request's synchronous
+    # middleware and authentication: a stream's own look-ups do not queue behind new connections.
+    stream_enabled = sync_to_async(_released(_stream_enabled), thread_sensitive=False)
     # Then the client reconnects (with Last-Event-ID) and its key is checked again, so a
     # revocation reaches open streams within this time.
     deadline = time.monotonic() + conf.stream_max_age_seconds()
-    current_version = sync_to_async(_released(_current_version))
+    current_version = sync_to_async(_released(_current_version), thread_sensitive=False)
     async with subscriptions.subscribe(environment_id) as subscription:
         # Subscribed before reading, so a change committed in between is not missed.
         current = await current_version(environment_id)
         if current is None:
             return
         prefix = f"retry: {RETRY_MILLISECONDS}\n\n"
+        sent = max(current, last_event_id or 0)
         if last_event_id is None or last_event_id < current:
             yield prefix + render(current, fmt)
         else:
             yield prefix
-        sent = max(current, last_event_id or 0)
+
+        def deliver_now(version: int) -> bool:
+            """Write a newer version to the connection at once (see ``flags.stream.direct``)."""
+            nonlocal sent
+            if version <= sent:
+                return True
+            if writer is None or not writer.write(direct.chunk(render(version, fmt))):
+                return False
+            sent = version
+            return True
+
+        if writer is not None:  # the headers and the first event are out: the response started
+            subscription.deliver_now = deliver_now
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -272,7 +292,7 @@ async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
     last_event_id = _last_event_id(request)
     if isinstance(request, ASGIRequest):
         content: Iterable[str] | AsyncIterator[str] = _events(
-            key.environment_id, last_event_id, fmt
+            key.environment_id, last_event_id, fmt, direct.DirectWriter.of(request.scope)
         )
     else:
         # Served by a WSGI worker (the proxy does not route the stream to the ASGI server): a

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import pytest
 import redis
@@ -40,7 +40,7 @@ PROPAGATION = 1.0  # a committed change reaches a stream within this
 class LiveServer:
     """uvicorn serving the ASGI application on a free loopback port, in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, http: Literal["h11", "httptools"] = "h11") -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
@@ -50,7 +50,7 @@ class LiveServer:
             log_level="warning",
             lifespan="off",
             loop="asyncio",
-            http="h11",
+            http=http,
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
@@ -155,6 +155,13 @@ class SseClient:
 @pytest.fixture
 def live(transactional_db: None) -> Iterator[LiveServer]:
     with override_settings(FLAGSHIP_STREAM_HEARTBEAT=15), LiveServer() as server:
+        yield server
+
+
+@pytest.fixture
+def live_httptools(transactional_db: None) -> Iterator[LiveServer]:
+    """uvicorn's default HTTP/1.1 server: events are written directly (flags.stream.direct)."""
+    with override_settings(FLAGSHIP_STREAM_HEARTBEAT=15), LiveServer("httptools") as server:
         yield server
 
 
@@ -520,3 +527,46 @@ def test_ofrep_bulk_advertises_the_stream_when_deployed(
     with override_settings(FLAGSHIP_STREAM_URL="https://stream.example.com/api/v1/stream"):
         (advertised,) = post(server_secret).json()["eventStreams"]
         assert advertised["url"] == "https://stream.example.com/api/v1/stream?format=ofrep"
+
+
+def test_direct_writes__httptools__every_change_in_order_in_both_formats(
+    live_httptools: LiveServer, clients: list[SseClient], staging: Environment, flag: Flag
+) -> None:
+    # Given two streams on uvicorn's httptools server, one of each format
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    plain = connect(live_httptools, clients, headers={"X-API-Key": secret})
+    ofrep = connect(
+        live_httptools, clients, path=f"{STREAM}?format=ofrep", headers={"X-API-Key": secret}
+    )
+    current = version_of(staging)
+    assert plain.next_event()["data"]["version"] == current
+    assert ofrep.next_event()["data"]["version"] == current
+
+    # When two changes commit
+    toggle(flag, staging, True)
+    toggle(flag, staging, False)
+
+    # Then each stream receives both, in order and framed as through ASGI, written directly
+    for expected in (current + 1, current + 2):
+        assert plain.next_event(PROPAGATION) == {
+            "id": str(expected),
+            "event": "ruleset",
+            "data": {"version": expected, "etag": f'"{expected}"'},
+        }
+        assert ofrep.next_event(PROPAGATION) == {
+            "id": str(expected),
+            "event": "message",
+            "data": {"type": "refetchEvaluation", "etag": f'"{expected}"', "version": expected},
+        }
+    with subscriptions.broker._lock:  # which path delivered them
+        opened = [s for group in subscriptions.broker._subscriptions.values() for s in group]
+    assert len(opened) == 2
+    assert all(s.deliver_now is not None for s in opened)
+
+    # And a client that goes away leaves nothing behind
+    plain.close()
+    ofrep.close()
+    deadline = time.monotonic() + WAIT
+    while subscriptions.broker.count():
+        assert time.monotonic() < deadline, "the streams were not released"
+        time.sleep(0.01)
