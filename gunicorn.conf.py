@@ -40,7 +40,21 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # sync worker a keep-alive connection does not pin a whole process (sync measured as fast, with a
 # lower tail, but only because the load generator reconnects for every request: no keep-alive).
 # gevent/eventlet would need monkey-patching of psycopg and redis for no gain on this CPU path.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+#
+# flagship.workers.ReusePortThreadWorker is gthread with a listening socket per worker
+# (SO_REUSEPORT): the kernel spreads new connections over the workers. With the stock gthread
+# worker the first worker to wake accepts every waiting connection, so a few persistent
+# connections (wrk's, a load balancer's upstream pool) often all land on one worker and leave a
+# core idle. Measured by ``python -m bench.server.run --balance`` (docs/operations.md, "Workers
+# and connections"). GUNICORN_WORKER_CLASS=gthread restores the stock worker.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flagship.workers.ReusePortThreadWorker")
+
+# SO_REUSEPORT: on with the worker above (each worker opens its own socket; the master none),
+# off otherwise unless GUNICORN_REUSE_PORT=1 (gunicorn's gthread then opens per-worker sockets
+# too, but does not drain them when a worker stops).
+reuse_port = os.environ.get(
+    "GUNICORN_REUSE_PORT", "1" if worker_class.endswith("ReusePortThreadWorker") else "0"
+) in {"1", "true", "yes"}
 
 # One process per core (each runs Python under its own GIL) plus one to cover a worker's waits and
 # recycling; capped, since past a dozen processes each one mostly adds memory and database
@@ -123,7 +137,11 @@ def post_worker_init(worker: object) -> None:
     Redis connections and this process's change subscription. Failures are ignored: a dependency
     that is down is the request's business (and the probes'), not the worker's start-up.
     """
-    from flagship.warmup import warm_up  # noqa: PLC0415  # after Django is set up
+    from django.apps import apps  # noqa: PLC0415  # after Django is set up
+
+    if not (apps.ready and apps.is_installed("flags")):  # another application (bench, tests)
+        return
+    from flagship.warmup import warm_up  # noqa: PLC0415
 
     warm_up()
 
