@@ -47,6 +47,11 @@ class ReusePortThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has
                 "ReusePortThreadWorker without reuse_port: connections are not spread "
                 "(set reuse_port = True)"
             )
+        if cfg.workers < 2:
+            log.warning(
+                "ReusePortThreadWorker with one worker: while it restarts (recycling, a crash) "
+                "nothing listens and new connections are refused; run two or more"
+            )
         super().check_config(cfg, log)
 
     def set_accept_enabled(self, enabled: bool) -> None:  # gunicorn's signature

@@ -209,6 +209,7 @@ class Run:
     idle_workers: int
     errors: int
     p99_ms: float
+    cpu_split: str = ""  # cores busy per worker, busiest first: "0.95/0.60/0.02"
 
 
 @dataclass
@@ -245,13 +246,18 @@ def measured_run(  # noqa: PLR0917  # one wrk run and what it needs
                 counts = now
         output, _ = child.communicate(timeout=seconds + 30)
     rps, errors, percentiles = wrk_output(output)
+    window = meter.window
+    split = sorted(
+        (seconds / window.wall_seconds for seconds in window.per_process.values()), reverse=True
+    )
     return Run(
         rps,
-        meter.window.cores_busy,
+        window.cores_busy,
         spread(counts),
         sum(1 for count in counts.values() if count == 0),
         errors,
         percentiles.get("99", 0.0),
+        "/".join(f"{cores:.2f}" for cores in split),
     )
 
 
@@ -329,18 +335,21 @@ def balance_report(results: list[BalanceResult], options: Options, rounds: int) 
         "connections each run, 2 wrk threads) after a 1 s warm-up. req/s and cores busy: "
         "median over the runs; cores busy: CPU seconds of gunicorn's master and workers "
         "(`/proc/<pid>/stat`) per wall second; connections per worker: established connections "
-        "in each worker's file descriptors one second into each run (every run listed, most "
-        "loaded worker first); idle: runs in which at least one worker held no connection.",
+        "in each worker's file descriptors about a second into each run (every run listed, most "
+        "loaded worker first; the sync worker closes each connection after one request, so it "
+        "holds almost none); idle: runs in which at least one worker held no connection; "
+        "cores per worker: each worker's CPU seconds per wall second (every run, busiest "
+        "first). wrk runs on the same 2 cores: a server alone at 2.0 cores busy is not possible.",
         "",
         "| worker model | endpoint | conns | req/s | min-max | cores busy | req/s per core "
         "| p99 (ms) | 4 vs 32 | connections per worker (each run) | runs with an idle worker "
-        "| errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| cores per worker (each run) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     scores: dict[str, float] = {}
     for entry in results:
         if entry.failure:
-            lines.append(f"| {entry.variant.label} | failed: {entry.failure} ||||||||||| ")
+            lines.append(f"| {entry.variant.label} | failed: {entry.failure} |||||||||||| ")
             continue
         ratios = []
         for endpoint_name in BALANCED:
@@ -362,7 +371,7 @@ def balance_report(results: list[BalanceResult], options: Options, rounds: int) 
                     + (f"{ratio:.0%}" if connections == 4 else "—")
                     + f" | {' '.join(r.spread for r in runs)} | "
                     f"{sum(1 for r in runs if r.idle_workers)}/{len(runs)} | "
-                    f"{sum(r.errors for r in runs)} |"
+                    f"{' '.join(r.cpu_split for r in runs)} | {sum(r.errors for r in runs)} |"
                 )
         both = [
             _median(entry.runs.get((name, connections), []), "rps")

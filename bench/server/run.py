@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.server.run [--quick] [--no-sweep] [--scale-flags N ...]
-                                         [--counting | --no-counting] [--metrics]
+                                         [--counting | --no-counting] [--metrics] [--balance]
                                          [--markdown PATH]
 
 One run, on loopback only:
@@ -12,11 +12,15 @@ One run, on loopback only:
    and imports (``bench.server.fixture``, ``flags.services.importing``) the engine benchmark's W4
    mix of 200 flags into one project and, repeated with distinct keys, 10 000 flags into another
    (``--scale-flags``; 2 000 with ``--quick``), each with a server and a client key;
-2. starts FlagShip (``flagship.wsgi``) and the ceiling (``bench.server.ceiling``: a trivial Django
-   view returning constant bytes) under gunicorn with the repository's ``gunicorn.conf.py``, and
-   the change stream (``flagship.asgi``) under uvicorn, each on a free port;
-3. measures each endpoint with ``wrk``: requests/s at 32 connections, p50/p99 at 1 connection, on
-   the 200-flag environment;
+2. starts FlagShip (``flagship.wsgi``), FlagShip's constant view (``bench.server.ceiling``: a
+   trivial Django view returning constant bytes, FlagShip's settings and middleware) and the bare
+   ceiling (``bench.server.bare_wsgi``: Django alone, no FlagShip settings, no middleware, no
+   database) under gunicorn with the repository's ``gunicorn.conf.py``, and the change stream
+   (``flagship.asgi``) under uvicorn, each on a free port;
+3. measures each endpoint with ``wrk``: requests/s at 32 and at 4 keep-alive connections with
+   the server's cores busy (its CPU from ``/proc``, ``bench.server.balance``) and connections per
+   worker, p50/p99 at 1 connection, on the 200-flag environment; ratios against the bare ceiling
+   and issue 16's targets;
 4. scale: the bulk and single-flag evaluations again on the larger environment(s), with the
    per-flag cost and the ratio to 200 flags;
 5. opens 1 and then 1 000 Server-Sent Events subscribers and times, for each of K changes made
@@ -30,6 +34,10 @@ One run, on loopback only:
    (``bench.server.counting``);
 8. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
    started and drops the database.
+
+``--balance`` runs only the worker-model sweep of ``bench.server.balance`` (connections per worker
+at 4 and 32 connections for gthread, gthread with ``reuse_port``, ``flagship.workers
+.ReusePortThreadWorker`` and sync).
 
 Needs ``wrk`` (``apt-get install -y wrk``), PostgreSQL and Redis.
 """
