@@ -160,8 +160,22 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flagship-metrics-")
 
 
+# With ReusePortThreadWorker the master listens too (SO_REUSEPORT, in the workers' group): its
+# socket holds new connections while every worker restarts at once, instead of refusing them
+# (flagship/workers.py). GUNICORN_MASTER_SOCKET=0: only the workers listen (gunicorn's way).
+_MASTER_SOCKET = (
+    reuse_port
+    and worker_class.endswith("ReusePortThreadWorker")
+    and os.environ.get("GUNICORN_MASTER_SOCKET", "1") == "1"
+)
+
+
 def on_starting(server: object) -> None:
-    """Empty the metrics directory before the first worker starts."""
+    """Open the master's socket (see above); empty the metrics directory."""
+    if _MASTER_SOCKET and not server.LISTENERS:  # type: ignore[attr-defined]
+        from gunicorn import sock  # noqa: PLC0415
+
+        server.LISTENERS = sock.create_sockets(server.cfg, server.log)  # type: ignore[attr-defined]
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])

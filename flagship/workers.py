@@ -26,6 +26,15 @@ moves even those to a sibling socket (docs/deployment.md).
 
 ``reuse_port`` must be on in the configuration (``gunicorn.conf.py`` turns it on with this worker):
 gunicorn decides whether the master opens a shared socket before it asks the worker class.
+
+With ``reuse_port`` gunicorn's master listens on nothing: while every worker restarts at once (a
+single worker being recycled, all of them replaced after a crash) new connections would be
+refused. ``gunicorn.conf.py``'s ``on_starting`` therefore lets the master open its socket too
+(``SO_REUSEPORT``, in the same group; ``GUNICORN_MASTER_SOCKET=0`` turns it off), and each worker
+polls that inherited socket beside its own: the kernel hashes a share of the connections (one in
+workers + 1) to it, any worker accepts them, and when no worker is up they wait in its backlog
+instead of being refused. A stopping worker stops polling it and leaves it open (the master and the
+other workers hold it).
 """
 
 from __future__ import annotations
@@ -38,6 +47,22 @@ from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped
 
 class ReusePortThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
     """``gthread`` on a listening socket of its own (``SO_REUSEPORT``), drained when it stops."""
+
+    sockets: list[Any]  # gunicorn's listeners: the master's, then (after the fork) this worker's
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As gunicorn's; remembers the master's sockets (``sockets``, before the fork)."""
+        super().__init__(*args, **kwargs)
+        self.shared_sockets: list[Any] = list(self.sockets)
+        self.own_sockets: list[Any] = []
+        self.left_group = False
+
+    def init_process(self) -> None:
+        """After the fork: poll this worker's own sockets and the master's."""
+        own = [listener for listener in self.sockets if listener not in self.shared_sockets]
+        self.own_sockets = own
+        self.sockets = [*own, *self.shared_sockets]
+        super().init_process()
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -61,10 +86,17 @@ class ReusePortThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has
             self.leave_group()
 
     def leave_group(self) -> None:
-        """Accept the connections waiting on this worker's sockets, then close the sockets."""
-        for listener in self.sockets:
+        """Accept the connections waiting on this worker's own sockets, then close them.
+
+        The master's sockets stay open (no longer polled here): the master and the other workers
+        hold them, and what waits there is theirs.
+        """
+        if self.left_group:
+            return
+        self.left_group = True
+        for listener in self.own_sockets:
             self.drain(listener)
-            listener.close()
+            listener.close()  # gunicorn's socket: closing it again (at the very end) is a no-op
 
     def drain(self, listener: Any) -> None:
         """Accept every connection already in ``listener``'s backlog (it will be served)."""

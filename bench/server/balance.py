@@ -8,8 +8,9 @@ on the server's port among the worker's file descriptors.
 
 ``run_balance`` is the sweep of ``python -m bench.server.run --balance``: FlagShip under a few
 worker models (the stock gthread worker, gthread with ``reuse_port``, ``flagship.workers
-.ReusePortThreadWorker``, the sync worker), bulk evaluation and OFREP single at 4 and at 32
-keep-alive connections, with each run's connections per worker and cores busy (issue 16).
+.ReusePortThreadWorker`` with and without the master's socket, the sync worker), bulk
+evaluation and OFREP single at 4 and at 32 keep-alive connections, with each run's connections
+per worker and cores busy (issue 16).
 """
 
 from __future__ import annotations
@@ -180,11 +181,21 @@ def variants(cores: int) -> tuple[Variant, ...]:
             {**gthread, "GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_REUSE_PORT": "1"},
         ),
         Variant(
-            f"ReusePortThreadWorker {workers}x2",
+            f"ReusePortThreadWorker {workers}x2 (default: + master socket)",
             {
                 **gthread,
                 "GUNICORN_WORKER_CLASS": "flagship.workers.ReusePortThreadWorker",
                 "GUNICORN_REUSE_PORT": "1",
+                "GUNICORN_MASTER_SOCKET": "1",
+            },
+        ),
+        Variant(
+            f"ReusePortThreadWorker {workers}x2, workers' sockets only",
+            {
+                **gthread,
+                "GUNICORN_WORKER_CLASS": "flagship.workers.ReusePortThreadWorker",
+                "GUNICORN_REUSE_PORT": "1",
+                "GUNICORN_MASTER_SOCKET": "0",
             },
         ),
         Variant(

@@ -126,6 +126,7 @@ def test_wrk_argv__no_more_threads_than_connections() -> None:
 def test_balance_report__one_row_per_endpoint_and_connection_count() -> None:
     options = run.QUICK
     variant = balance.variants(2)[2]
+    assert variant.overrides["GUNICORN_MASTER_SOCKET"] == "1"
     result = balance.BalanceResult(variant)
     for name in balance.BALANCED:
         result.runs[name, 32] = [balance.Run(1000.0, 1.5, "12/11/9", 0, 0, 30.0, "0.6/0.5/0.4")]

@@ -28,7 +28,7 @@ WORKER = "flagship.workers.ReusePortThreadWorker"
 
 
 def listening_sockets(port: int) -> int:
-    """How many sockets listen on ``port`` (one per worker with ``SO_REUSEPORT``)."""
+    """How many sockets listen on ``port`` (the master's and one per worker: ``SO_REUSEPORT``)."""
     count = 0
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         parts = line.split()
@@ -69,7 +69,8 @@ def gunicorn(
     )
     log.close()
     try:
-        wait_for(lambda: listening_sockets(port) >= workers, "every worker listening", tmp_path)
+        # The master's socket and one per worker
+        wait_for(lambda: listening_sockets(port) >= workers + 1, "every worker listening", tmp_path)
         yield port, master
     finally:
         if master.poll() is None:
@@ -208,3 +209,50 @@ def test_sighup__new_workers__no_request_lost(tmp_path: Path) -> None:
         assert failures == []
         assert len(served) > 20
         assert master.poll() is None
+
+
+def test_recycled_workers__no_request_lost(tmp_path: Path) -> None:
+    # Given workers recycled every 40 requests (max_requests)
+    with gunicorn(tmp_path, GUNICORN_MAX_REQUESTS="40", GUNICORN_MAX_REQUESTS_JITTER="0") as (
+        port,
+        _master,
+    ):
+        failures: list[str] = []
+        served: list[int] = []
+
+        def load() -> None:  # new connections, one request each
+            for _ in range(60):
+                try:
+                    served.append(get_once(port))
+                except (OSError, http.client.HTTPException, AssertionError) as error:
+                    failures.append(repr(error))
+
+        # When 240 requests arrive from four threads
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        # Then workers were replaced meanwhile, and every request was answered
+        assert len(set(served)) > 3
+        assert failures == []
+
+
+def test_one_worker_recycled__connections_wait_on_the_masters_socket(tmp_path: Path) -> None:
+    # Given a single worker, recycled every 30 requests: at times no worker listens
+    with gunicorn(
+        tmp_path, workers=1, GUNICORN_MAX_REQUESTS="30", GUNICORN_MAX_REQUESTS_JITTER="0"
+    ) as (port, _master):
+        failures: list[str] = []
+        served = []
+        # When 100 requests arrive one after the other, each on a new connection
+        for _ in range(100):
+            try:
+                served.append(get_once(port))
+            except (OSError, http.client.HTTPException, AssertionError) as error:
+                failures.append(repr(error))
+
+        # Then the worker was replaced three times, and no connection was refused
+        assert len(set(served)) >= 3
+        assert failures == []
