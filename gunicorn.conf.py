@@ -46,7 +46,13 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # worker the first worker to wake accepts every waiting connection, so a few persistent
 # connections (wrk's, a load balancer's upstream pool) often all land on one worker and leave a
 # core idle. Measured by ``python -m bench.server.run --balance`` (docs/operations.md, "Workers
-# and connections"). GUNICORN_WORKER_CLASS=gthread restores the stock worker.
+# and connections"), 2026-12-07 on 2 shared cores, 3 x 2, bulk and single evaluation, 4 runs of
+# each: at 32 connections the stock worker left a worker with 0-2 connections in 5 of 8 runs
+# (once all 32 on one worker), this one in none (the least loaded worker held 4-8); at 4
+# connections the stock worker put all 4 on one worker in 3 of 8 runs, this one never. Requests/s
+# did not separate them on that machine (other benchmarks held the cores; see the report), so
+# the choice rests on the spread, which decides whether a second core can be used at all.
+# GUNICORN_WORKER_CLASS=gthread restores the stock worker.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flagship.workers.ReusePortThreadWorker")
 
 # SO_REUSEPORT: on with the worker above (each worker opens its own socket; the master none),
