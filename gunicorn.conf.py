@@ -47,7 +47,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # connections (wrk's, a load balancer's upstream pool) often all land on one worker and leave a
 # core idle. Measured by ``python -m bench.server.run --balance`` (docs/operations.md, "Workers
 # and connections"), 2026-12-07 on 2 shared cores, 3 x 2, bulk and single evaluation, 4 runs of
-# each: at 32 connections the stock worker left a worker with 0-2 connections in 5 of 8 runs
+# each: at 32 connections the stock worker left a worker with 0-2 connections in 7 of 8 runs
 # (once all 32 on one worker), this one in none (the least loaded worker held 4-8); at 4
 # connections the stock worker put all 4 on one worker in 3 of 8 runs, this one never. Requests/s
 # did not separate them on that machine (other benchmarks held the cores; see the report), so
