@@ -40,7 +40,27 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # sync worker a keep-alive connection does not pin a whole process (sync measured as fast, with a
 # lower tail, but only because the load generator reconnects for every request: no keep-alive).
 # gevent/eventlet would need monkey-patching of psycopg and redis for no gain on this CPU path.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+#
+# flagship.workers.ReusePortThreadWorker is gthread with a listening socket per worker
+# (SO_REUSEPORT): the kernel spreads new connections over the workers. With the stock gthread
+# worker the first worker to wake accepts every waiting connection, so a few persistent
+# connections (wrk's, a load balancer's upstream pool) often all land on one worker and leave a
+# core idle. Measured by ``python -m bench.server.run --balance`` (docs/operations.md, "Workers
+# and connections"), 2026-12-07 on 2 shared cores, 3 x 2, bulk and single evaluation, 4 runs of
+# each: at 32 connections the stock worker left a worker with 0-2 connections in 7 of 8 runs
+# (once all 32 on one worker), this one in none (the least loaded worker held 4-8); at 4
+# connections the stock worker put all 4 on one worker in 3 of 8 runs, this one never. Requests/s
+# did not separate them on that machine (other benchmarks held the cores; see the report), so
+# the choice rests on the spread, which decides whether a second core can be used at all.
+# GUNICORN_WORKER_CLASS=gthread restores the stock worker.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "flagship.workers.ReusePortThreadWorker")
+
+# SO_REUSEPORT: on with the worker above (each worker opens its own socket; the master none),
+# off otherwise unless GUNICORN_REUSE_PORT=1 (gunicorn's gthread then opens per-worker sockets
+# too, but does not drain them when a worker stops).
+reuse_port = os.environ.get(
+    "GUNICORN_REUSE_PORT", "1" if worker_class.endswith("ReusePortThreadWorker") else "0"
+) in {"1", "true", "yes"}
 
 # One process per core (each runs Python under its own GIL) plus one to cover a worker's waits and
 # recycling; capped, since past a dozen processes each one mostly adds memory and database
@@ -123,7 +143,11 @@ def post_worker_init(worker: object) -> None:
     Redis connections and this process's change subscription. Failures are ignored: a dependency
     that is down is the request's business (and the probes'), not the worker's start-up.
     """
-    from flagship.warmup import warm_up  # noqa: PLC0415  # after Django is set up
+    from django.apps import apps  # noqa: PLC0415  # after Django is set up
+
+    if not (apps.ready and apps.is_installed("flags")):  # another application (bench, tests)
+        return
+    from flagship.warmup import warm_up  # noqa: PLC0415
 
     warm_up()
 
@@ -142,8 +166,22 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flagship-metrics-")
 
 
+# With ReusePortThreadWorker the master listens too (SO_REUSEPORT, in the workers' group): its
+# socket holds new connections while every worker restarts at once, instead of refusing them
+# (flagship/workers.py). GUNICORN_MASTER_SOCKET=0: only the workers listen (gunicorn's way).
+_MASTER_SOCKET = (
+    reuse_port
+    and worker_class.endswith("ReusePortThreadWorker")
+    and os.environ.get("GUNICORN_MASTER_SOCKET", "1") == "1"
+)
+
+
 def on_starting(server: object) -> None:
-    """Empty the metrics directory before the first worker starts."""
+    """Open the master's socket (see above); empty the metrics directory."""
+    if _MASTER_SOCKET and not server.LISTENERS:  # type: ignore[attr-defined]
+        from gunicorn import sock  # noqa: PLC0415
+
+        server.LISTENERS = sock.create_sockets(server.cfg, server.log)  # type: ignore[attr-defined]
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
