@@ -79,23 +79,46 @@ COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 # --- The child: one variant, one endpoint, under callgrind --------------------------------------
-def child(path: str, requests: int, server_key: str) -> None:
-    """Warm up, then N requests and the flushes with instrumentation on (``--child``)."""
-    import django  # noqa: PLC0415  # the child sets Django up; the parent never does
+def child(path: str, requests: int, server_key: str, application_name: str = "full") -> None:
+    """Warm up, then N requests and the flushes with instrumentation on (``--child``).
 
-    django.setup()
-    from django.core.handlers.wsgi import WSGIHandler  # noqa: PLC0415
+    ``application_name``: ``full`` (Django's handler, every middleware), ``lean`` (the
+    application gunicorn serves, ``flagship.wsgi``) or ``bare`` (``bench.server.bare_wsgi``).
+    A path starting with ``GET `` is asked with ``GET`` and, for the ruleset, the current ETag
+    in ``If-None-Match`` (a 304).
+    """
+    method, path = ("GET", path[4:]) if path.startswith("GET ") else ("POST", path)
+    if application_name == "bare":
+        from bench.server.bare_wsgi import application  # noqa: PLC0415
 
-    from flags import conf  # noqa: PLC0415
-    from flags.evaluation import counting  # noqa: PLC0415
-    from flagship import metrics  # noqa: PLC0415
+        def flush_metrics() -> object:  # nothing of FlagShip's to flush
+            return None
 
-    application = WSGIHandler()
-    body = json.dumps({"context": CONTEXT}).encode()
+        flush_counts = flush_metrics
+        metrics_on = counting_on = False
+    else:
+        import django  # noqa: PLC0415  # the child sets Django up; the parent never does
+
+        django.setup()
+        from django.core.handlers.wsgi import WSGIHandler  # noqa: PLC0415
+
+        from flags import conf  # noqa: PLC0415
+        from flags.evaluation import counting  # noqa: PLC0415
+        from flagship import metrics  # noqa: PLC0415
+
+        if application_name == "lean":
+            from flagship.wsgi import application  # noqa: PLC0415
+        else:
+            application = WSGIHandler()
+        flush_metrics, flush_counts = metrics.flush, counting.flush
+        metrics_on, counting_on = conf.metrics_enabled(), conf.count_evaluations()
+    body = json.dumps({"context": CONTEXT}).encode() if method == "POST" else b""
+    etag = ""
 
     def call() -> None:
+        nonlocal etag
         environ = {
-            "REQUEST_METHOD": "POST",
+            "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
@@ -104,41 +127,54 @@ def child(path: str, requests: int, server_key: str) -> None:
             "REMOTE_ADDR": "127.0.0.1",
             "CONTENT_TYPE": "application/json",
             "CONTENT_LENGTH": str(len(body)),
+            "QUERY_STRING": "",
             "HTTP_X_API_KEY": server_key,
             "wsgi.input": io.BytesIO(body),
             "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
         }
-        statuses: list[str] = []
+        if etag:
+            environ["HTTP_IF_NONE_MATCH"] = etag
+        answered: list[tuple[str, list[tuple[str, str]]]] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
-            statuses.append(status)
+            answered.append((status, headers))
             return None
 
         chunks = application(environ, start_response)
         b"".join(chunks)
         getattr(chunks, "close", lambda: None)()
-        if not statuses[0].startswith("200"):
-            raise SystemExit(f"{path} answered {statuses[0]}")
+        status, headers = answered[0]
+        if path.endswith("ruleset") and not etag:
+            etag = dict(headers)["ETag"]  # from now on, 304s
+        elif not status.startswith(("200", "304")):
+            raise SystemExit(f"{path} answered {status}")
 
     for _ in range(WARMUP):
         call()
-    counting.flush()
-    metrics.flush()
+    flush_counts()
+    flush_metrics()
     toggle = [shutil.which("callgrind_control") or "callgrind_control", "-i"]
     subprocess.run([*toggle, "on", str(os.getpid())], check=True, capture_output=True)  # noqa: S603
     for number in range(1, requests + 1):
         call()
-        if conf.metrics_enabled() and number % METRICS_FLUSH_EVERY == 0:
-            metrics.flush()  # the flusher thread's, once a second (settles counting's too)
-        if conf.count_evaluations() and number % COUNT_FLUSH_EVERY == 0:
-            counting.flush()  # a request's, every FLAGSHIP_COUNT_FLUSH_SECONDS (5 s)
+        if metrics_on and number % METRICS_FLUSH_EVERY == 0:
+            flush_metrics()  # the flusher thread's, once a second (settles counting's too)
+        if counting_on and number % COUNT_FLUSH_EVERY == 0:
+            flush_counts()  # a request's, every FLAGSHIP_COUNT_FLUSH_SECONDS (5 s)
     subprocess.run([*toggle, "off", str(os.getpid())], check=True, capture_output=True)  # noqa: S603
 
 
 # --- The parent ----------------------------------------------------------------------------------
-def instructions(env: dict[str, str], variant: str, endpoint: str, requests: int, key: str) -> int:
-    """Instructions of N requests (and the flushes) of one variant and endpoint."""
+def instructions(  # noqa: PLR0917  # a child's whole argv
+    env: dict[str, str],
+    variant: str,
+    endpoint: str,
+    requests: int,
+    key: str,
+    application: str = "full",
+) -> int:
+    """Instructions of N requests (and the flushes) of one variant, endpoint and application."""
     metrics_on, counting_on = VARIANTS[variant]
     with tempfile.TemporaryDirectory(prefix="flagship-instructions-") as directory:
         multiprocess = Path(directory) / "prometheus"
@@ -167,9 +203,10 @@ def instructions(env: dict[str, str], variant: str, endpoint: str, requests: int
                 "-m",
                 "bench.server.instructions",
                 "--child",
-                ENDPOINTS[endpoint],
+                {**ENDPOINTS, **PATH_ENDPOINTS}[endpoint],
                 str(requests),
                 key,
+                application,
             ],
             cwd=ROOT,
             env=child_env,
@@ -179,7 +216,7 @@ def instructions(env: dict[str, str], variant: str, endpoint: str, requests: int
         )
     found = COLLECTED.search(result.stderr)
     if result.returncode != 0 or found is None:
-        raise RuntimeError(f"{variant} {endpoint}: {result.stderr[-2000:]}")
+        raise RuntimeError(f"{variant} {endpoint} {application}: {result.stderr[-2000:]}")
     return int(found.group(1))
 
 
@@ -225,11 +262,78 @@ def report(counts: dict[tuple[str, str], list[float]], requests: int, repeat: in
     return lines
 
 
+# --- The lean path against the full stack and the bare ceiling (issue 16) ------------------------
+PATH_ENDPOINTS = {
+    "ruleset-304": "GET /api/v1/ruleset",
+    "ceiling": "GET /ceiling",
+}
+# (application, endpoint): the bare Django app serves only its constant view.
+PATH_JOBS = (
+    ("bare", "ceiling"),
+    *(
+        (app, endpoint)
+        for app in ("full", "lean")
+        for endpoint in ("ruleset-304", "single", "bulk")
+    ),
+)
+
+
+def measure_paths(
+    env: dict[str, str], args: argparse.Namespace, key: str
+) -> dict[Any, list[float]]:
+    """Millions of instructions per request of every ``PATH_JOBS`` entry, ``--repeat`` times."""
+    counts: dict[Any, list[float]] = {}
+    jobs = [job for _ in range(args.repeat) for job in PATH_JOBS]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = [
+            (job, pool.submit(instructions, env, "both", job[1], args.requests, key, job[0]))
+            for job in jobs
+        ]
+        for job, future in futures:
+            counts.setdefault(job, []).append(future.result() / args.requests / 1e6)
+            print(f"{job[0]} {job[1]}: done", file=sys.stderr)
+    return counts
+
+
+def paths_report(counts: dict[Any, list[float]], args: argparse.Namespace) -> list[str]:
+    """The Markdown of ``--paths``: instructions per request and the ratio to the bare ceiling."""
+    bare = statistics.median(counts["bare", "ceiling"])
+    lines = [
+        "## Instructions per request: the lean path, the full stack and bare Django (issue 16)",
+        "",
+        f"`.venv/bin/python -m bench.server.instructions --paths --requests {args.requests} "
+        f"--repeat {args.repeat}`: callgrind's instruction count of {args.requests} requests "
+        "served in-process (no socket, no gunicorn, no load generator) by Django alone with one "
+        "constant-JSON view (`bench.server.bare_wsgi`), by the full middleware stack "
+        "(`WSGIHandler`) and by the application gunicorn serves (`flagship.wsgi`: the lean "
+        "path), with production settings, metrics and counting on; millions of instructions per "
+        "request, median (min-max). Bare / endpoint is what a throughput ratio against the bare "
+        "ceiling would be if the server and the load generator cost nothing.",
+        "",
+        "| application | endpoint | M instructions / request | bare / endpoint |",
+        "|---|---|---:|---:|",
+    ]
+    for job in PATH_JOBS:
+        runs = counts[job]
+        middle = statistics.median(runs)
+        lines.append(
+            f"| {job[0]} | {job[1]} | {middle:.3f} ({min(runs):.3f}-{max(runs):.3f}) "
+            f"| {bare / middle:.2f} |"
+        )
+    lines.append("")
+    for endpoint in ("ruleset-304", "single", "bulk"):
+        full = statistics.median(counts["full", endpoint])
+        lean = statistics.median(counts["lean", endpoint])
+        lines.append(f"- {endpoint}: the lean path runs {1 - lean / full:.0%} fewer instructions.")
+    lines += ["", machine(), ""]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Seed, measure every variant and endpoint (two at a time), print the report."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["--child"]:
-        child(arguments[1], int(arguments[2]), arguments[3])
+        child(arguments[1], int(arguments[2]), arguments[3], *arguments[4:5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--requests", type=int, default=2000, help="measured requests (2000)")
@@ -237,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument(
+        "--paths",
+        action="store_true",
+        help="the lean path against the full stack and the bare Django ceiling (issue 16)",
+    )
     args = parser.parse_args(arguments)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench.server.instructions needs valgrind: apt-get install -y valgrind")
@@ -247,6 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         manage(env, "manage.py", "migrate", "--no-input", "-v", "0")
         seeded = json.loads(manage(env, "-m", "bench.server.fixture", "200"))
         key = seeded["sizes"]["200"]["server_key"]
+        if args.paths:
+            text = "\n".join(paths_report(measure_paths(env, args, key), args))
+            print(text)
+            if args.markdown:
+                Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+            return 0
         jobs = [
             (variant, endpoint)
             for _ in range(args.repeat)
