@@ -269,7 +269,7 @@ def _tag(random: Random, flags: list[Flag]) -> int:
     """One or two tags on three flags in four (the first tag on about a fifth of them)."""
     tags = [Tag.objects.get_or_create(name=name)[0] for name in TAGS]
     through = Flag.tags.through
-    links = []
+    links: list[Any] = []
     for flag in flags:
         if random.random() < 0.75:
             chosen = random.sample(tags, random.choice((1, 1, 2)))
@@ -280,7 +280,8 @@ def _tag(random: Random, flags: list[Flag]) -> int:
 
 def _lifecycles(random: Random, flags: list[Flag], people: list[User]) -> None:
     """Lifecycles in realistic shares, and an owner for most flags."""
-    kinds, weights = zip(*LIFECYCLES, strict=True)
+    kinds = [kind for kind, _ in LIFECYCLES]
+    weights = [weight for _, weight in LIFECYCLES]
     for flag in flags:
         flag.lifecycle = random.choices(kinds, weights)[0]
         flag.owner = random.choice(people) if random.random() < 0.8 else None
@@ -292,7 +293,7 @@ def _live_rules(random: Random, project: Project, segments: list[int]) -> int:
     states = list(
         FlagState.objects.filter(flag__project=project).select_related("off_variant").order_by("pk")
     )
-    rules = []
+    rules: list[Rule] = []
     for state in states:
         if random.random() < LIVE_RULES:
             rules.extend(

@@ -78,7 +78,7 @@ def _plan(sql: str) -> tuple[set[str], set[str]]:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
         (document,) = cursor.fetchone() or (None,)
-    plan = json.loads(document) if isinstance(document, str) else document
+    plan: Any = json.loads(document) if isinstance(document, str) else document
     indexes: set[str] = set()
     sequential: set[str] = set()
     for node in _nodes(plan[0]["Plan"]):
