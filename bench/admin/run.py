@@ -87,7 +87,7 @@ def _run(url: str, options: argparse.Namespace, command: str) -> str:
     from django.core.management import call_command  # noqa: PLC0415
     from django.db import connection  # noqa: PLC0415
 
-    from bench.admin.measure import measure, misses, page_sizes, table  # noqa: PLC0415
+    from bench.admin.measure import NOTE, measure, misses, page_sizes, table  # noqa: PLC0415
     from bench.admin.seed import catalogue  # noqa: PLC0415
 
     started = time.perf_counter()
@@ -114,6 +114,8 @@ def _run(url: str, options: argparse.Namespace, command: str) -> str:
         "client, signed in as a staff release manager); target p95 ≤ 200 ms",
         "",
         table(timings, sizes),
+        "",
+        NOTE,
         "",
         "Misses: " + ("; ".join(missed) if missed else "none"),
     ]
