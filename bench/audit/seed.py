@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import accumulate
 from random import Random
 from typing import Any
 
@@ -143,13 +144,18 @@ class _History:
         return self.next_id[model]
 
     def write(self) -> None:
-        """Every accumulated row: ``bulk_history_create`` for + and ~, historical rows for -."""
+        """Every accumulated row: ``bulk_history_create`` for + and ~, historical rows for -.
+
+        The rows written are forgotten (``count`` goes on): a long history can be written in
+        slices of time, each once generated.
+        """
         for model, rows in self.rows.items():
             historical = model.history.model  # type: ignore[attr-defined]  # simple-history's
             for history_type in ("+", "~", "-"):
                 chosen = [row for row in rows if row.type == history_type]
                 for start in range(0, len(chosen), BATCH):
                     self._write(model, historical, history_type, chosen[start : start + BATCH])
+        self.rows.clear()
 
     def _write(
         self, model: type[models.Model], historical: Any, history_type: str, rows: list[_Row]
@@ -292,10 +298,13 @@ class _Work:
         # Some flags are much busier than others (Zipf, s = 0.6: the busiest of 300 gets about
         # 4 % of the changes), and development changes more often than production.
         self.weights = [1 / (rank + 1) ** 0.6 for rank in range(len(self.order))]
+        # What random.choices computes from the weights on every call: once, for 10 000 flags.
+        self.cumulative = list(accumulate(self.weights))
+        self.flag_ids = list(self.flags)
 
     def event(self, when: datetime) -> None:
         """One change by someone: mostly toggles, then rules, then everything else."""
-        flag_id = self.random.choices(self.order, self.weights)[0]
+        flag_id = self.random.choices(self.order, cum_weights=self.cumulative)[0]
         state = self.random.choices(self.by_flag[flag_id], ENVIRONMENT_WEIGHTS)[0]
         roll = self.random.random()
         if len(state.rules) >= MAX_RULES and 0.63 <= roll < 0.71:
@@ -430,7 +439,7 @@ class _Work:
 
     def prerequisite(self, state: _StateNow, when: datetime) -> None:
         """Another flag required first, or no longer."""
-        parent = self.random.choice(list(self.flags))
+        parent = self.random.choice(self.flag_ids)
         if parent == state.flag_id:
             return
         values = {"state_id": state.id, "flag_id": parent, "variants": [], "order": 0}

@@ -81,6 +81,8 @@ class FlagAdmin(FlagShipAdmin[Flag]):
     search_fields = ("key", "name", "description")
     search_help_text = "Search by key, name or description."
     ordering = ("key",)
+    # "N results (M total)" would count every flag of every project on each filtered page.
+    show_full_result_count = False
 
     # --- The list ---------------------------------------------------------------------------
 

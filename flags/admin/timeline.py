@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from .. import selectors
 from ..history.entries import entries
-from ..history.feed import FeedPaginator, audit_rows
+from ..history.feed import FeedPaginator, audit_people, audit_rows
 from ..history.links import HistoryRow, history_links
 from ..models import Environment, Flag
 from .base import can_change_environment, require_visible
@@ -54,8 +54,7 @@ class TimelineFilterForm(forms.Form):
             ("", "Every environment"),
             *((e.pk, e.name) for e in selectors.environment_list(flag.project)),
         ]
-        # Whole rows: a values_list() of a UNION would pick columns by position, not by name.
-        ids = {row["history_user_id"] for row in audit_rows(flag_id=flag.pk)} - {None}
+        ids = audit_people(flag_id=flag.pk)
         users = get_user_model()._default_manager.filter(pk__in=ids).order_by("username")
         user = self.fields["user"]
         assert isinstance(user, forms.TypedChoiceField)  # noqa: S101  # declared above

@@ -260,7 +260,10 @@ class Prerequisite(KeyedModel):
     )
     order = models.PositiveSmallIntegerField(default=0)
 
-    history = AuditedHistory()
+    history = AuditedHistory(
+        # The last change of a state's prerequisites (flags.stale): one step down this index.
+        indexes=(models.Index(fields=["state", "history_date"], name="hist_prereq_state_date"),)
+    )
 
     class Meta:
         ordering = ("state", "order", "id")

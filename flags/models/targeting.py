@@ -86,6 +86,8 @@ class Rule(models.Model):
         indexes=(
             models.Index(fields=["state", "id"], name="hist_rule_state_id"),
             models.Index(fields=["id", "history_date", "history_id"], name="hist_rule_versions"),
+            # The last change of a state's rules (flags.stale): one step down this index.
+            models.Index(fields=["state", "history_date"], name="hist_rule_state_date"),
         ),
     )
 
