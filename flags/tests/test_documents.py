@@ -294,14 +294,14 @@ def _populate(project: Project, staging: Environment, count: int) -> None:
         services.prerequisite_add(state=state, parent=root, actor=None)
 
 
-@pytest.mark.parametrize("count", [3, 30])
-def test_environment_ruleset__3_or_30_flags__same_number_of_queries(
+@pytest.mark.parametrize("count", [3, 12])
+def test_environment_ruleset__3_or_12_flags__same_number_of_queries(
     project: Project,
     staging: Environment,
     django_assert_num_queries: DjangoAssertNumQueries,
     count: int,
 ) -> None:
-    # Given staging with 3 (or 30) flags, each with rules, conditions, segments, a prerequisite
+    # Given staging with 3 (or 12) flags, each with rules, conditions, segments, a prerequisite
     _populate(project, staging, count)
     # When its ruleset is built
     # Then it takes the same 9 queries: environment, states, variants, rules, conditions, rule
