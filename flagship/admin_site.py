@@ -27,7 +27,7 @@ from django.urls import URLPattern, URLResolver, path
 from flags import capabilities
 from flags.dashboard import dashboard
 from flags.history.entries import entries
-from flags.history.feed import FeedPaginator, audit_rows
+from flags.history.feed import FeedPaginator, audit_rows, window
 from flags.history.links import HistoryRow, history_links
 
 VIEW_HISTORY = "flags.view_flagstate"  # reading history is reading flags (as in the API)
@@ -51,7 +51,7 @@ class FlagShipAdminSite(admin.AdminSite):
         context = {**(extra_context or {}), "dashboard": dashboard(request)}
         if request.user.has_perm(VIEW_HISTORY):
             rows = audit_rows(hidden_project_id=capabilities.hidden_project_id(request.user))
-            context["recent_changes"] = history_links(request, entries(rows[:RECENT]))
+            context["recent_changes"] = history_links(request, entries(window(rows, 0, RECENT)))
         return super().index(request, context)
 
     def audit_view(self, request: HttpRequest) -> HttpResponse:

@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from .. import selectors
 from ..history.entries import entries
-from ..history.feed import FeedPaginator, audit_people, audit_rows
+from ..history.feed import FeedPaginator, audit_people, audit_rows, window
 from ..history.links import HistoryRow, history_links
 from ..models import Environment, Flag
 from .base import can_change_environment, require_visible
@@ -89,7 +89,9 @@ def timeline_rows(
 def latest(request: HttpRequest, flag: Flag) -> list[TimelineRow]:
     """The flag's latest changes, for its page."""
     environments = selectors.environment_list(flag.project)
-    return timeline_rows(request, flag, audit_rows(flag_id=flag.pk)[:ON_FLAG_PAGE], environments)
+    return timeline_rows(
+        request, flag, window(audit_rows(flag_id=flag.pk), 0, ON_FLAG_PAGE), environments
+    )
 
 
 def timeline_view(

@@ -209,3 +209,82 @@ def test_history_pages__25_or_100_rows_a_page__queries_grow_only_with_the_models
     # Then the larger page costs no query per row: at most the diff query of each kind of
     # object (flag, state, rule...) that only the larger page shows
     assert 0 <= large - small <= _models(rows, 100) - _models(rows, 25)
+
+
+def _explained(sql: str) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """Every node of the plan with its parent (``enable_seqscan`` off, as :func:`_plan`)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        (document,) = cursor.fetchone() or (None,)
+    plan: Any = json.loads(document) if isinstance(document, str) else document
+    found: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+
+    def walk(node: dict[str, Any], parent: dict[str, Any] | None) -> None:
+        found.append((node, parent))
+        for child in node.get("Plans", []):
+            walk(child, node)
+
+    walk(plan[0]["Plan"], None)
+    return found
+
+
+AUDIT_PAGES = {
+    "audit": "/admin/audit/",
+    "audit by project": "/admin/audit/?project={project}",
+    "audit by environment": "/admin/audit/?environment={environment}",
+}
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.parametrize("page", AUDIT_PAGES)
+def test_audit_pages__each_models_newest_rows_down_its_history_date_index_then_cut(
+    client: Client, seeded: ScaleCatalogue, page: str
+) -> None:
+    # Given the audit log, whole or filtered by project or environment
+    url = AUDIT_PAGES[page].format(project=seeded.project_id, environment=seeded.environment_id)
+    queries = _queries(client, url)
+
+    # When the page's query of history rows is explained
+    nodes = _explained(_the_query(queries, "UNION ALL", "ORDER BY", "LIMIT", "'flagstate'"))
+
+    # Then the states' and the rules' rows (most of the history) are each read newest first
+    # down their history_date index, under a LIMIT of their own (flags.history.feed.window):
+    # a page's worth of each, never every row sorted
+    for table in ("flags_historicalflagstate", "flags_historicalrule"):
+        scans = [
+            (node, parent)
+            for node, parent in nodes
+            if node.get("Relation Name") == table and node.get("Alias") == table
+        ]
+        assert scans, table
+        for node, parent in scans:
+            assert node["Node Type"] in INDEX_SCANS, (table, node["Node Type"])
+            assert "history_date" in node["Index Name"], (table, node["Index Name"])
+            assert node.get("Scan Direction") == "Backward", node
+            assert parent is not None, node
+            assert parent["Node Type"] in {"Limit", "Incremental Sort", "Nested Loop"}, parent
+    assert sum(node["Node Type"] == "Limit" for node, _ in nodes) > 2
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.parametrize("page", ["timeline", "audit by flag"])
+def test_flag_history__conditions_of_its_rules_and_segments_through_their_indexes(
+    client: Client, seeded: ScaleCatalogue, page: str
+) -> None:
+    # Given the busiest flag's timeline, or the audit log filtered by it
+    url = f"{FLAGS}{seeded.busiest_flag_id}/history/"
+    if page == "audit by flag":
+        url = f"/admin/audit/?project={seeded.project_id}&flag={seeded.busiest_flag_key}"
+    queries = _queries(client, url)
+
+    # When the page's query and its count are explained
+    rows = _the_query(queries, "UNION ALL", "ORDER BY", "LIMIT", "'condition'")
+    count = _the_query(queries, "SELECT COUNT(*)", "UNION ALL")
+    indexes, sequential = _plan(rows)
+
+    # Then the conditions of the flag's rules (their ids read first, as a list) are found
+    # through the rule_id index, and the count stops at 10 001 rows
+    assert "flags_historicalcondition_rule_id_72e9d86a" in indexes, indexes
+    assert "flags_historicalcondition" not in sequential
+    assert "LIMIT 10001" in count
