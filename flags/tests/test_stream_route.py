@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -208,3 +209,29 @@ def test_other_requests__answered_by_the_full_stack(
         statuses.append(status)
     assert statuses == [401, 401, 200, 403, 401, 403, 200, 404]  # POST: CSRF
     assert chain_calls == []
+
+
+def test_open_streams__hold_no_thread_each(
+    servers: tuple[LiveServer, LiveServer], staging: Environment, chain_calls: list[str]
+) -> None:
+    # Given a key the stream server holds in memory
+    server_key = issue(staging, ApiKey.Kind.SERVER)
+    warm(servers[0], server_key)
+    before = threading.active_count()
+
+    # When 24 streams are open at once
+    opened = []
+    try:
+        for _ in range(24):
+            client = SseClient(servers[0].port, headers={"X-API-Key": server_key})
+            opened.append(client)  # closed below even if a later one fails
+        for client in opened:
+            client.next_event()
+        during = threading.active_count()
+    finally:
+        for client in opened:
+            client.close()
+
+    # Then they run on the event loop and the thread pool, not in a thread each
+    assert len(chain_calls) == 24
+    assert during - before < 12, f"{during - before} more threads for 24 open streams"
