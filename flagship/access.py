@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import empty
@@ -63,38 +64,63 @@ class DatabaseTimer:
 
 
 class AccessLogMiddleware:
-    """Time each request, answer ``Server-Timing``, and log one ``request.finished`` line."""
+    """Time each request, answer ``Server-Timing``, and log one ``request.finished`` line.
 
-    def __init__(self, get_response: GetResponse) -> None:
+    Sync and async capable. Under ASGI (the change stream's own chain, ``flagship.asgi``) the
+    inner layers run on the event loop and their queries in worker threads, on those threads'
+    connections: ``db`` there counts nothing.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: HttpRequest) -> Any:
         """Serve the request, then stamp the timing header and log the line."""
+        if self.is_async:
+            return self._acall(request)
         started = time.perf_counter()
         database = DatabaseTimer()
         with connection.execute_wrapper(database):
             response = self.get_response(request)
-        duration_ms = (time.perf_counter() - started) * 1000
-        database_ms = database.seconds * 1000
-        response[SERVER_TIMING_HEADER] = f"app;dur={duration_ms:.1f}, db;dur={database_ms:.1f}"
-        status = response.status_code
-        level = logging.ERROR if status >= 500 else logging.INFO
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "request.finished",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "duration_ms": round(duration_ms, 2),
-                    "db_ms": round(database_ms, 2),
-                    "db_queries": database.queries,
-                    "user_id": _user_id(request),
-                    "api_key_id": _api_key_id(request),
-                },
-            )
-        return response
+        return _finish(request, response, started, database)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        return _finish(request, response, started, DatabaseTimer())
+
+
+def _finish(
+    request: HttpRequest, response: HttpResponseBase, started: float, database: DatabaseTimer
+) -> HttpResponseBase:
+    """Stamp ``Server-Timing`` on the response and log the request's line."""
+    duration_ms = (time.perf_counter() - started) * 1000
+    database_ms = database.seconds * 1000
+    response[SERVER_TIMING_HEADER] = f"app;dur={duration_ms:.1f}, db;dur={database_ms:.1f}"
+    status = response.status_code
+    level = logging.ERROR if status >= 500 else logging.INFO
+    if logger.isEnabledFor(level):
+        logger.log(
+            level,
+            "request.finished",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(duration_ms, 2),
+                "db_ms": round(database_ms, 2),
+                "db_queries": database.queries,
+                "user_id": _user_id(request),
+                "api_key_id": _api_key_id(request),
+            },
+        )
+    return response
 
 
 def _user_id(request: HttpRequest) -> int | None:

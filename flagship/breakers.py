@@ -27,6 +27,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from flags import conf
+from flagship.middleware import HookMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def reset() -> None:
 HEADER = "FlagShip-Degraded"
 
 
-class DegradedHeaderMiddleware:
+class DegradedHeaderMiddleware(HookMiddleware):
     """Mark every response served while a breaker is open: ``FlagShip-Degraded: database,redis``.
 
     Such a response came from what the process holds in memory (the last ruleset it compiled, the
@@ -190,12 +191,8 @@ class DegradedHeaderMiddleware:
     client) can tell. Costs two attribute reads per request when nothing is down.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        """Answer, then add the header when a dependency is down."""
-        response = self.get_response(request)
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Add the header when a dependency is down."""
         down = degraded()
         if down:
             response[HEADER] = down

@@ -14,8 +14,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
 from django.core.signals import got_request_exception, request_finished
@@ -40,28 +42,74 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _LIMITED_PREFIXES = ("/api/", "/ofrep/")
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase]
+AnyGetResponse = GetResponse | Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 # What Django raises (wrapping psycopg's, and psycopg_pool's PoolTimeout) when the database
 # cannot be reached: refused, dropped or timed-out connections.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
-class RequestIdMiddleware:
+class HookMiddleware:
+    """A middleware made of two hooks that do no I/O: run inline under WSGI and ASGI alike.
+
+    ``before`` may answer instead of the inner layers; ``after`` sees every response (the inner
+    layers' or ``before``'s), as Django's ``MiddlewareMixin`` runs ``process_request`` and
+    ``process_response``. Under ASGI the hooks run on the event loop (no thread hop), so the
+    change stream's own chain (``flagship.asgi``) never waits for the one thread that runs
+    synchronous middleware.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: AnyGetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        """Answer (the async path returns a coroutine)."""
+        if self.is_async:
+            return self._acall(request)
+        response = self.before(request)
+        if response is None:
+            response = self.get_response(request)  # type: ignore[assignment]
+        return self.after(request, response)  # type: ignore[arg-type]
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.before(request)
+        if response is None:
+            response = await self.get_response(request)  # type: ignore[misc]
+        return self.after(request, response)
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        """An answer instead of the inner layers', or ``None`` to go on."""
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """The response to return."""
+        return response
+
+
+class RequestIdMiddleware(HookMiddleware):
     """Take a sane inbound ``X-Request-ID`` or make one; expose it on the request and response."""
 
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
+    def __init__(self, get_response: AnyGetResponse) -> None:
+        super().__init__(get_response)
         request_finished.connect(_forget_request_id, dispatch_uid="flagship.request_id")
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        """Tag the request, its log lines and its response with the id."""
+    def before(self, request: HttpRequest) -> None:
+        """Tag the request and its log lines with the id."""
         inbound = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
         request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]  # read by errors.problem
         # Not reset on the way out: Django logs the response (django.request) after this returns;
         # request_finished (the server closing the response) resets it.
         set_request_id(request_id)
-        response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Tag the response with the id."""
+        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
         return response
 
 
@@ -70,7 +118,7 @@ def _forget_request_id(sender: object, **kwargs: object) -> None:
     set_request_id(NO_REQUEST)
 
 
-class ApiErrorMiddleware:
+class ApiErrorMiddleware(HookMiddleware):
     """Problem details for every error under /api/, and ``API-Version`` on /api/v1 responses.
 
     DRF views already answer with problem details (``flagship.errors.exception_handler``); this
@@ -78,14 +126,10 @@ class ApiErrorMiddleware:
     plain views or other middleware, and the database going away.
     """
 
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Rewrite error responses under /api/ and stamp the API version."""
         from flagship import errors  # noqa: PLC0415  # see the note on imports above
 
-        response = self.get_response(request)
         if not errors.is_api_path(request.path):
             return response
         if response.status_code >= 400 and not _is_problem(response):
@@ -141,7 +185,7 @@ def _as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpRespons
     )
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HookMiddleware):
     """Refuse a declared ``Content-Length`` above DATA_UPLOAD_MAX_MEMORY_SIZE before a view reads.
 
     DRF's parsers read the stream directly, so Django's own check (on ``request.body``) never runs
@@ -150,10 +194,7 @@ class BodySizeLimitMiddleware:
     Django raises ``TooManyFieldsSent`` where a view first reads it, which would be a 500 there.
     """
 
-    def __init__(self, get_response: GetResponse) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
         """Answer 413 for an oversized declared body on the API routes."""
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if limit is not None and request.path.startswith(_LIMITED_PREFIXES):
@@ -168,7 +209,7 @@ class BodySizeLimitMiddleware:
                 request.GET  # noqa: B018  # parsed once, here; the view reads the same QueryDict
             except TooManyFieldsSent:
                 return _too_many_parameters(request)
-        return self.get_response(request)
+        return None
 
 
 def _too_large(request: HttpRequest, limit: int) -> HttpResponse:

@@ -25,7 +25,13 @@ One run, on loopback only:
 5. reads the server's resident memory (``VmRSS``) before and after the subscribers connect (per
    subscriber: the difference divided by their number) and its CPU time (``utime + stime``) over
    the change phase, divided by the events delivered;
-6. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
+6. stops that server and measures the machine's ceiling the same way (unless ``--no-bare``): a
+   *bare* stream server (:class:`BareStream`: a minimal asyncio protocol on uvloop, as uvicorn
+   runs, nothing of FlagShip) with the same client processes, ``--changes`` pokes instead of
+   commits, each writing one pre-encoded event to every stream in one loop; the delay is from the
+   poke to the receipt. What FlagShip's row adds above the bare row is FlagShip's; the rest is
+   the machine (the clients share its cores);
+7. prints a Markdown report (and writes it with ``--markdown``), then stops every process it
    started and drops the database, also on error.
 
 Heartbeats are pushed out of the change phase (``FLAGSHIP_STREAM_HEARTBEAT=600``) so the CPU per
@@ -53,6 +59,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.database import NoServerError, scratch_database
 from bench.server.run import PYTHON, ROOT, Subscriber, environment, manage, percentile
@@ -91,6 +98,7 @@ class Result:
     missed: int = 0
     failure: str = ""
     open_files: OpenFilesLimit | None = None  # this process's, as the run started
+    bare: Result | None = None  # the bare stream server's run, with the same clients
 
     @property
     def delivered(self) -> int:
@@ -170,6 +178,136 @@ async def client(port: int, key: str, count: int) -> None:
     for subscriber in subscribers:
         subscriber.close()
     print(json.dumps({"delays": delays, "missed": missed}), flush=True)
+
+
+# --- the bare stream server: what this machine allows, without FlagShip --------------------------
+
+_BARE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+)
+_BARE_OK = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def bare_event(version: int) -> bytes:
+    """One event as FlagShip sends it (``format=flagship``), framed as one HTTP/1.1 chunk."""
+    data = json.dumps({"version": version, "etag": f'"{version}"'})
+    body = f"id: {version}\nevent: ruleset\ndata: {data}\n\n".encode()
+    return b"%x\r\n%s\r\n" % (len(body), body)
+
+
+class BareStream(asyncio.Protocol):
+    """One connection to the bare server: a stream, a poke or a health check.
+
+    ``POST /poke/<version>`` writes that version's event, encoded once, to every open stream in
+    one loop over their transports, then answers 204; ``GET /healthz`` answers 204; any other
+    request opens a stream (status line, headers and the current version's event).
+    """
+
+    def __init__(self, streams: set[Any], current: list[int]) -> None:
+        self.streams = streams
+        self.current = current
+        self.transport: Any = None  # uvloop's transports are not asyncio.Transport subclasses
+        self.buffer = b""
+
+    def connection_made(self, transport: Any) -> None:
+        """Keep the transport."""
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        """Answer once the request's head is in."""
+        if self.transport is None or self.transport in self.streams:
+            return
+        self.buffer += data
+        if b"\r\n\r\n" not in self.buffer:
+            return
+        target = self.buffer.split(b" ", 2)[1]
+        if target.startswith(b"/poke/"):
+            version = int(target.rsplit(b"/", 1)[1])
+            self.current[0] = version
+            event = bare_event(version)
+            for transport in self.streams:
+                transport.write(event)
+            self.transport.write(_BARE_OK)
+            self.transport.close()
+        elif target == b"/healthz":
+            self.transport.write(_BARE_OK)
+            self.transport.close()
+        else:
+            self.streams.add(self.transport)
+            self.transport.write(_BARE_HEAD + bare_event(self.current[0]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget a closed stream."""
+        if self.transport is not None:
+            self.streams.discard(self.transport)
+
+
+async def bare_server(port: int) -> None:
+    """Serve bare streams on ``port`` until killed."""
+    streams: set[Any] = set()
+    current = [1]
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: BareStream(streams, current), "127.0.0.1", port, backlog=4096
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def start_bare_server(processes: Processes, env: dict[str, str]) -> tuple[int, int]:
+    """Start the bare server (uvloop, as uvicorn picks it); its port and pid."""
+    port = free_port()
+    processes.start("bare", [PYTHON, "-m", "bench.server.stream_scale", "--bare", str(port)], env)
+    wait_http(port, "/healthz", processes, "bare")
+    return port, processes.children[-1][1].pid
+
+
+async def _poke(port: int, version: int) -> float:
+    """Ask the bare server to send ``version``; the time just before asking."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    at = time.time()
+    writer.write(f"POST /poke/{version} HTTP/1.1\r\nHost: bare\r\n\r\n".encode())
+    await writer.drain()
+    await reader.read()
+    writer.close()
+    return at
+
+
+async def measure_bare(options: Options, env: dict[str, str], processes: Processes) -> Result:
+    """The same clients and changes against the bare server; a change is a poke."""
+    result = Result(options)
+    port, pid = start_bare_server(processes, env)
+    result.rss_before_mb = processes.rss_mb("bare")
+    clients: list[asyncio.subprocess.Process] = []
+    try:
+        started = time.monotonic()
+        clients.extend(
+            [await _start_client(port, "bare", share, env) for share in _shares(options) if share]
+        )
+        for process in clients:
+            if process.stdout is None:
+                raise RuntimeError("no pipe from a client process")
+            report = await _read_json(process.stdout, 60 + options.subscribers / 20)
+            if "failure" in report:
+                result.failure = f"a client: {report['failure']}"
+                return result
+        result.connect_seconds = time.monotonic() - started
+        await asyncio.sleep(1.0)
+        result.rss_after_mb = processes.rss_mb("bare")
+        before = cpu_seconds(pid)
+        pokes: list[tuple[int, float]] = []
+        for version in range(2, options.changes + 2):
+            await asyncio.sleep(options.interval)
+            pokes.append((version, await _poke(port, version)))
+        await asyncio.sleep(1.0)  # stragglers, as for FlagShip
+        after = cpu_seconds(pid)
+        result.cpu_user, result.cpu_system = after[0] - before[0], after[1] - before[1]
+        result.commits = len(pokes)
+        await _collect(clients, pokes, result)
+        return result
+    finally:
+        await _stop_clients(clients)
 
 
 # --- the server process --------------------------------------------------------------------------
@@ -300,15 +438,12 @@ async def measure(options: Options, env: dict[str, str], processes: Processes, k
     result = Result(options)
     port, pid = start_stream_server(processes, env)
     result.rss_before_mb = processes.rss_mb("stream")
-    shares = [
-        options.subscribers // options.clients
-        + (1 if i < options.subscribers % options.clients else 0)
-        for i in range(options.clients)
-    ]
     clients: list[asyncio.subprocess.Process] = []
     try:
         started = time.monotonic()
-        clients.extend([await _start_client(port, key, share, env) for share in shares if share])
+        clients.extend(
+            [await _start_client(port, key, share, env) for share in _shares(options) if share]
+        )
         connect_timeout = 60 + options.subscribers / 20
         for process in clients:
             if process.stdout is None:
@@ -325,14 +460,49 @@ async def measure(options: Options, env: dict[str, str], processes: Processes, k
         await _collect(clients, commits, result)
         return result
     finally:
-        for process in clients:
-            if process.returncode is None:
-                process.kill()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
+        await _stop_clients(clients)
+
+
+def _shares(options: Options) -> list[int]:
+    """How many subscribers each client process opens."""
+    return [
+        options.subscribers // options.clients
+        + (1 if i < options.subscribers % options.clients else 0)
+        for i in range(options.clients)
+    ]
+
+
+async def _stop_clients(clients: list[asyncio.subprocess.Process]) -> None:
+    for process in clients:
+        if process.returncode is None:
+            process.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
 
 
 # --- the report ----------------------------------------------------------------------------------
+
+
+def _row(label: str, result: Result) -> str:
+    """One line of the report's table."""
+    options = result.options
+    delays = result.delays_ms
+    if result.failure:
+        return f"| {label} | {options.subscribers} | failed: {result.failure} |||||||||||"
+    if not delays:
+        return f"| {label} | {options.subscribers} | no event delivered |||||||||| **not met** |"
+    connect_rate = options.subscribers / result.connect_seconds if result.connect_seconds else 0.0
+    per_subscriber_kb = (result.rss_after_mb - result.rss_before_mb) * 1024 / options.subscribers
+    cpu_us = result.cpu_seconds * 1e6 / result.delivered if result.delivered else 0.0
+    p99 = percentile(delays, 0.99)
+    met = "met" if p99 <= TARGET_P99_MS and result.missed == 0 else "**not met**"
+    return (
+        f"| {label} | {options.subscribers} | {result.connect_seconds:.1f} | {connect_rate:.0f} "
+        f"| {result.delivered} / {result.expected} | {percentile(delays, 0.50):.1f} "
+        f"| {percentile(delays, 0.95):.1f} | {p99:.1f} | {max(delays):.1f} "
+        f"| {result.rss_before_mb:.0f} → {result.rss_after_mb:.0f} "
+        f"| {per_subscriber_kb:.1f} | {cpu_us:.1f} | {met} |"
+    )
 
 
 def report(result: Result, command: str) -> str:
@@ -352,34 +522,30 @@ def report(result: Result, command: str) -> str:
     ]
     if result.failure:
         return "\n".join([*lines, f"**Failed:** {result.failure}", ""])
-    delays = result.delays_ms
-    connect_rate = options.subscribers / result.connect_seconds if result.connect_seconds else 0.0
-    per_subscriber_kb = (result.rss_after_mb - result.rss_before_mb) * 1024 / options.subscribers
-    cpu_us = result.cpu_seconds * 1e6 / result.delivered if result.delivered else 0.0
-    p99 = percentile(delays, 0.99) if delays else float("nan")
-    met = "met" if delays and p99 <= TARGET_P99_MS and result.missed == 0 else "**not met**"
     lines += [
-        "| Subscribers | Connect (s) | Connects/s | Delivered / expected | p50 (ms) | p95 (ms) "
-        "| p99 (ms) | max (ms) | RSS before → after (MB) | Memory / subscriber (KB) "
+        "| Server | Subscribers | Connect (s) | Connects/s | Delivered / expected | p50 (ms) "
+        "| p95 (ms) | p99 (ms) | max (ms) | RSS before → after (MB) | Memory / subscriber (KB) "
         "| CPU / delivered event (µs) | Target |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
+        _row("FlagShip", result),
     ]
-    if delays:
-        lines.append(
-            f"| {options.subscribers} | {result.connect_seconds:.1f} | {connect_rate:.0f} "
-            f"| {result.delivered} / {result.expected} | {percentile(delays, 0.50):.1f} "
-            f"| {percentile(delays, 0.95):.1f} | {p99:.1f} | {max(delays):.1f} "
-            f"| {result.rss_before_mb:.0f} → {result.rss_after_mb:.0f} "
-            f"| {per_subscriber_kb:.1f} | {cpu_us:.1f} | {met} |"
-        )
-    else:
-        lines.append(f"| {options.subscribers} | no event delivered |||||||||| **not met** |")
+    if result.bare is not None:
+        lines.append(_row("bare", result.bare))
     limit = result.open_files
     lines += [
         "",
         f"CPU: the server's utime + stime over the change phase ({result.cpu_user:.2f} s user, "
         f"{result.cpu_system:.2f} s system: the loopback socket writes), heartbeats out of it.",
     ]
+    if result.bare is not None:
+        bare = result.bare
+        lines.append(
+            "Bare: the ceiling of this machine with these clients: a minimal asyncio server "
+            "(uvloop, as uvicorn runs; `BareStream`) that writes one pre-encoded event to every "
+            "stream in one loop when poked over loopback; delay from the poke to receipt; CPU "
+            f"{bare.cpu_user:.2f} s user, {bare.cpu_system:.2f} s system. Nothing of FlagShip, "
+            "no database, no Redis: what is left above it is FlagShip's."
+        )
     if limit is not None:
         lines.append(
             f"Open files: soft limit {limit.before}, raised to {limit.soft} (the hard limit, "
@@ -389,7 +555,9 @@ def report(result: Result, command: str) -> str:
     return "\n".join(lines)
 
 
-def run(options: Options, postgres: str, redis_url: str, keep_logs: bool) -> Result:
+def run(
+    options: Options, postgres: str, redis_url: str, keep_logs: bool, bare: bool = True
+) -> Result:
     """Create the database, seed it, measure, and clean everything up."""
     limit = raise_open_files_limit()  # the clients inherit it too
     os.environ.setdefault("DATABASE_URL", postgres)
@@ -411,6 +579,13 @@ def run(options: Options, postgres: str, redis_url: str, keep_logs: bool) -> Res
             print(f"Measuring {options.subscribers} subscribers ...", file=sys.stderr)
             result = asyncio.run(measure(options, env, processes, str(seeded["server_key"])))
             result.open_files = limit
+            if bare and not result.failure:
+                processes.stop_one("stream")
+                print(f"Measuring {options.subscribers} subscribers, bare ...", file=sys.stderr)
+                try:
+                    result.bare = asyncio.run(measure_bare(options, env, processes))
+                except (RuntimeError, OSError, TimeoutError) as error:
+                    result.bare = Result(options, failure=f"{type(error).__name__}: {error}")
             return result
     finally:
         processes.stop()
@@ -425,6 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--seed"]:
         sys.stdout.write(json.dumps(seed()) + "\n")
+        return 0
+    if args_list[:1] == ["--bare"]:
+        raise_open_files_limit()
+        import uvloop  # noqa: PLC0415  # only the bare server needs it
+
+        uvloop.run(bare_server(int(args_list[1])))
         return 0
     if args_list[:1] == ["--client"]:
         raise_open_files_limit()
@@ -454,6 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the Redis database of the run (nothing is flushed; default: %(default)s)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the server's log")
+    parser.add_argument(
+        "--no-bare", action="store_true", help="skip the bare server's run (the ceiling)"
+    )
     args = parser.parse_args(args_list)
     options = Options(
         subscribers=args.subscribers or (500 if args.quick else 10_000),
@@ -465,7 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--subscribers and --changes must be at least 1")
     os.environ["DATABASE_URL"] = args.postgres
     try:
-        result = run(options, args.postgres, args.redis, args.keep_logs)
+        result = run(options, args.postgres, args.redis, args.keep_logs, bare=not args.no_bare)
     except NoServerError as error:
         print(error)
         return 2
@@ -474,7 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
-    return 1 if result.failure or result.missed else 0
+    bare = result.bare
+    return 1 if result.failure or result.missed or (bare and (bare.failure or bare.missed)) else 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_report__every_delivery__the_percentiles_memory_and_cpu_per_event() -> N
 
     # Then one row: 8 of 8 delivered, p99 over the target, 2560 KB per subscriber, 250 µs/event
     assert "Command: `python -m bench.server.stream_scale --subscribers 4`" in text
-    row = next(line for line in text.splitlines() if line.startswith("| 4 |"))
+    row = next(line for line in text.splitlines() if line.startswith("| FlagShip | 4 |"))
     assert "| 8 / 8 |" in row
     assert "| 2560.0 | 250.0 | **not met** |" in row
 
@@ -64,10 +64,12 @@ def test_stream_scale__tiny_run__every_event_delivered_and_its_database_dropped(
         timeout=300,
     )
 
-    # Then every subscriber got both events, and the run left no database behind
+    # Then every subscriber got both events, from FlagShip and from the bare server, and the run
+    # left no database behind
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "| 50 |" in result.stdout
-    assert "| 100 / 100 |" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if "| 50 |" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["FlagShip", "bare"]
+    assert all("| 100 / 100 |" in row for row in rows)
     name = re.search(r"Database (flagship_bench_stream_\d+): created", result.stderr)
     assert name is not None
     with psycopg.connect(server) as connection:

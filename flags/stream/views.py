@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import lru_cache, wraps
+from typing import Protocol
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import TooManyFieldsSent
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -46,6 +48,7 @@ from accounts.authentication import ApiKeyAuthentication, presented_secret
 from accounts.models import ApiKey
 from accounts.permissions import environment_key
 from flags import capabilities, conf
+from flags.delivery import keys as known_keys
 from flags.delivery import versions
 from flags.evaluation import throttling
 from flags.models import Environment
@@ -103,6 +106,35 @@ def _authenticate(request: HttpRequest) -> ApiKey | HttpResponse:
     )
 
 
+def vouched_key(request: HttpRequest) -> known_keys.FastKey | None:
+    """The key of a stream request when this process vouches for it from memory, else ``None``.
+
+    What lets ``flagship.asgi`` answer the request on the stream's own chain: a server or client
+    key in ``X-API-Key`` or ``Authorization: Bearer``, or a client key alone in ``?key=``, read
+    as :func:`_authenticate` reads them and checked as the evaluation fast path checks keys
+    (``flags.delivery.keys.authenticate``: no I/O). ``None`` (the full stack answers, and checks
+    the key in the database) for anything else: no key, an unknown, revoked or expired one, one
+    whose ``last_used_at`` is due, and any request with cookies (a signed-in browser's sessions
+    are the full stack's).
+    """
+    meta = request.META
+    if "HTTP_COOKIE" in meta:
+        return None
+    secret = presented_secret(request)
+    kinds: tuple[str, ...] = (ApiKey.Kind.SERVER, ApiKey.Kind.CLIENT)
+    if secret is None:
+        if "HTTP_AUTHORIZATION" in meta:
+            return None
+        try:
+            secret = request.GET.get("key", "").strip()
+        except TooManyFieldsSent:
+            return None
+        kinds = (ApiKey.Kind.CLIENT,)
+    if not secret:
+        return None
+    return known_keys.authenticate(secret, kinds)
+
+
 def _code(error: exceptions.APIException) -> str:
     codes = error.get_codes()
     return codes if isinstance(codes, str) else "authentication_failed"
@@ -114,14 +146,21 @@ def _current_version(environment_id: int) -> int | None:
     From the database, which is the authority (the shared cache's version may predate a change
     committed while Redis was down); while the database is down, as evaluation reads it
     (``flags.delivery.versions.current_version``: Redis, else the newest version this process
-    knows), so a stream opens and resyncs during an outage too.
+    knows), so a stream opens and resyncs during an outage too. A version read from the database
+    is recorded as the process's pushed version if the subscription held meanwhile
+    (``versions.record_version``), so the streams that open next read it from memory
+    (:func:`_opening_version`).
     """
+    since = versions.generation()
     try:
-        return (
+        current = (
             Environment.objects.filter(pk=environment_id)
             .values_list("ruleset_version", flat=True)
             .first()
         )
+        if current is not None:
+            versions.record_version(environment_id, current, since)
+        return current
     except DatabaseError:
         try:
             return versions.current_version(environment_id)
@@ -204,8 +243,12 @@ async def _events(
     deadline = time.monotonic() + conf.stream_max_age_seconds()
     current_version = sync_to_async(_released(_current_version), thread_sensitive=False)
     async with subscriptions.subscribe(environment_id) as subscription:
-        # Subscribed before reading, so a change committed in between is not missed.
-        current = await current_version(environment_id)
+        # Subscribed before reading, so a change committed in between is not missed. From memory
+        # while the process's subscription holds (every change since is pushed to it, and to this
+        # stream); else from the database, in a thread.
+        current = versions.version(environment_id)
+        if current is None:
+            current = await current_version(environment_id)
         if current is None:
             return
         prefix = f"retry: {RETRY_MILLISECONDS}\n\n"
@@ -252,8 +295,52 @@ async def _events(
                 yield render(version, fmt)
 
 
+class StreamKey(Protocol):
+    """What a stream needs of its key: a full ``ApiKey`` or the lean path's ``FastKey``."""
+
+    @property
+    def lookup(self) -> str: ...  # noqa: D102
+    @property
+    def kind(self) -> str: ...  # noqa: D102
+    @property
+    def environment_id(self) -> int | None: ...  # noqa: D102
+
+
+Authenticate = Callable[[HttpRequest], Awaitable[StreamKey | HttpResponse]]
+
+
 async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
     """Stream the ruleset versions of the key's environment as Server-Sent Events."""
+    return await _answer(request, version)
+
+
+async def lean_stream(request: HttpRequest, key: StreamKey) -> HttpResponseBase:
+    """The stream of ``request`` on the ASGI server's own chain (``flagship.asgi``).
+
+    ``key`` is the environment key this process vouched for from memory; everything else (the
+    checks, the rate limit, the response) is :func:`stream`'s.
+    """
+    return await _answer(request, "v1", key)
+
+
+DISABLED = "disabled"  # what _admit answers while the stream capability is off
+
+
+def _admit(key: StreamKey, address: str | None) -> str | int | None:
+    """The capability, then the key's rate limit: ``DISABLED``, ``Retry-After``, or ``None``."""
+    if not _stream_enabled():
+        return DISABLED
+    return throttling.allow_stream(key.lookup, key.kind, address)
+
+
+def _full_authentication(request: HttpRequest) -> Authenticate:
+    asgi = isinstance(request, ASGIRequest)
+    return sync_to_async(_released(_authenticate) if asgi else _authenticate)
+
+
+async def _answer(
+    request: HttpRequest, version: str, vouched: StreamKey | None = None
+) -> HttpResponseBase:
     if version not in (api_settings.ALLOWED_VERSIONS or ()):
         return problem_response(
             request, status=404, code="not_found", detail=f"Unknown API version {version!r}."
@@ -275,30 +362,51 @@ async def stream(request: HttpRequest, version: str) -> HttpResponseBase:
             detail=f"format must be one of {', '.join(FORMATS)}.",
         )
     # Only the ASGI path hands its connection back: a WSGI request (and a test's transaction)
-    # keeps using its own.
+    # keeps using its own. Its look-ups run in the default thread pool, not in the one thread
+    # that runs synchronous middleware: new streams do not queue behind each other there.
     asgi = isinstance(request, ASGIRequest)
-    if not await sync_to_async(_released(_stream_enabled) if asgi else _stream_enabled)():
-        return disabled(request)
-    authenticate = _released(_authenticate) if asgi else _authenticate
-    key = await sync_to_async(authenticate)(request)
-    if isinstance(key, HttpResponse):
-        return key
-    if key.environment_id is None:  # pragma: no cover - environment keys always have one
-        return _refusal(request, 403, "environment_key_required", "Not an environment key.")
     address = throttling.client_address(request)
-    retry_after = await sync_to_async(throttling.allow_stream)(key.lookup, key.kind, address)
-    if retry_after is not None:
-        return throttling.rate_limited(request, retry_after)
+    if vouched is not None:
+        # The key is known already (the stream's own chain): the capability and the rate limit
+        # in one hand-over to a thread, in the order below. A thread hand-over costs
+        # milliseconds while thousands of streams open (the GIL goes round every thread).
+        admitted = await sync_to_async(_released(_admit), thread_sensitive=False)(vouched, address)
+        if admitted == DISABLED:
+            return disabled(request)
+        if isinstance(admitted, int):
+            return throttling.rate_limited(request, admitted)
+        key: StreamKey = vouched
+    else:
+        if asgi:
+            enabled = await sync_to_async(_released(_stream_enabled), thread_sensitive=False)()
+        else:
+            enabled = await sync_to_async(_stream_enabled)()
+        if not enabled:
+            return disabled(request)
+        found = await _full_authentication(request)(request)
+        if isinstance(found, HttpResponse):
+            return found
+        key = found
+        if key.environment_id is None:  # pragma: no cover - environment keys always have one
+            return _refusal(request, 403, "environment_key_required", "Not an environment key.")
+        retry_after = await sync_to_async(throttling.allow_stream, thread_sensitive=not asgi)(
+            key.lookup, key.kind, address
+        )
+        if retry_after is not None:
+            return throttling.rate_limited(request, retry_after)
+    environment_id = key.environment_id
+    if environment_id is None:  # pragma: no cover - environment keys always have one
+        return _refusal(request, 403, "environment_key_required", "Not an environment key.")
     last_event_id = _last_event_id(request)
     if isinstance(request, ASGIRequest):
         content: Iterable[str] | AsyncIterator[str] = _events(
-            key.environment_id, last_event_id, fmt, direct.DirectWriter.of(request.scope)
+            environment_id, last_event_id, fmt, direct.DirectWriter.of(request.scope)
         )
     else:
         # Served by a WSGI worker (the proxy does not route the stream to the ASGI server): a
         # stream would hold the worker's thread, so answer the current state once and end; the
         # client reconnects after ``retry``, which degrades to polling.
-        content = [await sync_to_async(_snapshot)(key.environment_id, last_event_id, fmt)]
+        content = [await sync_to_async(_snapshot)(environment_id, last_event_id, fmt)]
     response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

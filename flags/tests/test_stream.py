@@ -40,13 +40,13 @@ PROPAGATION = 1.0  # a committed change reaches a stream within this
 class LiveServer:
     """uvicorn serving the ASGI application on a free loopback port, in a daemon thread."""
 
-    def __init__(self, http: Literal["h11", "httptools"] = "h11") -> None:
+    def __init__(self, http: Literal["h11", "httptools"] = "h11", app: Any = application) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(
-            application,
+            app,
             log_level="warning",
             lifespan="off",
             loop="asyncio",
