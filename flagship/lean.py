@@ -45,6 +45,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.module_loading import import_string
 
+from flagship import wire
 from flagship.logs import NO_REQUEST, set_request_id
 
 # Middleware the lean path leaves out: none of them adds a header to, or refuses, a request on an
@@ -117,7 +118,13 @@ class LeanWSGIHandler(WSGIHandler):
         and reset the request's URLconf and log request id, which is done here instead.
         """
         path = environ.get("PATH_INFO", "")
-        if not path.startswith(PREFIXES) or lean_route(get_path_info(environ)) is None:
+        if not path.startswith(PREFIXES):
+            return self.full(environ, start_response)
+        if self._wire:
+            answered = wire.answer(environ, start_response, self.__class__, metered=self._metered)
+            if answered is not None:
+                return answered
+        if lean_route(get_path_info(environ)) is None:
             return self.full(environ, start_response)
         set_script_prefix(get_script_name(environ))
         request = self.request_class(environ)
@@ -148,6 +155,7 @@ class LeanWSGIHandler(WSGIHandler):
         self._exception_middleware: list[Any] = []
         rest: Handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         lean: Handler = convert_exception_to_response(self._lean_view)
+        lean_middleware: list[str] = []
         for path in reversed(settings.MIDDLEWARE):
             middleware = import_string(path)
             inner = rest if path in SKIPPED else lean
@@ -165,8 +173,12 @@ class LeanWSGIHandler(WSGIHandler):
                 rest = convert_exception_to_response(instance)
             else:
                 lean = convert_exception_to_response(instance)
+                lean_middleware.insert(0, path)
         self._rest = rest
         self._middleware_chain = lean
+        # The wire path stands in for the lean chain it knows (flagship.wire), and no other.
+        self._wire = wire.covers(tuple(lean_middleware))
+        self._metered = lean_middleware[:1] == [wire.METRICS_MIDDLEWARE]
 
     def _lean_view(self, request: HttpRequest) -> HttpResponseBase:
         """The fast path's answer, else the rest of the stack (the full path)."""
@@ -174,7 +186,10 @@ class LeanWSGIHandler(WSGIHandler):
         if route is not None:
             view_class, match = route
             request.resolver_match = match
-            response = view_class.fast_response(request, match.kwargs)
+            # Declined on the wire path already: once is all (it counted the rate limit).
+            response = (
+                None if wire.declined(request) else view_class.fast_response(request, match.kwargs)
+            )
             if response is not None:
                 return response  # type: ignore[no-any-return]
         setattr(request, _TRIED, True)

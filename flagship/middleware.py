@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
@@ -54,8 +55,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Tag the request, its log lines and its response with the id."""
-        inbound = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
-        request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
+        request_id = request_id_of(request.META)
         request.request_id = request_id  # type: ignore[attr-defined]  # read by errors.problem
         # Not reset on the way out: Django logs the response (django.request) after this returns;
         # request_finished (the server closing the response) resets it.
@@ -63,6 +63,12 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+def request_id_of(meta: dict[str, Any]) -> str:
+    """The request's id: its sane inbound ``X-Request-ID``, else a new one (the wire path's too)."""
+    inbound = meta.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
+    return inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
 
 
 def _forget_request_id(sender: object, **kwargs: object) -> None:
