@@ -319,6 +319,13 @@ setting_changed.connect(_forget_plan, dispatch_uid="flagship.wire.plan")
 StartResponse = Callable[..., Any]
 
 
+def _server_host(environ: dict[str, Any], secure: bool) -> str:
+    """The host ``request.get_host()`` reads without a ``Host`` header: the server's name, port."""
+    host = str(environ.get("SERVER_NAME", ""))
+    port = str(environ.get("SERVER_PORT", ""))
+    return host if port == ("443" if secure else "80") else f"{host}:{port}"
+
+
 class Usual(NamedTuple):
     """A request the wire path takes on: what its checks found."""
 
@@ -345,8 +352,7 @@ def usual(environ: dict[str, Any]) -> Usual | None:
     ):
         return None
     route = wire.route(environ.get("PATH_INFO", ""))
-    host = environ.get("HTTP_HOST")
-    if route is None or not host or not wire.host_allowed(host):
+    if route is None:
         return None
     if (wire.forwarded_host and "HTTP_X_FORWARDED_HOST" in environ) or (
         wire.agent_rules and "HTTP_USER_AGENT" in environ
@@ -354,6 +360,8 @@ def usual(environ: dict[str, Any]) -> Usual | None:
         return None
     secure = wire.secure(environ)
     if (wire.redirects_insecure and not secure) or breakers.degraded():
+        return None
+    if not wire.host_allowed(environ.get("HTTP_HOST") or _server_host(environ, secure)):
         return None
     origin = environ.get("HTTP_ORIGIN")
     if (
