@@ -19,6 +19,10 @@ outage page, static files, URL resolution through every pattern) cost more than 
   (URL resolution, ``process_view``, the view, ``process_exception`` of every middleware). That is
   the full path, with the lean layers already applied outside it.
 
+Before the lean chain, the *wire path* (``flagship.wire``) answers the warm, usual request with no
+request or response object and no middleware object at all, reproducing what the lean chain would
+add; anything it does not cover takes the lean chain as above.
+
 Everything else (the admin, the management API, the stream, health and metrics) goes to the full
 stack untouched. Both chains are built from ``MIDDLEWARE`` once, at start-up; Django's request
 signals, its request object and its error handling (``convert_exception_to_response`` around
