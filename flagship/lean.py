@@ -19,6 +19,10 @@ outage page, static files, URL resolution through every pattern) cost more than 
   (URL resolution, ``process_view``, the view, ``process_exception`` of every middleware). That is
   the full path, with the lean layers already applied outside it.
 
+Before the lean chain, the *wire path* (``flagship.wire``) answers the warm, usual request with no
+request or response object and no middleware object at all, reproducing what the lean chain would
+add; anything it does not cover takes the lean chain as above.
+
 Everything else (the admin, the management API, the stream, health and metrics) goes to the full
 stack untouched. Both chains are built from ``MIDDLEWARE`` once, at start-up; Django's request
 signals, its request object and its error handling (``convert_exception_to_response`` around
@@ -45,6 +49,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve, set_script_prefix, set_urlconf
 from django.utils.module_loading import import_string
 
+from flagship import wire
 from flagship.logs import NO_REQUEST, set_request_id
 
 # Middleware the lean path leaves out: none of them adds a header to, or refuses, a request on an
@@ -117,7 +122,13 @@ class LeanWSGIHandler(WSGIHandler):
         and reset the request's URLconf and log request id, which is done here instead.
         """
         path = environ.get("PATH_INFO", "")
-        if not path.startswith(PREFIXES) or lean_route(get_path_info(environ)) is None:
+        if not path.startswith(PREFIXES):
+            return self.full(environ, start_response)
+        if self._wire:
+            answered = wire.answer(environ, start_response, self.__class__, metered=self._metered)
+            if answered is not None:
+                return answered
+        if lean_route(get_path_info(environ)) is None:
             return self.full(environ, start_response)
         set_script_prefix(get_script_name(environ))
         request = self.request_class(environ)
@@ -148,6 +159,7 @@ class LeanWSGIHandler(WSGIHandler):
         self._exception_middleware: list[Any] = []
         rest: Handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         lean: Handler = convert_exception_to_response(self._lean_view)
+        lean_middleware: list[str] = []
         for path in reversed(settings.MIDDLEWARE):
             middleware = import_string(path)
             inner = rest if path in SKIPPED else lean
@@ -165,8 +177,12 @@ class LeanWSGIHandler(WSGIHandler):
                 rest = convert_exception_to_response(instance)
             else:
                 lean = convert_exception_to_response(instance)
+                lean_middleware.insert(0, path)
         self._rest = rest
         self._middleware_chain = lean
+        # The wire path stands in for the lean chain it knows (flagship.wire), and no other.
+        self._wire = wire.covers(tuple(lean_middleware))
+        self._metered = lean_middleware[:1] == [wire.METRICS_MIDDLEWARE]
 
     def _lean_view(self, request: HttpRequest) -> HttpResponseBase:
         """The fast path's answer, else the rest of the stack (the full path)."""
@@ -174,7 +190,10 @@ class LeanWSGIHandler(WSGIHandler):
         if route is not None:
             view_class, match = route
             request.resolver_match = match
-            response = view_class.fast_response(request, match.kwargs)
+            # Declined on the wire path already: once is all (it counted the rate limit).
+            response = (
+                None if wire.declined(request) else view_class.fast_response(request, match.kwargs)
+            )
             if response is not None:
                 return response  # type: ignore[no-any-return]
         setattr(request, _TRIED, True)

@@ -100,8 +100,7 @@ class RequestIdMiddleware(HookMiddleware):
 
     def before(self, request: HttpRequest) -> None:
         """Tag the request and its log lines with the id."""
-        inbound = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
-        request_id = inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
+        request_id = request_id_of(request.META)
         request.request_id = request_id  # type: ignore[attr-defined]  # read by errors.problem
         # Not reset on the way out: Django logs the response (django.request) after this returns;
         # request_finished (the server closing the response) resets it.
@@ -111,6 +110,12 @@ class RequestIdMiddleware(HookMiddleware):
         """Tag the response with the id."""
         response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
         return response
+
+
+def request_id_of(meta: dict[str, Any]) -> str:
+    """The request's id: its sane inbound ``X-Request-ID``, else a new one (the wire path's too)."""
+    inbound = meta.get("HTTP_X_REQUEST_ID", "")  # not request.headers: all parsed
+    return inbound if _SANE_REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
 
 
 def _forget_request_id(sender: object, **kwargs: object) -> None:

@@ -13,7 +13,9 @@ back to the rest of the stack (errors, refusals, other methods, CORS preflights)
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +28,7 @@ from django.test.utils import override_settings
 
 from accounts.models import ApiKey
 from flags.models import Environment, Flag, Project
-from flagship import lean
+from flagship import lean, logs
 from flagship.lean import LeanWSGIHandler
 from flagship.logs import NO_REQUEST, current_request_id
 
@@ -49,7 +51,21 @@ LEAN: list[tuple[str, str, Any, dict[str, str]]] = [
     ("post", "/ofrep/v1/evaluate/flags/new-checkout", CONTEXT, {}),
     ("post", "/ofrep/v1/evaluate/flags/discount", None, {}),
     ("get", "/api/v1/ruleset", None, {}),
+    ("get", "/api/v1/ruleset", None, {"If-None-Match": "*"}),
     ("get", "/api/v1/ruleset", None, {"Origin": "https://elsewhere.example.org"}),
+    (
+        "post",
+        "/ofrep/v1/evaluate/flags/theme",
+        CONTEXT,
+        {"Origin": "https://elsewhere.example.org"},
+    ),
+    ("post", "/api/v1/evaluate/theme", CONTEXT, {"X-Request-ID": "not a sane id!"}),
+    ("post", "/api/v1/evaluate", CONTEXT, {"User-Agent": "sdk/1.0", "Accept": "*/*"}),
+]
+# What the lean path's own fast path answers: the wire path leaves these to it.
+LEAN_NOT_WIRE: list[tuple[str, str, Any, dict[str, str]]] = [
+    ("post", "/api/v1/evaluate?trace=1", CONTEXT, {}),
+    ("get", "/api/v1/ruleset?x=", None, {}),
 ]
 # What the lean path hands to the rest of the stack.
 FALLBACK: list[tuple[str, str, Any, dict[str, str]]] = [
@@ -73,6 +89,7 @@ FALLBACK: list[tuple[str, str, Any, dict[str, str]]] = [
     ("head", "/api/v1/ruleset", None, {}),
     ("post", "/api/v1/evaluate?" + "&".join(f"p{n}=1" for n in range(1100)), CONTEXT, {}),
     ("post", "/api/v2/evaluate", CONTEXT, {}),
+    ("post", "/api/v1/evaluate", CONTEXT, {"Host": "evil.example.net"}),
 ]
 
 
@@ -137,6 +154,20 @@ def full_calls(application: LeanWSGIHandler, monkeypatch: pytest.MonkeyPatch) ->
     return calls
 
 
+@pytest.fixture
+def lean_calls(application: LeanWSGIHandler, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every request that reached the lean middleware chain (the wire path did not answer it)."""
+    calls: list[str] = []
+    chain = application._middleware_chain
+
+    def spy(request: Any) -> Any:
+        calls.append(request.path)
+        return chain(request)
+
+    monkeypatch.setattr(application, "_middleware_chain", spy)
+    return calls
+
+
 def environ(method: str, path: str, secret: str, body: Any, headers: dict[str, str]) -> Any:
     """The WSGI environ of a request, as a server would build it."""
     factory = RequestFactory()
@@ -157,7 +188,8 @@ def call(app: Any, environ: dict[str, Any]) -> Answer:
     try:
         body = b"".join(chunks)
     finally:
-        chunks.close()
+        if hasattr(chunks, "close"):  # a response; a direct answer is a list of its bytes
+            chunks.close()
     status, headers = started[0]
     return status, sorted((name, _DURATION.sub("dur=N", value)) for name, value in headers), body
 
@@ -178,7 +210,7 @@ def both(
 
 
 @pytest.mark.parametrize("kind", [ApiKey.Kind.SERVER, ApiKey.Kind.CLIENT])
-@pytest.mark.parametrize(("method", "path", "body", "headers"), LEAN + FALLBACK)
+@pytest.mark.parametrize(("method", "path", "body", "headers"), LEAN + LEAN_NOT_WIRE + FALLBACK)
 def test_lean_and_full_stack_answer_the_same_to_the_last_header(
     application: LeanWSGIHandler,
     *,
@@ -193,6 +225,8 @@ def test_lean_and_full_stack_answer_the_same_to_the_last_header(
     secret = issue(staging, kind)
     call(application.full, environ("post", "/api/v1/evaluate", secret, CONTEXT, {}))  # warm
     lean_answer, full_answer = both(application, method, path, secret, body, headers)
+    if "X-Request-ID" in headers:  # not a sane id: each answer has an id of its own
+        lean_answer, full_answer = _new_id(lean_answer), _new_id(full_answer)
     assert lean_answer == full_answer
     names = [name for name, _value in lean_answer[1]]
     assert "X-Request-ID" in names
@@ -201,11 +235,21 @@ def test_lean_and_full_stack_answer_the_same_to_the_last_header(
         assert ("API-Version", "v1") in lean_answer[1]
 
 
+def _new_id(answer: Answer) -> Answer:
+    """``answer`` with its new request id (32 hex digits) masked."""
+    status, headers, body = answer
+    ids = [value for name, value in headers if name == "X-Request-ID"]
+    assert len(ids) == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", ids[0])
+    return status, [(n, "new" if n == "X-Request-ID" else v) for n, v in headers], body
+
+
 @pytest.mark.parametrize(("method", "path", "body", "headers"), LEAN)
-def test_warm_requests_never_reach_the_rest_of_the_stack(
+def test_warm_requests_are_answered_on_the_wire(
     application: LeanWSGIHandler,
     rest_calls: list[str],
     full_calls: list[str],
+    lean_calls: list[str],
     *,
     flags: dict[str, Flag],
     staging: Environment,
@@ -217,8 +261,36 @@ def test_warm_requests_never_reach_the_rest_of_the_stack(
     secret = issue(staging, ApiKey.Kind.SERVER)
     call(application, environ(method, path, secret, body, headers))  # cold: fills the caches
     rest_calls.clear()
+    lean_calls.clear()
+    answer = call(application, environ(method, path, secret, body, headers))
+    assert answer[0][:3] == ("304" if "If-None-Match" in headers else "200")
+    # The wire path answered: no middleware chain, not the rest of the stack, not the full stack
+    assert lean_calls == []
+    assert rest_calls == []
+    assert full_calls == []
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers"), LEAN_NOT_WIRE)
+def test_unusual_warm_requests_are_answered_by_the_lean_chain(
+    application: LeanWSGIHandler,
+    rest_calls: list[str],
+    full_calls: list[str],
+    lean_calls: list[str],
+    *,
+    flags: dict[str, Flag],
+    staging: Environment,
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+) -> None:
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    call(application, environ(method, path, secret, body, headers))  # cold: fills the caches
+    rest_calls.clear()
+    lean_calls.clear()
     answer = call(application, environ(method, path, secret, body, headers))
     assert answer[0].startswith("200")
+    assert lean_calls == [path.split("?", 1)[0]]  # the lean chain's fast path answered
     assert rest_calls == []
     assert full_calls == []
 
@@ -247,7 +319,7 @@ def test_unusual_requests_get_the_rest_of_the_stack(
     route = path.split("?", 1)[0]
     if route.startswith("/api/v2/"):
         assert (full_calls, rest_calls) == ([route], [])
-    elif "?" in path or "Access-Control-Request-Method" in headers:
+    elif "?" in path or "Access-Control-Request-Method" in headers or "Host" in headers:
         assert (full_calls, rest_calls) == ([], [])
     else:
         assert (full_calls, rest_calls) == ([], [route])
@@ -357,3 +429,127 @@ def test_database_use_is_seen_on_any_open_connection(staging: Environment) -> No
 
     connection.ensure_connection()
     assert lean._database_used()
+
+
+# --- The wire path's own settings, metrics and access log ----------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "extra", "wire"),
+    [
+        # HSTS on a secure request (the scheme, or the proxy's header)
+        ({"SECURE_HSTS_SECONDS": 60, "SECURE_HSTS_PRELOAD": True}, {"secure": True}, True),
+        (
+            {
+                "SECURE_HSTS_SECONDS": 60,
+                "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+            },
+            {"headers": {"X-Forwarded-Proto": "https"}},
+            True,
+        ),
+        # an insecure request SecurityMiddleware redirects
+        ({"SECURE_SSL_REDIRECT": True}, {}, False),
+        # CORS: every origin, credentials; a private network request where it is allowed
+        ({"CORS_ALLOW_ALL_ORIGINS": True, "CORS_ALLOW_CREDENTIALS": True}, {"origin": 1}, True),
+        ({"CORS_ALLOW_ALL_ORIGINS": True}, {"origin": 1}, True),
+        (
+            {"CORS_ALLOW_PRIVATE_NETWORK": True},
+            {"origin": 1, "headers": {"Access-Control-Request-Private-Network": "true"}},
+            False,
+        ),
+        # a user agent rule, a forwarded host
+        (
+            {"DISALLOWED_USER_AGENTS": [re.compile("bot")]},
+            {"headers": {"User-Agent": "bot"}},
+            False,
+        ),
+        ({"USE_X_FORWARDED_HOST": True}, {"headers": {"X-Forwarded-Host": "testserver"}}, False),
+        ({"X_FRAME_OPTIONS": "sameorigin", "SECURE_REFERRER_POLICY": "no-referrer"}, {}, True),
+    ],
+)
+def test_settings_shape_the_wire_answer_as_they_shape_the_full_stacks(
+    flags: dict[str, Flag],
+    staging: Environment,
+    overrides: dict[str, Any],
+    extra: dict[str, Any],
+    wire: bool,
+) -> None:
+    secret = issue(staging, ApiKey.Kind.CLIENT)
+    headers = dict(extra.get("headers", {}))
+    if extra.get("origin"):
+        headers["Origin"] = "https://any.example.org"
+    path = "/ofrep/v1/evaluate/flags"
+    with override_settings(**overrides):
+        application = LeanWSGIHandler()  # some middleware read their settings when built
+        lean_calls: list[str] = []
+        chain = application._middleware_chain
+
+        def spy(request: Any) -> Any:
+            lean_calls.append(request.path)
+            return chain(request)
+
+        application._middleware_chain = spy
+        call(application, _environ(path, secret, headers, extra))  # warm
+        lean_calls.clear()
+        lean_answer = call(application, _environ(path, secret, headers, extra))
+        full_answer = call(application.full, _environ(path, secret, headers, extra))
+    assert lean_answer == full_answer
+    assert lean_calls == ([] if wire else [path])
+    if overrides.get("SECURE_HSTS_SECONDS") and wire:
+        assert any(name == "Strict-Transport-Security" for name, _ in lean_answer[1])
+
+
+def _environ(path: str, secret: str, headers: dict[str, str], extra: dict[str, Any]) -> Any:
+    factory = RequestFactory()
+    request = factory.post(
+        path,
+        data=json.dumps(CONTEXT),
+        content_type="application/json",
+        secure=bool(extra.get("secure")),
+        headers={"X-API-Key": secret, "X-Request-ID": "wire-test", **headers},
+    )
+    return request.environ
+
+
+def test_the_wire_path_counts_in_metrics_and_logs_as_the_lean_chain(
+    application: LeanWSGIHandler,
+    lean_calls: list[str],
+    flags: dict[str, Flag],
+    staging: Environment,
+) -> None:
+    from prometheus_client import REGISTRY  # noqa: PLC0415
+
+    from flagship import metrics  # noqa: PLC0415
+
+    secret = issue(staging)
+    path = "/ofrep/v1/evaluate/flags/new-checkout"
+    labels = {"status": "200", "view": "ofrep-flag", "method": "POST"}
+    name = "django_http_responses_total_by_status_view_method_total"
+    call(application, environ("post", path, secret, CONTEXT, {}))  # warm
+    metrics.flush()
+    before = REGISTRY.get_sample_value(name, labels) or 0.0
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter(logs.JSON))
+    handler.addFilter(logs.RequestIdFilter())
+    access = logging.getLogger("flagship.access")
+    access.addHandler(handler)
+    try:
+        lean_calls.clear()
+        call(application, environ("post", path, secret, CONTEXT, {"X-Request-ID": "wire-1"}))
+        assert lean_calls == []  # the wire path answered
+        # the same request through the lean chain: the wire path is bypassed
+        application._wire = False
+        call(application, environ("post", path, secret, CONTEXT, {"X-Request-ID": "lean-1"}))
+        assert lean_calls == [path]
+    finally:
+        access.removeHandler(handler)
+    metrics.flush()
+    assert REGISTRY.get_sample_value(name, labels) == before + 2
+    wire_line, lean_line = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert wire_line["request_id"] == "wire-1"
+    assert lean_line["request_id"] == "lean-1"
+    assert wire_line["api_key_id"] is not None
+    masked = ("timestamp", "duration_ms", "request_id")
+    assert {k: v for k, v in wire_line.items() if k not in masked} == {
+        k: v for k, v in lean_line.items() if k not in masked
+    }
+    assert list(wire_line) == list(lean_line)  # the same keys, in the same order
