@@ -118,12 +118,13 @@ def wait_http(port: int, path: str, processes: Processes, name: str, timeout: fl
     """Wait until ``GET path`` answers (any status) on ``port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", path)
             connection.getresponse().read()
-            connection.close()
             return
-        except OSError:
+        except OSError:  # not listening yet, or too busy starting to answer within 2 s
             time.sleep(0.2)
+        finally:
+            connection.close()  # a connection that timed out too (else a ResourceWarning later)
     raise RuntimeError(f"{name} did not start on port {port}:\n{processes.tail(name)}")
