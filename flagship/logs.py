@@ -17,6 +17,7 @@ This module imports nothing of Django's or FlagShip's: ``LOGGING`` loads it befo
 from __future__ import annotations
 
 import contextvars
+import datetime
 import functools
 import logging
 import re
@@ -259,6 +260,7 @@ def formatter(fmt: str = JSON) -> structlog.stdlib.ProcessorFormatter:
     configure_structlog()
     pre_chain = [*_pre_chain(), add_extras]
     renderer = _RedactedRenderer(_renderer(fmt))
+    last_steps: list[Processor] = [redact, renderer]
     return StructuredFormatter(
         foreign_pre_chain=pre_chain,
         processors=[
@@ -276,9 +278,9 @@ def formatter(fmt: str = JSON) -> structlog.stdlib.ProcessorFormatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             add_request_id,
             drop_objects,
-            redact,
-            renderer,
+            *last_steps,
         ],
+        last_steps=last_steps if fmt == JSON else None,
     )
 
 
@@ -294,9 +296,18 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
     record takes structlog's own way.
     """
 
-    def __init__(self, *args: Any, plain_chain: list[Processor], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        plain_chain: list[Processor],
+        last_steps: list[Processor] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.plain_chain = plain_chain
+        # The chain's redaction and rendering, for a line given as its finished fields
+        # (write_direct); None: this formatter renders no such line directly.
+        self.last_steps = last_steps
 
     def format(self, record: logging.LogRecord) -> str:
         """The record's line."""
@@ -314,6 +325,75 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
         for processor in self.plain_chain:
             line = processor(None, method, line)
         return cast(str, line)
+
+
+def write_direct(logger: logging.Logger, event: str, fields: dict[str, Any]) -> bool:
+    """Write ``logger``'s INFO line ``event`` with ``fields`` straight to its handler, if it can.
+
+    The way of the access log's ``request.finished`` line, one per request: the line a
+    ``logger.info(event, extra=fields)`` call would write, without the ``LogRecord``, the
+    handler's filters and the processors that only read a record. It can when the record would
+    reach exactly one handler, ``LOGGING``'s console handler (a plain ``StreamHandler`` with the
+    request id filter and a :func:`formatter`), and ``fields`` use none of the line's own keys;
+    else it writes nothing and answers False, and the caller logs the usual way (so a handler
+    added by a test, an operator's file handler or a filter sees the record as always).
+    The caller has checked ``logger.isEnabledFor(logging.INFO)``.
+    ``flagship/tests/test_logging.py`` compares both ways' lines.
+    """
+    handler = _only_handler(logger)
+    if handler is None or not _OWN_KEYS.isdisjoint(fields) or "request_id" in fields:
+        return False
+    formatter = handler.formatter
+    assert isinstance(formatter, StructuredFormatter)  # noqa: S101  # _only_handler checked
+    assert formatter.last_steps is not None  # noqa: S101  # _only_handler checked
+    line: Any = structlog.contextvars.merge_contextvars(None, "info", {"event": event})
+    line["logger"] = logger.name
+    line["level"] = "info"
+    line["timestamp"] = _utc_now().isoformat().replace("+00:00", "Z")
+    line.update(fields)
+    line["request_id"] = current_request_id()  # RequestIdFilter's, after the extras
+    for step in formatter.last_steps:
+        line = step(None, "info", line)
+    try:
+        handler.acquire()
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        finally:
+            handler.release()
+    except Exception:  # as Handler.emit: a broken stream never fails a request
+        return False  # the usual way then reports it (Handler.handleError)
+    return True
+
+
+def _only_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler an INFO record of ``logger`` reaches, if it is LOGGING's console one."""
+    if logger.disabled or logger.filters:
+        return None
+    found: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if (
+        type(found) is not logging.StreamHandler
+        or found.level > logging.INFO
+        or not isinstance(found.formatter, StructuredFormatter)
+        or found.formatter.last_steps is None
+        or len(found.filters) != 1
+        or type(found.filters[0]) is not RequestIdFilter
+    ):
+        return None
+    return found
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(tz=datetime.UTC)
 
 
 def configure_structlog() -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,188 @@ def test_plain_records__take_the_short_way__others_structlogs(
         formatter.format(record)
     assert taken == ["%s args", "failed"]
     assert '"exception"' in formatter.format(with_exception)
+
+
+# --- The direct way of the access line (logs.write_direct) -------------------------------------
+DIRECT_FIELDS: list[dict[str, Any]] = [
+    PLAIN_RECORDS[0][2],
+    {**PLAIN_RECORDS[0][2], "path": "/api/v1/evaluate/" + KEY_LIKE, "user_id": 3},
+    {"method": "GET", "path": '/odd "quoted" \u2028 path', "status": 304, "api_key_id": None},
+    {},
+]
+
+
+@pytest.fixture
+def direct_logger() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger set up as LOGGING sets up the console: one handler, its filter, the formatter.
+
+    pytest attaches its capturing handlers to the root logger and to every logger that does not
+    propagate, when each test's call starts: :func:`alone` takes them off for the call.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter(logs.JSON))
+    handler.addFilter(logs.RequestIdFilter())
+    logger = logging.getLogger("flagship.tests.direct")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        yield logger, stream
+    finally:  # the logger outlives the test: as it was, whatever the test changed
+        for each in list(logger.handlers):
+            logger.removeHandler(each)
+        logger.filters.clear()
+        logger.disabled = False
+        logger.propagate = True
+
+
+@contextmanager
+def alone(logger: logging.Logger) -> Iterator[None]:
+    """``logger`` with its first handler only (pytest's capturing handlers put back after)."""
+    others = logger.handlers[1:]
+    for handler in others:
+        logger.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            logger.addHandler(handler)
+
+
+@pytest.mark.parametrize("bound", [False, True])
+@pytest.mark.parametrize("fields", DIRECT_FIELDS)
+def test_direct_line__the_same_line_as_the_logging_modules(
+    direct_logger: tuple[logging.Logger, io.StringIO], fields: dict[str, Any], *, bound: bool
+) -> None:
+    # Given the console handler of LOGGING, a request id, and perhaps structlog context
+    logger, stream = direct_logger
+    logs.set_request_id("direct-test")
+    if bound:
+        structlog.contextvars.bind_contextvars(bound="context")
+    try:
+        # When the line is written directly, then logged the usual way
+        with alone(logger):
+            assert logs.write_direct(logger, "request.finished", dict(fields))
+            logger.info("request.finished", extra=dict(fields))
+    finally:
+        structlog.contextvars.unbind_contextvars("bound")
+        logs.set_request_id(logs.NO_REQUEST)
+    # Then both lines are the same but for the moment they were written
+    direct, usual = stream.getvalue().splitlines()
+    assert _TIMESTAMP.sub("T", direct) == _TIMESTAMP.sub("T", usual)
+    assert json.loads(direct)["request_id"] == "direct-test"
+    assert KEY_LIKE not in direct
+
+
+def _another_handler(logger: logging.Logger) -> None:
+    logger.addHandler(logging.NullHandler())
+
+
+def _a_logger_filter(logger: logging.Logger) -> None:
+    logger.addFilter(logging.Filter())
+
+
+def _a_handler_filter(logger: logging.Logger) -> None:
+    logger.handlers[0].addFilter(logging.Filter())
+
+
+def _console_lines(logger: logging.Logger) -> None:
+    logger.handlers[0].setFormatter(logs.formatter(logs.CONSOLE))
+
+
+def _a_quieter_handler(logger: logging.Logger) -> None:
+    logger.handlers[0].setLevel(logging.WARNING)
+
+
+def _a_file_like_handler(logger: logging.Logger) -> None:
+    class Rotating(logging.StreamHandler):  # type: ignore[type-arg]  # any subclass
+        pass
+
+    original = logger.handlers[0]
+    logger.removeHandler(original)
+    replacement = Rotating(original.stream)  # type: ignore[attr-defined]
+    replacement.setFormatter(original.formatter)
+    replacement.addFilter(logs.RequestIdFilter())
+    logger.addHandler(replacement)
+
+
+def _through_the_root(logger: logging.Logger) -> None:
+    logger.propagate = True  # the root logger's handlers (pytest's) are reached too
+
+
+def _disabled(logger: logging.Logger) -> None:
+    logger.disabled = True
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _another_handler,
+        _a_logger_filter,
+        _a_handler_filter,
+        _console_lines,
+        _a_quieter_handler,
+        _a_file_like_handler,
+        _through_the_root,
+        _disabled,
+    ],
+)
+def test_direct_line__any_other_set_up__declined_and_nothing_written(
+    direct_logger: tuple[logging.Logger, io.StringIO], change: Any
+) -> None:
+    logger, stream = direct_logger
+    with alone(logger):
+        assert logs.write_direct(logger, "request.finished", {"status": 200})  # as set up
+        change(logger)
+        assert not logs.write_direct(logger, "request.finished", {"status": 200})
+    assert len(stream.getvalue().splitlines()) == 1  # the first one only
+
+
+@pytest.mark.parametrize("key", ["event", "level", "logger", "timestamp", "request_id"])
+def test_direct_line__a_field_named_as_the_lines_own__declined(
+    direct_logger: tuple[logging.Logger, io.StringIO], key: str
+) -> None:
+    logger, stream = direct_logger
+    with alone(logger):
+        assert not logs.write_direct(logger, "request.finished", {key: "mine"})
+    assert stream.getvalue() == ""
+
+
+def test_direct_line__a_closed_stream__declined(
+    direct_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = direct_logger
+    stream.close()
+    with alone(logger):
+        assert not logs.write_direct(logger, "request.finished", {"status": 200})
+
+
+def test_access_line__written_directly__a_5xx_line_through_the_logging_module(
+    direct_logger: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the access log's logger set up as LOGGING sets up the console
+    from flagship import access  # noqa: PLC0415
+
+    logger, stream = direct_logger
+    handled: list[str] = []
+    original = logger.handle
+
+    def spy(record: logging.LogRecord) -> None:
+        handled.append(record.getMessage())
+        original(record)
+
+    monkeypatch.setattr(logger, "handle", spy)
+    monkeypatch.setattr(access, "logger", logger)
+    timer = access.DatabaseTimer()
+    # When a 200 and a 503 are logged
+    with alone(logger):
+        access.log_request("GET", "/api/v1/ruleset", 200, 1.5, timer, None, 4)
+        access.log_request("GET", "/api/v1/ruleset", 503, 1.5, timer, None, 4)
+    # Then both lines are written, only the 503 as a record (level ERROR)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["status"], line["level"]) for line in lines] == [(200, "info"), (503, "error")]
+    assert handled == ["request.finished"]
 
 
 def test_console_line__readable_event_logger_and_keys() -> None:
