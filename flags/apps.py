@@ -23,12 +23,14 @@ class FlagsConfig(AppConfig):
         from . import checks  # noqa: F401, PLC0415  # registers them
         from .delivery import changes, versions  # noqa: F401, PLC0415  # versions: connects
         from .history import change_log  # noqa: PLC0415
+        from .staleness import connect  # noqa: PLC0415
         from .webhooks import outbox  # noqa: PLC0415
 
         # The change event's subscribers (flags.delivery.changes): webhooks' outbox rows are
         # written in the change's own transaction; the audit log line once it has committed.
         changes.subscribe(in_transaction=outbox.enqueue, after_commit=change_log.record_committed)
 
+        connect()  # stored stale inputs marked dirty on every change (flags.staleness)
         breakers.redis_breaker.on_recovery(_reconcile)
         breakers.database.on_recovery(_reconcile)
 

@@ -1,8 +1,9 @@
 """The admin index's dashboard: flags by state, stale flags, evaluations per day.
 
 Each part costs a fixed number of queries whatever the number of projects and flags (flags by
-state: two; stale flags: :func:`flags.stale.stale_flags`'s five and one for the flags; the
-chart: one). :func:`dashboard` gives only what the person may read (``view_flag``,
+state: two; stale flags: three, from the stored stale inputs (``flags.staleness``), and
+:func:`flags.stale.stale_flags`'s three or four for flags changed since the worker computed them;
+the chart: one). :func:`dashboard` gives only what the person may read (``view_flag``,
 ``view_flagevaluationcount``); recent changes are the index's sidebar (``flagship.admin_site``).
 """
 
@@ -15,10 +16,12 @@ from urllib.parse import urlencode
 from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from .charts import bar_chart, daily_evaluations
 from .models import Environment, Flag, Project
-from .stale import Stale, stale_flags
+from .stale import Stale
+from .staleness import judged, verdict
 
 STALE_SHOWN = 10
 
@@ -93,25 +96,37 @@ def flags_by_state() -> list[ProjectCounts]:
     return list(projects.values())
 
 
-def stale_rows() -> list[StaleRow]:
-    """Every stale live flag, by project and key (six queries, whatever their number)."""
-    flags = list(
-        Flag.objects.filter(archived=False, project__system=False)
-        .select_related("project")
-        .order_by("project_id", "key")
+def stale_rows(shown: int = STALE_SHOWN) -> tuple[list[StaleRow], int, list[str]]:
+    """The first ``shown`` stale live flags (by project and key), their number, their projects.
+
+    From the stored stale inputs (``flags.staleness``; flags changed since: judged live), in a
+    fixed number of queries whatever the number of flags.
+    """
+    now = timezone.now()
+    live = Flag.objects.filter(archived=False, project__system=False)
+    condition, judged_live = judged(live, now)
+    stale = live.filter(condition)
+    by_project = list(
+        stale.order_by("project_id")
+        .values_list("project_id", "project__key")
+        .annotate(flags=Count("pk"))
     )
-    found = stale_flags(flags)
-    rows = [
-        StaleRow(
-            flag.project.key,
-            flag.key,
-            reverse("admin:flags_flag_change", args=[flag.pk]),
-            found[flag.pk],
-        )
-        for flag in flags
-        if flag.pk in found
-    ]
-    return rows
+    if not by_project:
+        return [], 0, []
+    flags = list(stale.select_related("project", "staleness").order_by("project_id", "key")[:shown])
+    rows = []
+    for flag in flags:
+        found = verdict(flag, now, judged_live)
+        if found is not None:
+            rows.append(
+                StaleRow(
+                    flag.project.key,
+                    flag.key,
+                    reverse("admin:flags_flag_change", args=[flag.pk]),
+                    found,
+                )
+            )
+    return rows, sum(count for _, _, count in by_project), [key for _, key, _ in by_project]
 
 
 def stale_list_url(project: str) -> str:
@@ -127,13 +142,10 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
     if user.has_perm("flags.view_flag") and user.has_perm("flags.view_flagstate"):
         parts["flags_by_state"] = flags_by_state()
     if user.has_perm("flags.view_flag"):
-        rows = stale_rows()
-        parts["stale_flags"] = rows[:STALE_SHOWN]
-        parts["stale_total"] = len(rows)
-        parts["stale_links"] = [
-            (project, stale_list_url(project))
-            for project in dict.fromkeys(row.project for row in rows)
-        ]
+        rows, total, projects = stale_rows()
+        parts["stale_flags"] = rows
+        parts["stale_total"] = total
+        parts["stale_links"] = [(project, stale_list_url(project)) for project in projects]
     if user.has_perm("flags.view_flagevaluationcount"):
         parts["evaluations_chart"] = bar_chart(
             daily_evaluations(), label="Evaluations per day", testid="evaluations-chart"

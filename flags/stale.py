@@ -202,8 +202,8 @@ def stale_flags(
 ) -> dict[int, Stale]:
     """The stale ones among ``flags`` (by id), with their reason; archived flags never are.
 
-    ``evaluated``: :func:`last_evaluated` of these flags when the caller has it (one query
-    less).
+    Judged live, from the history. ``evaluated``: :func:`last_evaluated` of these flags when
+    the caller has it (one query less).
     """
     now = now or timezone.now()
     configured = conf.stale_days()
@@ -212,7 +212,29 @@ def stale_flags(
     }
     if not candidates:
         return {}
-    ids = list(candidates)
+    found: dict[int, Stale] = {}
+    for pk, (single_since, last_hour) in inputs(candidates.values(), evaluated=evaluated).items():
+        flag = candidates[pk]
+        days = _days(flag, configured)
+        assert days is not None  # noqa: S101  # candidates have a number of days
+        verdict = judge(flag, single_since, last_hour, now, days)
+        if verdict is not None:
+            found[pk] = verdict
+    return found
+
+
+def inputs(
+    flags: Iterable[Flag], *, evaluated: Mapping[tuple[int, int], datetime] | None = None
+) -> dict[int, tuple[datetime | None, datetime | None]]:
+    """Each flag's (since when it serves one variant everywhere, latest evaluated hour).
+
+    What a verdict is made of, whatever the time and the configured days (three or four
+    queries for any number of flags); ``flags.staleness`` stores them.
+    """
+    listed = {flag.pk: flag for flag in flags}
+    if not listed:
+        return {}
+    ids = list(listed)
     states = _state_rows(ids)
     targeting_changed: dict[int, datetime] = {}
     for state in states:
@@ -225,34 +247,46 @@ def stale_flags(
     for (flag_id, _environment_id), hour in (
         evaluated if evaluated is not None else last_evaluated(ids)
     ).items():
-        if flag_id in candidates and (flag_id not in last_hour or hour > last_hour[flag_id]):
+        if flag_id in listed and (flag_id not in last_hour or hour > last_hour[flag_id]):
             last_hour[flag_id] = hour
     by_flag: dict[int, list[dict[str, Any]]] = {}
     for state in states:
         state["targeted"] = state["has_rules"] or state["has_prerequisites"]
         by_flag.setdefault(state["flag_id"], []).append(state)
-    found: dict[int, Stale] = {}
-    for pk, flag in candidates.items():
-        days = _days(flag, configured)
-        assert days is not None  # noqa: S101  # candidates have a number of days
-        limit = timedelta(days=days)
-        verdict = _single_variant_rule(
-            by_flag.get(pk, []), history, targeting_changed, now, limit, days
-        ) or _not_evaluated_rule(flag, last_hour.get(pk), now, limit, days)
-        if verdict is not None:
-            found[pk] = verdict
-    return found
+    return {
+        pk: (_single_since(by_flag.get(pk, []), history, targeting_changed), last_hour.get(pk))
+        for pk in listed
+    }
 
 
-def _single_variant_rule(  # noqa: PLR0917  # the rule's inputs, named by the caller's
+def judge(
+    flag: Flag, single_since: datetime | None, last_hour: datetime | None, now: datetime, days: int
+) -> Stale | None:
+    """The verdict on ``flag`` at ``now`` from its inputs, ``days`` configured for it.
+
+    The one-variant rule first, then the not-evaluated rule.
+    """
+    limit = timedelta(days=days)
+    if single_since is not None and now - single_since >= limit:
+        return Stale(
+            SINGLE_VARIANT,
+            f"Serves one variant to everyone in every environment for {days} days or more.",
+            single_since + limit,
+        )
+    return _not_evaluated_rule(flag, last_hour, now, limit, days)
+
+
+def quiet_since(created_at: datetime, last_hour: datetime | None) -> datetime:
+    """Since when nobody evaluated a flag created at ``created_at``."""
+    return created_at if last_hour is None else max(created_at, last_hour + HOUR)
+
+
+def _single_since(
     states: list[dict[str, Any]],
     history: Mapping[int, list[dict[str, Any]]],
     targeting_changed: Mapping[int, datetime],
-    now: datetime,
-    limit: timedelta,
-    days: int,
-) -> Stale | None:
-    """Every environment has served one variant to everyone for ``limit``."""
+) -> datetime | None:
+    """Since when every one of ``states`` serves one variant to everyone; ``None``: not so."""
     if not states:
         return None
     since: datetime | None = None
@@ -263,28 +297,21 @@ def _single_variant_rule(  # noqa: PLR0917  # the rule's inputs, named by the ca
         if started is None:
             return None
         since = started if since is None else max(since, started)
-    assert since is not None  # noqa: S101  # at least one state
-    if now - since < limit:
-        return None
-    return Stale(
-        SINGLE_VARIANT,
-        f"Serves one variant to everyone in every environment for {days} days or more.",
-        since + limit,
-    )
+    return since
 
 
 def _not_evaluated_rule(
     flag: Flag, last_hour: datetime | None, now: datetime, limit: timedelta, days: int
 ) -> Stale | None:
     """Created more than ``limit`` ago and not evaluated anywhere for ``limit``."""
-    quiet_since = flag.created_at if last_hour is None else max(flag.created_at, last_hour + HOUR)
-    if now - quiet_since < limit:
+    quiet = quiet_since(flag.created_at, last_hour)
+    if now - quiet < limit:
         return None
     never = " (never evaluated)" if last_hour is None else ""
     return Stale(
         NOT_EVALUATED,
         f"Not evaluated in any environment for {days} days or more{never}.",
-        quiet_since + limit,
+        quiet + limit,
     )
 
 

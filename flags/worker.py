@@ -11,7 +11,9 @@ It runs:
   (``flags.services.schedules.run_due``: a step missed while no worker ran runs once, late);
   deleting change events and finished deliveries older than ``FLAGSHIP_EVENT_RETENTION_DAYS``;
   moving the evaluation counts of the web processes from Redis into the database every 10 s
-  (``flags.evaluation.counting.store_pending``).
+  (``flags.evaluation.counting.store_pending``); computing the stored stale inputs of flags
+  changed since (and of flags without any: the backfill after an upgrade) every 5 s
+  (``flags.staleness.refresh``).
 
 FlagShip's own flags (``flags.capabilities``) pause the senders (``webhooks`` off: deliveries
 wait, pending, and leave when it is on again) and the scheduled steps (``scheduled-changes`` off:
@@ -34,7 +36,7 @@ from datetime import timedelta
 from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 
-from flags import capabilities, conf
+from flags import capabilities, conf, staleness
 from flags.evaluation import counting
 from flags.models import ChangeEvent, WebhookDelivery
 from flags.services.schedules import run_due
@@ -86,6 +88,7 @@ PERIODIC: list[Job] = [
     Job("schedules.run", 1.0, run_schedules),
     Job("events.prune", 3600.0, prune_events),
     Job("evaluations.store", counting.STORE_SECONDS, counting.store_pending),
+    Job("staleness.refresh", staleness.REFRESH_SECONDS, staleness.refresh),
 ]
 
 

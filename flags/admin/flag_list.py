@@ -33,7 +33,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .. import selectors, words
 from ..models import Environment, Flag, FlagState, Project
-from ..stale import Stale, stale_flags
+from ..stale import Stale
+from ..staleness import stale_in, stale_verdicts
 from .base import FLAGSTATE_CHANGE, can_change_environment, visible
 
 if TYPE_CHECKING:
@@ -131,29 +132,12 @@ class ArchivedFilter(admin.SimpleListFilter):
             }
 
 
-_stale: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
 _stale_on_page: WeakKeyDictionary[HttpRequest, dict[int, Stale]] = WeakKeyDictionary()
 
 
 def remember_page(request: HttpRequest, flags: Iterable[Flag]) -> None:
-    """Judge the flags of the page shown (the badges), unless the Stale filter judged them all."""
-    if request.GET.get(StaleFilter.parameter_name) in ("yes", "no"):
-        _stale_on_page[request] = stale_in_scope(request)
-    else:
-        _stale_on_page[request] = stale_flags(list(flags))
-
-
-def stale_in_scope(request: HttpRequest) -> dict[int, Stale]:
-    """The stale live flags of the chosen project (``flags.stale``), read once per request."""
-    found = _stale.get(request)
-    if found is None:
-        project = list_scope(request).project
-        flags = Flag.objects.filter(archived=False)
-        if project is not None:
-            flags = flags.filter(project=project)
-        found = stale_flags(flags.order_by()) if project is not None else {}
-        _stale[request] = found
-    return found
+    """Judge the flags of the page shown (the badges): their stored stale inputs, one query."""
+    _stale_on_page[request] = stale_verdicts(list(flags))
 
 
 class StaleFilter(admin.SimpleListFilter):
@@ -167,14 +151,22 @@ class StaleFilter(admin.SimpleListFilter):
         return [("yes", "Stale"), ("no", "Not stale")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        """The chosen project's stale (or not stale) flags."""
+        """The chosen project's stale (or not stale) flags.
+
+        An SQL filter on the stored stale inputs (``flags.staleness``); flags changed since they
+        were computed are judged live.
+        """
         value = self.value()
         if value not in ("yes", "no"):
             return queryset
-        stale = list(stale_in_scope(request))
+        project = list_scope(request).project
+        if project is None:
+            return queryset.none() if value == "yes" else queryset
+        scope = Flag.objects.filter(project=project)
+        stale = stale_in(scope)
         if value == "yes":
-            return queryset.filter(pk__in=stale)
-        return queryset.exclude(pk__in=stale)
+            return queryset.filter(stale)
+        return queryset.exclude(pk__in=scope.filter(stale).values("pk"))
 
 
 def stale_column(request: HttpRequest) -> Callable[[Flag], SafeString]:
@@ -182,7 +174,7 @@ def stale_column(request: HttpRequest) -> Callable[[Flag], SafeString]:
 
     def column(flag: Flag) -> SafeString:
         page = _stale_on_page.get(request)
-        found = (page if page is not None else stale_in_scope(request)).get(flag.pk)
+        found = (page if page is not None else stale_verdicts([flag])).get(flag.pk)
         if found is None:
             return format_html("{}", "")
         return format_html(

@@ -88,7 +88,11 @@ class FlagAdmin(FlagShipAdmin[Flag]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
         """Flags with their states and tags prefetched (a constant number of queries)."""
-        flags = selectors.flag_list().order_by(*self.get_ordering(request))
+        flags = (
+            selectors.flag_list()
+            .select_related("staleness")  # the stale badges (flags.staleness)
+            .order_by(*self.get_ordering(request))
+        )
         return visible(request, flags, self.project_path)
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:

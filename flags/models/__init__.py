@@ -5,6 +5,7 @@ from .evaluations import FlagEvaluationCount
 from .flags import Flag, FlagState, Prerequisite, Variant
 from .projects import Environment, Project, Tag
 from .schedules import ScheduledChange, ScheduledStep
+from .staleness import FlagStaleness
 from .targeting import Condition, Rule, Segment
 from .webhooks import ChangeEvent, Webhook, WebhookDelivery
 
@@ -16,6 +17,7 @@ __all__ = [
     "Environment",
     "Flag",
     "FlagEvaluationCount",
+    "FlagStaleness",
     "FlagState",
     "Prerequisite",
     "Project",

@@ -16,6 +16,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .. import staleness
 from ..models import FlagEvaluationCount
 
 # (environment id, flag id, variant or NO_VARIANT, hour) -> evaluations to add.
@@ -78,4 +79,9 @@ def record_counts(counts: Mapping[CountKey, int]) -> int:
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             cursor.execute(_upsert_sql(len(batch)), [value for row in batch for value in row])
+        latest: dict[int, datetime] = {}
+        for _environment_id, flag_id, _variant, hour in counts:
+            if flag_id not in latest or hour > latest[flag_id]:
+                latest[flag_id] = hour
+        staleness.evaluated(latest)  # the flags' stored stale inputs, in this transaction
     return len(rows)

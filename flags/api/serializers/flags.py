@@ -11,7 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ...models import Flag, Variant
-from ...stale import Stale, last_evaluated, stale_flags
+from ...stale import Stale, last_evaluated
+from ...staleness import stale_verdicts
 from .base import KeyListField, StrictBooleanField, StrictInputSerializer
 
 
@@ -32,7 +33,7 @@ class Insights:
     def __init__(self, flags: Iterable[Flag]) -> None:
         listed = list(flags)
         self.evaluated = last_evaluated(flag.pk for flag in listed)
-        self.stale = stale_flags(listed, evaluated=self.evaluated)
+        self.stale = stale_verdicts(listed, evaluated=self.evaluated)
 
     def last_evaluated(self, flag: Flag, environment_id: int | None = None) -> str | None:
         """The latest hour with evaluations (in one environment, or any), ISO 8601 UTC."""

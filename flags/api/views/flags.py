@@ -104,7 +104,7 @@ class FlagViewSet(
         if tag:
             flags = flags.filter(tags__name__iexact=tag)
         return (
-            flags.select_related("owner")
+            flags.select_related("owner", "staleness")
             .prefetch_related(
                 "variants",
                 "tags",

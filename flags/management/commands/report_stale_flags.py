@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from flags.models import Flag, FlagEvaluationCount, Project
-from flags.stale import stale_flags
+from flags.staleness import stale_verdicts
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             flags = flags.filter(project=project)
         now = timezone.now()
         listed = list(flags.order_by("project__key", "key"))
-        found = stale_flags(listed, now=now)
+        found = stale_verdicts(listed, now=now)
         last = dict(
             FlagEvaluationCount.objects.filter(flag_id__in=list(found))
             .order_by()
