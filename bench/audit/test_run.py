@@ -33,7 +33,9 @@ def test_audit_benchmark__small_seed__every_page_answers_200() -> None:
     # Then each answered 200 with a bounded number of queries, and the report lists them all
     assert audit_rows().count() >= 800
     assert [(t.page.name, t.status) for t in timings if t.status != 200] == []
-    assert max(t.queries for t in timings) <= 30
+    # (at most 40: the busiest, by flag, reads the flag's and FlagShip's own project's ids first,
+    # flags.history.feed; constant in the page size, tested in flags/tests/test_admin_scale.py)
+    assert max(t.queries for t in timings) <= 40
     report = table(timings)
     assert "| Audit log, by flag | 200 |" in report
     assert "| Baseline: LogEntry, last page | 200 |" in report
