@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flagship_sdk.engine import OPERATORS, EvaluationResult, Reason, Ruleset, RulesetError
+from flagship_sdk.engine import values as engine_values
 
 from .conftest import document
 
@@ -184,3 +185,29 @@ def test_compile__arbitrary_document__raises_only_ruleset_error(doc: dict[str, A
         Ruleset.from_dict(doc)
     except RulesetError as error:
         assert error.code
+
+
+semver_like = st.from_regex(r"\A[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-[0-9A-Za-z.]{1,8})?\Z")
+
+
+@given(st.lists(semver_like | any_text | st.text(min_size=60, max_size=80), max_size=30))
+@settings(max_examples=200)
+def test_remembered_version_keys__are_the_keys_a_fresh_parse_reads(texts: list[str]) -> None:
+    # Given the engine's remembered version keys, filled by earlier reads of the same strings
+    for text in texts:
+        engine_values.parse_version(text)
+    # Then every read answers what a fresh parse answers, and the memory stays bounded
+    for text in texts:
+        assert engine_values.parse_version(text) == engine_values._parse_version(text)
+    assert len(engine_values._VERSION_KEYS) <= engine_values.VERSION_KEYS_KEPT
+    assert all(
+        len(text) <= engine_values.VERSION_KEPT_LENGTH for text in engine_values._VERSION_KEYS
+    )
+
+
+def test_remembered_version_keys__cleared_when_full__and_still_right() -> None:
+    for number in range(engine_values.VERSION_KEYS_KEPT + 10):
+        assert engine_values.parse_version(f"1.{number}.0") == (1, number, 0, 1, ())
+    assert len(engine_values._VERSION_KEYS) <= engine_values.VERSION_KEYS_KEPT
+    assert engine_values.parse_version("1.0.0-rc.1") == (1, 0, 0, 0, ((1, 0, "rc"), (0, 1, "")))
+    assert engine_values.parse_version(7) is None

@@ -123,10 +123,33 @@ def _parse_instant_string(text: str) -> float | None:
         return None
 
 
+# The keys of the version strings read lately. A context's version (``app_version``) is read by
+# every semver condition of every flag it meets (19 times per ``evaluate_all`` of the engine
+# benchmark's W4), and the parse is most of such a condition's cost. Bounded in entries (cleared
+# when full: contexts sending a new version each time cost a parse each, as without it) and in
+# length (a long string is parsed each time, never kept).
+_VERSION_KEYS: dict[str, VersionKey | None] = {}
+VERSION_KEYS_KEPT = 1024
+VERSION_KEPT_LENGTH = 64
+
+
 def parse_version(value: Any) -> VersionKey | None:
     """Read a SemVer 2.0 string into its precedence key; anything else is ``None``."""
+    if type(value) is str and len(value) <= VERSION_KEPT_LENGTH:
+        try:
+            return _VERSION_KEYS[value]
+        except KeyError:
+            key = _parse_version(value)
+            if len(_VERSION_KEYS) >= VERSION_KEYS_KEPT:
+                _VERSION_KEYS.clear()
+            _VERSION_KEYS[value] = key
+            return key
     if not isinstance(value, str):
         return None
+    return _parse_version(value)
+
+
+def _parse_version(value: str) -> VersionKey | None:
     match = _SEMVER.fullmatch(value)
     if match is None:
         return None
