@@ -174,7 +174,14 @@ def redact(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDi
     """Processor: the values of sensitive keys replaced, at any depth.
 
     Secret-shaped text is masked after rendering, over the whole line (``_RedactedRenderer``).
+    Most lines (the access line among them) hold scalars under harmless keys only: those are
+    answered as they came, after one look at each key and value.
     """
+    for key, value in event_dict.items():
+        if type(value) not in _SCALARS or is_sensitive_key(str(key)):
+            break
+    else:
+        return event_dict
     return {
         key: REDACTED if is_sensitive_key(str(key)) else _redacted(value)
         for key, value in event_dict.items()
