@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sd
 # Where `make run` serves; loopback only (this is the development server).
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help install run lint format typecheck migrations-check test test-only sdk-standalone bench-engine mutants clean validate-deploy
+.PHONY: help install run lint format typecheck migrations-check test test-only coverage-branch sdk-standalone bench-engine mutants clean validate-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -79,6 +79,11 @@ validate-ci: install ## Validate the workflows, dependabot.yml and .pre-commit-c
 TEST_WORKERS ?= 2
 test-only: install ## Run the test suite without lint and types
 	DJANGO_ENV=test .ci/with-services $(BIN)/pytest -n $(TEST_WORKERS) --dist load --durations=25 $(PYTEST_ARGS)
+
+# The suite measures lines (sys.monitoring: cheap); branches need the tracer, which doubles the
+# suite's time, so they are measured on demand (a report of the branches never taken).
+coverage-branch: install ## Run the test suite measuring branch coverage too (twice as slow)
+	COVERAGE_CORE=ctrace $(MAKE) test-only PYTEST_ARGS="--cov-branch $(PYTEST_ARGS)"
 
 # The SDK as its users get it: `pip install ./sdk/python[test]` into a fresh virtualenv without
 # Django (checked), then the SDK's own suite with its own configuration (sdk/python/pyproject.toml).
