@@ -43,9 +43,9 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from .run import CONTEXT, PYTHON, ROOT, environment, machine, manage, recreate_database
 
@@ -79,8 +79,18 @@ COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 # --- The child: one variant, one endpoint, under callgrind --------------------------------------
-def child(path: str, requests: int, server_key: str, application_name: str = "full") -> None:
-    """Warm up, then N requests and the flushes with instrumentation on (``--child``).
+class Caller(NamedTuple):
+    """One request to an in-process WSGI application, and the flushes of its consumers."""
+
+    call: Callable[[], None]
+    flush_metrics: Callable[[], object]
+    flush_counts: Callable[[], object]
+    metrics_on: bool
+    counting_on: bool
+
+
+def caller(path: str, server_key: str, application_name: str = "full") -> Caller:
+    """Set up ``application_name`` in this process; a caller of ``path`` (see :func:`child`).
 
     ``application_name``: ``full`` (Django's handler, every middleware), ``lean`` (the
     application gunicorn serves, ``flagship.wsgi``) or ``bare`` (``bench.server.bare_wsgi``).
@@ -150,6 +160,14 @@ def child(path: str, requests: int, server_key: str, application_name: str = "fu
         elif not status.startswith(("200", "304")):
             raise SystemExit(f"{path} answered {status}")
 
+    return Caller(call, flush_metrics, flush_counts, metrics_on, counting_on)
+
+
+def child(path: str, requests: int, server_key: str, application_name: str = "full") -> None:
+    """Warm up, then N requests and the flushes with instrumentation on (``--child``)."""
+    call, flush_metrics, flush_counts, metrics_on, counting_on = caller(
+        path, server_key, application_name
+    )
     for _ in range(WARMUP):
         call()
     flush_counts()
