@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import empty
 
 from accounts.models import ApiKey
 from flagship.logs import write_direct
+from flagship.middleware import DualMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +64,13 @@ class DatabaseTimer:
             self.queries += 1
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(DualMiddleware):
     """Time each request, answer ``Server-Timing``, and log one ``request.finished`` line.
 
     Sync and async capable. Under ASGI (the change stream's own chain, ``flagship.asgi``) the
     inner layers run on the event loop and their queries in worker threads, on those threads'
     connections: ``db`` there counts nothing.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         """Serve the request, then stamp the timing header and log the line."""

@@ -15,11 +15,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -27,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from flags import conf
 from flagship import metrics
 from flagship.errors import problem_response
+from flagship.middleware import DualMiddleware
 
 UNRESOLVED = "<unresolved>"
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -44,27 +43,15 @@ def _record(request: HttpRequest, status: int, started: float) -> None:
     metrics.request_served(_view_name(request), str(request.method), status, seconds)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(DualMiddleware):
     """Time and count every response by view, method and status (sync and async)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(
-        self, get_response: Callable[[HttpRequest], Any] | Callable[[HttpRequest], Awaitable[Any]]
-    ) -> None:
-        """Wrap ``get_response``; async when it is."""
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         """Answer and record (the async path returns a coroutine)."""
         if self.is_async:
             return self._acall(request)
         started = time.perf_counter()
-        response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
+        response: HttpResponseBase = self.get_response(request)
         _record(request, response.status_code, started)
         return response
 

@@ -48,7 +48,30 @@ AnyGetResponse = GetResponse | Callable[[HttpRequest], Awaitable[HttpResponseBas
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
-class HookMiddleware:
+class DualMiddleware:
+    """A middleware that runs under WSGI and ASGI alike: async when the inner layers are.
+
+    Subclasses define ``__call__`` for the synchronous path and return ``self._acall(request)``
+    (a coroutine) from it when ``is_async``, as Django's documentation on asynchronous
+    middleware describes.
+    """
+
+    sync_capable = True
+    async_capable = True
+    get_response: Any  # sync or async: each path of a subclass knows which
+
+    def __init__(self, get_response: AnyGetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        """The synchronous path, or the coroutine of ``_acall`` when ``is_async``."""
+        raise NotImplementedError
+
+
+class HookMiddleware(DualMiddleware):
     """A middleware made of two hooks that do no I/O: run inline under WSGI and ASGI alike.
 
     ``before`` may answer instead of the inner layers; ``after`` sees every response (the inner
@@ -58,28 +81,19 @@ class HookMiddleware:
     synchronous middleware.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: AnyGetResponse) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
     def __call__(self, request: HttpRequest) -> Any:
         """Answer (the async path returns a coroutine)."""
         if self.is_async:
             return self._acall(request)
         response = self.before(request)
         if response is None:
-            response = self.get_response(request)  # type: ignore[assignment]
-        return self.after(request, response)  # type: ignore[arg-type]
+            response = self.get_response(request)
+        return self.after(request, response)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         response = self.before(request)
         if response is None:
-            response = await self.get_response(request)  # type: ignore[misc]
+            response = await self.get_response(request)
         return self.after(request, response)
 
     def before(self, request: HttpRequest) -> HttpResponseBase | None:
