@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -142,16 +141,16 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         """The row checkbox, joined to the action form by id.
 
         The table holds toggle forms and forms cannot nest, so the action form ends above it.
+        Formatted by hand: ``forms.CheckboxInput.render`` runs a template per row (a millisecond
+        each, the largest share of a 100-row page); this is its HTML, attribute for attribute.
         """
-        checkbox = forms.CheckboxInput(
-            {
-                "class": "action-select",
-                "form": "changelist-form",
-                "aria-label": f"Select {obj.key} for an action",
-            },
-            lambda value: False,
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" '
+            'form="changelist-form" aria-label="Select {} for an action">',
+            helpers.ACTION_CHECKBOX_NAME,
+            obj.pk,
+            obj.key,
         )
-        return checkbox.render(helpers.ACTION_CHECKBOX_NAME, str(obj.pk))
 
     @admin.display(description="tags")
     def tag_badges(self, obj: Flag) -> SafeString:
@@ -159,7 +158,7 @@ class FlagAdmin(FlagShipAdmin[Flag]):
         return format_html_join(
             " ",
             '<span class="fs-tag" style="border-color:{}">{}</span>',
-            ((tag.color, tag.name) for tag in obj.tags.all()),
+            ((tag.color, tag.name) for tag in selectors.listed_tags(obj)),
         )
 
     @admin.display(description="lifecycle", ordering="lifecycle")

@@ -149,3 +149,25 @@ def test_flag_list__search_tag_and_lifecycle__narrow_the_list(
     # Then each finds the one flag
     for response in (searched, tagged, experiments):
         assert [flag.key for flag in response.context["cl"].result_list] == ["pay-later"]
+
+
+def test_flag_list__row_checkbox__joined_to_the_action_form(
+    client: Client, release_manager: User, boolean_flag: Flag
+) -> None:
+    # Given a flag
+    client.force_login(release_manager)
+
+    # When the list is shown
+    root = page(client.get(URL))
+
+    # Then its row has a checkbox for the actions, outside the table's forms, named for the flag
+    (checkbox, _), *others = find_all(root, "input", name="_selected_action")
+    assert others == []
+    assert attributes(checkbox) == {
+        "type": "checkbox",
+        "name": "_selected_action",
+        "value": str(boolean_flag.pk),
+        "class": "action-select",
+        "form": "changelist-form",
+        "aria-label": "Select new-checkout for an action",
+    }
