@@ -82,7 +82,11 @@ class Flag(KeyedModel):
 
     history = AuditedHistory(
         m2m_fields=[tags],
-        indexes=(models.Index(fields=["project", "id"], name="hist_flag_project_id"),),
+        indexes=(
+            models.Index(fields=["project", "id"], name="hist_flag_project_id"),
+            # A flag's rows newest first (its timeline, the audit log by flag): down this index.
+            models.Index(fields=["id", "history_date", "history_id"], name="hist_flag_versions"),
+        ),
     )
 
     class Meta:
@@ -192,6 +196,11 @@ class FlagState(models.Model):
     history = AuditedHistory(
         indexes=(
             models.Index(fields=["flag", "id"], name="hist_flagstate_flag_id"),
+            # A flag's states' rows newest first (its timeline, the audit log by flag): down this
+            # index, where the history date's index had every other flag's rows read and dropped.
+            models.Index(
+                fields=["flag", "history_date", "history_id"], name="hist_flagstate_flag_date"
+            ),
             models.Index(fields=["environment", "id"], name="hist_flagstate_env_id"),
             models.Index(
                 fields=["id", "history_date", "history_id"], name="hist_flagstate_versions"

@@ -157,15 +157,18 @@ def test_indexes__named_indexes__exist_on_their_columns(catalogue: dict[str, Any
     # Given the migrated schema
     # When the indexes of the tables the admin reads are listed by their leading columns
     # Then the named ones the plans below rely on are there, and each history table has an
-    # index led by the object id (simple-history's default per-field index; flag states also
-    # have their versions index, id then date)
+    # index led by the object id (simple-history's default per-field index; flags and flag
+    # states also have their versions index, id then date)
     assert "flag_project_archived_key" in _indexes_on(Flag, ["project_id", "archived", "key"])
     assert "flag_key_unique_per_project" in _indexes_on(Flag, ["project_id", "key"])
     assert "flag_state_env_enabled" in _indexes_on(FlagState, ["environment_id", "enabled"])
     assert "flag_state_unique_per_environment" in _indexes_on(
         FlagState, ["flag_id", "environment_id"]
     )
-    assert len(_indexes_on(HistoricalFlag, ["id"])) == 1
+    assert _indexes_on(HistoricalFlag, ["id", "history_date", "history_id"]) == {
+        "hist_flag_versions"
+    }
+    assert len(_indexes_on(HistoricalFlag, ["id"])) == 2
     assert "hist_flagstate_versions" in _indexes_on(
         HistoricalFlagState, ["id", "history_date", "history_id"]
     )
