@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -93,6 +93,23 @@ class FlagAdmin(FlagShipAdmin[Flag]):
             .order_by(*self.get_ordering(request))
         )
         return visible(request, flags, self.project_path)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Flag | None:
+        """The flag of its page, with its states and tags (read there), not the list's outlines.
+
+        Django's own, on another queryset: the list's (:meth:`get_queryset`) would also read
+        every state's rules and the flag's dependents, which the page reads its own way.
+        """
+        flags = Flag.objects.select_related("project").prefetch_related("tags", "states")
+        queryset = visible(request, flags, self.project_path)
+        field = Flag._meta.get_field(from_field or "id")
+        assert isinstance(field, Field)  # noqa: S101  # a column: Django checked to_field
+        try:
+            return queryset.get(**{field.name: field.to_python(object_id)})
+        except (Flag.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         """Key, name, one column per environment of the chosen project, tags and lifecycle."""

@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -41,12 +42,12 @@ class TimelineRow(HistoryRow):
 
 
 class TimelineFilterForm(forms.Form):
-    """Which environment, and whose changes."""
+    """Which environment, and whose changes (among the people in ``everything``, its feed)."""
 
     environment = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     user = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Changed by")
 
-    def __init__(self, *args: Any, flag: Flag, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, flag: Flag, everything: QuerySet[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         environment = self.fields["environment"]
         assert isinstance(environment, forms.TypedChoiceField)  # noqa: S101  # declared above
@@ -54,7 +55,7 @@ class TimelineFilterForm(forms.Form):
             ("", "Every environment"),
             *((e.pk, e.name) for e in selectors.environment_list(flag.project)),
         ]
-        ids = audit_people(flag_id=flag.pk)
+        ids = audit_people(everything)
         users = get_user_model()._default_manager.filter(pk__in=ids).order_by("username")
         user = self.fields["user"]
         assert isinstance(user, forms.TypedChoiceField)  # noqa: S101  # declared above
@@ -102,12 +103,17 @@ def timeline_view(
     if not model_admin.has_view_permission(request, flag):
         raise PermissionDenied
     require_visible(request, flag.project)
-    form = TimelineFilterForm(request.GET, flag=flag)
+    # The flag's whole feed: its people for the form, and the rows shown when nothing is
+    # filtered (its scope, three queries, read once).
+    everything = audit_rows(flag_id=flag.pk)
+    form = TimelineFilterForm(request.GET, flag=flag, everything=everything)
     environment_id = user_id = None
     if form.is_valid():
         environment_id = form.cleaned_data["environment"]
         user_id = form.cleaned_data["user"]
-    rows = audit_rows(flag_id=flag.pk, environment_id=environment_id, user_id=user_id)
+    rows = everything
+    if environment_id is not None or user_id is not None:
+        rows = audit_rows(flag_id=flag.pk, environment_id=environment_id, user_id=user_id)
     paginator = FeedPaginator(rows, PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     environments = selectors.environment_list(flag.project)

@@ -364,15 +364,14 @@ def audit_rows(
     return merged([part(label, condition & common) for label, condition in kept.items()])
 
 
-def audit_people(**scope: Any) -> set[int]:
-    """The ids of the people with rows in :func:`audit_rows` of ``scope``, counted in SQL.
+def audit_people(rows: QuerySet[Any]) -> set[int]:
+    """The ids of the people with rows among ``rows`` (:func:`audit_rows`), counted in SQL.
 
     ``SELECT DISTINCT`` over the union: the database reads the rows, Python gets a few ids
     (a busy flag has tens of thousands of rows). A ``values_list()`` of a ``UNION`` would pick
     columns by position, not by name, hence the SQL around the union's own.
     """
-    rows = audit_rows(**scope).order_by()
-    union, params = rows.query.sql_with_params()
+    union, params = rows.order_by().query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT DISTINCT history_user_id FROM ({union}) AS feed "  # noqa: S608  # Django's SQL
