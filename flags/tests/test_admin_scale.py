@@ -294,3 +294,31 @@ def test_flag_history__conditions_of_its_rules_and_segments_through_their_indexe
     assert "flags_historicalcondition_rule_id_72e9d86a" in indexes, indexes
     assert "flags_historicalcondition" not in sequential
     assert "LIMIT 10001" in count
+
+
+@pytest.mark.requires_postgres
+def test_timeline__count__states_rows_counted_from_an_index_alone(
+    client: Client, seeded: ScaleCatalogue
+) -> None:
+    # Given the busiest flag's timeline
+    queries = _queries(client, f"{FLAGS}{seeded.busiest_flag_id}/history/")
+
+    # When the query counting its rows (up to 10 001) is explained with index scans only (a
+    # small table would be read whole or through a bitmap otherwise)
+    count = _the_query(queries, "SELECT COUNT(*)", "UNION ALL", "'flagstate'")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {count}")
+        (document,) = cursor.fetchone() or (None,)
+    plan: Any = json.loads(document) if isinstance(document, str) else document
+    scans = {
+        node["Relation Name"]: node["Node Type"]
+        for node in _nodes(plan[0]["Plan"])
+        if node["Node Type"] in INDEX_SCANS
+    }
+
+    # Then the states' rows, most of a flag's history, are counted from an index alone: the
+    # count needs no column of theirs (flags.history.feed.FeedPaginator.counted), where one
+    # selecting the union's columns must read every row
+    assert scans["flags_historicalflagstate"] == "Index Only Scan", scans
