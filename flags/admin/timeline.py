@@ -42,18 +42,24 @@ class TimelineRow(HistoryRow):
 
 
 class TimelineFilterForm(forms.Form):
-    """Which environment, and whose changes (among the people in ``everything``, its feed)."""
+    """Which of the flag's ``environments``, and whose changes (the people in ``everything``)."""
 
     environment = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     user = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Changed by")
 
-    def __init__(self, *args: Any, flag: Flag, everything: QuerySet[Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        environments: list[Environment],
+        everything: QuerySet[Any],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         environment = self.fields["environment"]
         assert isinstance(environment, forms.TypedChoiceField)  # noqa: S101  # declared above
         environment.choices = [
             ("", "Every environment"),
-            *((e.pk, e.name) for e in selectors.environment_list(flag.project)),
+            *((e.pk, e.name) for e in environments),
         ]
         ids = audit_people(everything)
         users = get_user_model()._default_manager.filter(pk__in=ids).order_by("username")
@@ -106,7 +112,8 @@ def timeline_view(
     # The flag's whole feed: its people for the form, and the rows shown when nothing is
     # filtered (its scope, three queries, read once).
     everything = audit_rows(flag_id=flag.pk)
-    form = TimelineFilterForm(request.GET, flag=flag, everything=everything)
+    environments = selectors.environment_list(flag.project)
+    form = TimelineFilterForm(request.GET, environments=environments, everything=everything)
     environment_id = user_id = None
     if form.is_valid():
         environment_id = form.cleaned_data["environment"]
@@ -116,7 +123,6 @@ def timeline_view(
         rows = audit_rows(flag_id=flag.pk, environment_id=environment_id, user_id=user_id)
     paginator = FeedPaginator(rows, PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    environments = selectors.environment_list(flag.project)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Timeline of {flag.key}",
