@@ -284,13 +284,14 @@ def test_flag_history__conditions_of_its_rules_and_segments_through_their_indexe
         url = f"/admin/audit/?project={seeded.project_id}&flag={seeded.busiest_flag_key}"
     queries = _queries(client, url)
 
-    # When the page's query and its count are explained
-    rows = _the_query(queries, "UNION ALL", "ORDER BY", "LIMIT", "'condition'")
+    # When the page's count, which finds every row of the flag, is explained
     count = _the_query(queries, "SELECT COUNT(*)", "UNION ALL")
-    indexes, sequential = _plan(rows)
+    indexes, sequential = _plan(count)
 
     # Then the conditions of the flag's rules (their ids read first, as a list) are found
-    # through the rule_id index, and the count stops at 10 001 rows
+    # through the rule_id index, and the count stops at 10 001 rows (the page's own query
+    # needs only each model's newest rows, which the planner may take walking the history
+    # date's index back instead, as it does at a million rows for the busiest flag)
     assert "flags_historicalcondition_rule_id_72e9d86a" in indexes, indexes
     assert "flags_historicalcondition" not in sequential
     assert "LIMIT 10001" in count
