@@ -6,6 +6,7 @@ that is down must not stop a worker from starting (requests then answer as in an
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from django.db import DatabaseError, connections
@@ -23,7 +24,13 @@ HOT_PATHS = (
 
 
 def warm_up() -> None:
-    """Resolve the hot URLs, open the database and cache connections, start the subscription."""
+    """Resolve the hot URLs, open the database and cache connections, start the subscription.
+
+    Then what start-up allocated (Django, the application's code, about 150 000 objects) is
+    moved out of the garbage collector's reach (``gc.freeze``): a full collection no longer walks
+    it, which took about 100 ms in the middle of an admin request (the admin benchmark's p95
+    spread), 7 to 13 ms once frozen.
+    """
     for path in HOT_PATHS:
         try:
             resolve(path)
@@ -39,3 +46,5 @@ def warm_up() -> None:
 
     shared_cache.get("warmup")  # opens the shared cache's connection (a failure is logged there)
     versions.listen()
+    gc.collect()  # start-up's garbage is freed, not frozen
+    gc.freeze()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import runpy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,27 @@ from django.db import DatabaseError, connections
 from flagship import warmup
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """What a warm-up froze goes back to the collector: the tests after these collect it."""
+    yield
+    gc.unfreeze()
+
+
+def test_warm_up__freezes_what_start_up_allocated(db: None) -> None:
+    # Given a process whose objects the collector tracks
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+    # When it warms up
+    warmup.warm_up()
+
+    # Then its objects are frozen: a full collection walks what came after them only
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000
+    assert len(gc.get_objects(generation=2)) < frozen // 10
 
 
 def test_warm_up__opens_the_database_connection(db: None) -> None:
