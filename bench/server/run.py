@@ -169,7 +169,7 @@ class Endpoint:
     status: int = 200
     ceiling: bool = False
     name: str = ""  # what it is, whatever the flag count: "bulk", "ofrep-bulk", "single", ...
-    server: str = "flagship"  # "flagship", "ceiling" (FlagShip's constant view) or "bare"
+    server: str = "flagship"  # "flagship", "ceiling" (FlagShip's constant view), "bare" or "quiet"
 
 
 @dataclass
@@ -646,6 +646,9 @@ SCALED = {
     "single": "OFREP single flag",
 }
 SWEPT = ("single", "bulk")
+# Measured again on FlagShip with its access line off ("quiet"): the line's share of the two
+# endpoints whose targets the line's cost decides (bench/RESULTS.md, issue 16).
+QUIET = ("single", "ruleset-304")
 
 
 def wrk_version() -> str:
@@ -694,10 +697,12 @@ def report(
     lines = [
         "### Requests",
         "",
-        f"gunicorn (`gunicorn.conf.py`: {workers}) for the three servers: FlagShip, FlagShip's "
+        f"gunicorn (`gunicorn.conf.py`: {workers}) for the four servers: FlagShip, FlagShip's "
         "own constant view (FlagShip's settings and middleware, one view returning constant "
-        "bytes: `bench.server.ceiling`) and the bare ceiling (Django alone: no FlagShip "
-        "settings, no middleware, no database; `bench.server.bare_wsgi`). "
+        "bytes: `bench.server.ceiling`), the bare ceiling (Django alone: no FlagShip "
+        "settings, no middleware, no database; `bench.server.bare_wsgi`) and FlagShip with its "
+        "access line off (`DJANGO_ACCESS_LOG_LEVEL=WARNING`: no `request.finished` line for a "
+        'request answered without an error; rows "access line off", no target). '
         f"{base['flags']} flags in the environment "
         f"(the engine benchmark's W4 mix: {base['rules']} rules, segments, splits, "
         f"prerequisites; imported in {base['import_seconds']} s); single flag "
@@ -1263,7 +1268,26 @@ def measure_everything(  # noqa: PLR0917  # the run's state, passed on
     if args.metrics:
         lines = metrics_section(args, options, processes, env, wrk_path, workdir, requests)
         return "\n".join([*lines, f"Machine: {machine()}."]) + "\n"
-    ports = {"flagship": app_port, "ceiling": ceiling_port, "bare": bare_port}
+    # FlagShip again with its access line off (DJANGO_ACCESS_LOG_LEVEL=WARNING): the single flag
+    # and the 304 beside their ordinary rows, the line's share of them (the misses' profile).
+    quiet_port = free_port()
+    processes.start(
+        "quiet",
+        [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "flagship.wsgi:application"],
+        {**env, "GUNICORN_BIND": f"127.0.0.1:{quiet_port}", "DJANGO_ACCESS_LOG_LEVEL": "WARNING"},
+    )
+    wait_http(quiet_port, "/healthz", processes, "quiet")
+    requests += [
+        replace(
+            endpoint,
+            label=f"{endpoint.label}, access line off",
+            name=f"{endpoint.name}-quiet",
+            server="quiet",
+        )
+        for endpoint in requests
+        if endpoint.name in QUIET
+    ]
+    ports = {"flagship": app_port, "ceiling": ceiling_port, "bare": bare_port, "quiet": quiet_port}
     results = [
         measure(
             wrk_path,
