@@ -22,7 +22,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet, Value
 
 HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
@@ -408,7 +408,9 @@ def window(rows: QuerySet[Any], bottom: int, top: int, *, oldest_first: bool = F
     order: rows ``bottom`` to ``top`` of the whole are among the first ``top`` of their parts.
     """
     ordering = OLDEST if oldest_first else NEWEST
-    if not rows.query.combinator:
+    if not rows.query.combinator or not (
+        connections[rows.db].features.supports_slicing_ordering_in_compound
+    ):  # SQLite takes no LIMIT in a union's parts: its union is ordered and cut as a whole
         return list(rows.order_by(*ordering)[bottom:top])
     cut = rows.order_by(*ordering)
     parts = []
