@@ -43,8 +43,9 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from .run import CONTEXT, PYTHON, ROOT, environment, machine, manage, recreate_database
@@ -347,6 +348,24 @@ def paths_report(counts: dict[Any, list[float]], args: argparse.Namespace) -> li
     return lines
 
 
+@contextmanager
+def seeded(args: argparse.Namespace, prefix: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """The run's environment and the server key of 200 flags in a new database; then dropped.
+
+    ``args``: ``--postgres`` and ``--redis`` (``bench.server.run.environment``).
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    env: dict[str, Any] = environment(args, workdir)
+    recreate_database(args.postgres)
+    try:
+        manage(env, "manage.py", "migrate", "--no-input", "-v", "0")
+        fixture = json.loads(manage(env, "-m", "bench.server.fixture", "200"))
+        yield env, str(fixture["sizes"]["200"]["server_key"])
+    finally:
+        recreate_database(args.postgres, drop_only=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Seed, measure every variant and endpoint (two at a time), print the report."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -367,13 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("bench.server.instructions needs valgrind: apt-get install -y valgrind")
-    workdir = Path(tempfile.mkdtemp(prefix="flagship-instructions-"))
-    env: dict[str, Any] = environment(args, workdir)
-    recreate_database(args.postgres)
-    try:
-        manage(env, "manage.py", "migrate", "--no-input", "-v", "0")
-        seeded = json.loads(manage(env, "-m", "bench.server.fixture", "200"))
-        key = seeded["sizes"]["200"]["server_key"]
+    with seeded(args, "flagship-instructions-") as (env, key):
         if args.paths:
             text = "\n".join(paths_report(measure_paths(env, args, key), args))
             print(text)
@@ -394,9 +407,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for (variant, endpoint), future in futures:
                 counts.setdefault((variant, endpoint), []).append(future.result() / args.requests)
                 print(f"{variant} {endpoint}: done", file=sys.stderr)
-    finally:
-        recreate_database(args.postgres, drop_only=True)
-        shutil.rmtree(workdir, ignore_errors=True)
     text = "\n".join(report(counts, args.requests, args.repeat))
     print(text)
     if args.markdown:

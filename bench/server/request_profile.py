@@ -38,7 +38,6 @@ import cProfile
 import gc
 import json
 import pstats
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -53,8 +52,9 @@ from .instructions import (
     PATH_ENDPOINTS,
     WARMUP,
     caller,
+    seeded,
 )
-from .run import PYTHON, ROOT, environment, machine, manage, recreate_database
+from .run import PYTHON, ROOT, machine
 
 # (application, endpoint) in the report's order.
 JOBS = (("bare", "ceiling"), ("lean", "ruleset-304"), ("lean", "single"), ("lean", "bulk"))
@@ -247,20 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(arguments)
-    workdir = Path(tempfile.mkdtemp(prefix="flagship-profile-"))
-    env: dict[str, Any] = environment(args, workdir)
-    recreate_database(args.postgres)
-    try:
-        manage(env, "manage.py", "migrate", "--no-input", "-v", "0")
-        seeded = json.loads(manage(env, "-m", "bench.server.fixture", "200"))
-        key = seeded["sizes"]["200"]["server_key"]
-        figures: dict[tuple[str, str], Any] = {}
+    figures: dict[tuple[str, str], Any] = {}
+    with seeded(args, "flagship-profile-") as (env, key):
         for application, endpoint in JOBS:  # one at a time: the timings are wall-clock
             figures[application, endpoint] = profile(env, application, endpoint, args.requests, key)
             print(f"{application} {endpoint}: done", file=sys.stderr)
-    finally:
-        recreate_database(args.postgres, drop_only=True)
-        shutil.rmtree(workdir, ignore_errors=True)
     text = "\n".join(report(figures, args.requests))
     print(text)
     if args.markdown:

@@ -244,6 +244,24 @@ def _new_id(answer: Answer) -> Answer:
     return status, [(n, "new" if n == "X-Request-ID" else v) for n, v in headers], body
 
 
+def warm_answer(
+    application: LeanWSGIHandler,
+    staging: Environment,
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    rest_calls: list[str],
+    lean_calls: list[str],
+) -> Answer:
+    """The answer to a request asked a second time, the spies emptied after the first (cold)."""
+    secret = issue(staging, ApiKey.Kind.SERVER)
+    call(application, environ(method, path, secret, body, headers))  # cold: fills the caches
+    rest_calls.clear()
+    lean_calls.clear()
+    return call(application, environ(method, path, secret, body, headers))
+
+
 @pytest.mark.parametrize(("method", "path", "body", "headers"), LEAN)
 def test_warm_requests_are_answered_on_the_wire(
     application: LeanWSGIHandler,
@@ -258,11 +276,7 @@ def test_warm_requests_are_answered_on_the_wire(
     body: Any,
     headers: dict[str, str],
 ) -> None:
-    secret = issue(staging, ApiKey.Kind.SERVER)
-    call(application, environ(method, path, secret, body, headers))  # cold: fills the caches
-    rest_calls.clear()
-    lean_calls.clear()
-    answer = call(application, environ(method, path, secret, body, headers))
+    answer = warm_answer(application, staging, method, path, body, headers, rest_calls, lean_calls)
     assert answer[0][:3] == ("304" if "If-None-Match" in headers else "200")
     # The wire path answered: no middleware chain, not the rest of the stack, not the full stack
     assert lean_calls == []
@@ -284,11 +298,7 @@ def test_unusual_warm_requests_are_answered_by_the_lean_chain(
     body: Any,
     headers: dict[str, str],
 ) -> None:
-    secret = issue(staging, ApiKey.Kind.SERVER)
-    call(application, environ(method, path, secret, body, headers))  # cold: fills the caches
-    rest_calls.clear()
-    lean_calls.clear()
-    answer = call(application, environ(method, path, secret, body, headers))
+    answer = warm_answer(application, staging, method, path, body, headers, rest_calls, lean_calls)
     assert answer[0].startswith("200")
     assert lean_calls == [path.split("?", 1)[0]]  # the lean chain's fast path answered
     assert rest_calls == []
