@@ -40,9 +40,16 @@ other workers hold it).
 from __future__ import annotations
 
 import errno
+import sys
+import threading
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+
+# How long the request that ends a worker waits for the main thread to take the worker's socket
+# out of the group (it answers either way).
+LEAVE_WAIT_SECONDS = 1.0
+DRAIN_SWITCH_INTERVAL = 0.00005  # seconds: the GIL's hand-over while a socket leaves the group
 
 
 class ReusePortThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
@@ -85,18 +92,52 @@ class ReusePortThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has
         if not enabled and not self.alive:
             self.leave_group()
 
+    def handle_request(self, req: Any, conn: Any) -> Any:  # gunicorn's signature
+        """As gunicorn's; the request that ends the worker (``max_requests``) leaves first.
+
+        Gunicorn stops the worker once that request is answered, and the worker then leaves
+        the group: a client answered at that moment connects again at once, and the kernel may
+        hash its connection to this worker's socket between the last accept and the close
+        (reset: one in three recyclings on a loopback client here). Leaving before answering
+        (on the main thread, which owns the poller) takes the socket out first.
+        """
+        if self.nr + 1 >= self.max_requests and not self.left_group:
+            left = threading.Event()
+            self.method_queue.defer(self._leave_early, left)
+            left.wait(LEAVE_WAIT_SECONDS)  # the main thread may be stopping: then it leaves
+        return super().handle_request(req, conn)
+
+    def _leave_early(self, left: threading.Event) -> None:
+        """Stop polling this worker's own sockets and leave the group (main thread)."""
+        try:
+            if self._accepting and not self.left_group:
+                for listener in self.own_sockets:
+                    self.poller.unregister(listener)
+            self.leave_group()
+        finally:
+            left.set()
+
     def leave_group(self) -> None:
         """Accept the connections waiting on this worker's own sockets, then close them.
 
-        The master's sockets stay open (no longer polled here): the master and the other workers
-        hold them, and what waits there is theirs.
+        The master's sockets stay open (polled here while the worker accepts): the master and
+        the other workers hold them, and what waits there is theirs.
         """
         if self.left_group:
             return
         self.left_group = True
-        for listener in self.own_sockets:
-            self.drain(listener)
-            listener.close()  # gunicorn's socket: closing it again (at the very end) is a no-op
+        # Between the last accept (the backlog empty) and the close, a connection the kernel
+        # hashes to the socket is reset: that gap is this thread waiting for the GIL back from
+        # the request threads, up to the switch interval (5 ms). Shortened while draining.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(DRAIN_SWITCH_INTERVAL)
+        try:
+            for listener in self.own_sockets:
+                self.drain(listener)
+                listener.close()  # gunicorn's socket: closing it again (at the end) is a no-op
+        finally:
+            sys.setswitchinterval(interval)
+        self.sockets = [listener for listener in self.sockets if listener not in self.own_sockets]
 
     def drain(self, listener: Any) -> None:
         """Accept every connection already in ``listener``'s backlog (it will be served)."""
