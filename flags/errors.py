@@ -23,6 +23,12 @@ class PermissionDeniedError(FlagShipError):
     code = "permission_denied"
 
 
+class NotFoundError(FlagShipError):
+    """Something a request names by key does not exist (or is hidden from the caller)."""
+
+    code = "not_found"
+
+
 class StaleVersionError(FlagShipError):
     """The object changed since the writer read it (optimistic concurrency)."""
 

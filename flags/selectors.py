@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Prefetch, QuerySet
 
+from . import capabilities
+from .errors import NotFoundError
+from .history import feed as history
 from .models import (
     Condition,
     Environment,
@@ -235,3 +240,44 @@ def rule_labels(environment: Environment) -> dict[str, Rule]:
     """An environment's rules by their ruleset id (``str(pk)``), to name matched rules."""
     rules = Rule.objects.filter(state__environment=environment).select_related("state__flag")
     return {str(rule.pk): rule for rule in rules}
+
+
+def audit_feed(viewer: Any, filters: Mapping[str, Any]) -> QuerySet[Any]:
+    """The audit feed's rows, newest first, for filters as ``AuditFilterSerializer`` validates them.
+
+    ``project``, ``environment`` and ``flag`` are keys (a deleted flag's key still finds its
+    history), ``user`` a username, ``since`` and ``until`` times. What ``viewer`` may not see
+    (FlagShip's own project) is left out. A filter naming nothing raises ``NotFoundError``.
+    """
+    project_id = environment_id = flag_id = user_id = None
+    if "project" in filters:
+        projects = capabilities.visible(Project.objects.filter(key=filters["project"]), viewer, "")
+        project = projects.first()
+        if project is None:
+            raise NotFoundError(f"No project {filters['project']}.")
+        project_id = project.pk
+        if "environment" in filters:
+            environment = project.environments.filter(key=filters["environment"]).first()
+            if environment is None:
+                raise NotFoundError(
+                    f"No environment {filters['environment']} in project {filters['project']}."
+                )
+            environment_id = environment.pk
+        if "flag" in filters:
+            flag_id = history.flag_id_for_key(project.pk, filters["flag"])
+            if flag_id is None:
+                raise NotFoundError(f"No flag {filters['flag']} in project {filters['project']}.")
+    if "user" in filters:
+        person = get_user_model()._default_manager.filter(username=filters["user"]).first()
+        if person is None:
+            raise NotFoundError(f"No user {filters['user']}.")
+        user_id = person.pk
+    return history.audit_rows(
+        project_id=project_id,
+        environment_id=environment_id,
+        flag_id=flag_id,
+        user_id=user_id,
+        since=filters.get("since"),
+        until=filters.get("until"),
+        hidden_project_id=capabilities.hidden_project_id(viewer),
+    )

@@ -82,6 +82,7 @@ _STATUS_CODES = {
 }
 _DOMAIN_STATUS: dict[type[domain.FlagShipError], int] = {
     domain.PermissionDeniedError: 403,
+    domain.NotFoundError: 404,
     domain.InUseError: 409,
     domain.StaleVersionError: 412,
     domain.CapabilityDisabledError: 503,

@@ -19,6 +19,7 @@ from ..errors import (
     CapabilityDisabledError,
     FlagShipError,
     InUseError,
+    NotFoundError,
     PermissionDeniedError,
     StaleVersionError,
 )
@@ -69,6 +70,8 @@ def as_api_exception(exc: Exception) -> Exception:
     """
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(as_serializer_error(exc))
+    if isinstance(exc, NotFoundError):
+        return exceptions.NotFound(exc.message, code=exc.code)
     if isinstance(exc, PermissionDeniedError):
         return exceptions.PermissionDenied(exc.message, code=exc.code)
     if isinstance(exc, StaleVersionError):
