@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt sd
 # Where `make run` serves; loopback only (this is the development server).
 ADDRESS ?= 127.0.0.1:8000
 
-.PHONY: help install run lint format typecheck migrations-check test test-only coverage-branch sdk-standalone bench-engine mutants clean validate-deploy
+.PHONY: help install run lint format typecheck migrations-check graphql-schema-check test test-only coverage-branch sdk-standalone bench-engine mutants clean validate-deploy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ typecheck: install ## mypy --strict over the whole repository
 
 migrations-check: install ## Fail when a model change has no migration
 	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
+
+# docs/schema.graphql is the GraphQL schema the code builds (manage.py graphql_schema writes it).
+graphql-schema-check: install ## Fail when docs/schema.graphql is not the code's GraphQL schema
+	DJANGO_ENV=test $(BIN)/python manage.py graphql_schema --check
 
 # The CI files, checked here since no GitHub runs them: every workflow against the GitHub-workflow
 # schema and the rule that each job has a timeout, dependabot.yml against its schema
@@ -118,7 +122,7 @@ validate-deploy: install ## Lint the Dockerfile, validate the Compose files and 
 	@command -v caddy >/dev/null || { echo "validate-deploy: caddy is missing (Debian: apt-get install caddy; .ci/run installs it)" >&2; exit 1; }
 	caddy validate --adapter caddyfile --config deploy/Caddyfile
 
-test: lint typecheck migrations-check validate-ci validate-deploy postman test-only sdk-standalone ## Lint, type-check and run every test
+test: lint typecheck migrations-check graphql-schema-check validate-ci validate-deploy postman test-only sdk-standalone ## Lint, type-check and run every test
 
 bench-engine: install ## The engine benchmark: W1-W4 against a hand-written baseline
 	$(BIN)/python -m bench.engine.run

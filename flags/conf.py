@@ -49,6 +49,12 @@ DEFAULTS: dict[str, Any] = {
         "permanent": None,
     },
     "FLAGSHIP_LEAN_PATH": True,  # flagship/lean.py
+    # --- GraphQL (docs/graphql.md, "Limits") ---
+    "FLAGSHIP_GRAPHQL_MAX_DEPTH": 8,
+    "FLAGSHIP_GRAPHQL_MAX_ALIASES": 20,
+    "FLAGSHIP_GRAPHQL_MAX_COST": 30_000,
+    "FLAGSHIP_GRAPHQL_MAX_TOKENS": 2_000,
+    "FLAGSHIP_GRAPHIQL": False,  # GraphiQL at /graphql for browsers (development only)
     # --- Prometheus metrics (docs/operations.md, "Metrics") ---
     "FLAGSHIP_METRICS_ENABLED": True,
     "FLAGSHIP_METRICS_TOKEN": "",  # "": no bearer token is accepted
@@ -276,6 +282,32 @@ def rate(name: str) -> str:
     if value is None:
         value = RATE_DEFAULTS[name] if _setting("FLAGSHIP_DEFAULT_RATES_ON") else ""
     return str(value)
+
+
+# --- GraphQL ------------------------------------------------------------------------------------
+def graphql_max_depth() -> int:
+    """How many levels of fields a GraphQL operation may nest (``FLAGSHIP_GRAPHQL_MAX_DEPTH``)."""
+    return max(1, int(_setting("FLAGSHIP_GRAPHQL_MAX_DEPTH")))
+
+
+def graphql_max_aliases() -> int:
+    """How many aliases an operation may use, fragments counted where spread."""
+    return max(0, int(_setting("FLAGSHIP_GRAPHQL_MAX_ALIASES")))
+
+
+def graphql_max_cost() -> int:
+    """How many fields an operation may resolve at most, lists counted at their width."""
+    return max(1, int(_setting("FLAGSHIP_GRAPHQL_MAX_COST")))
+
+
+def graphql_max_tokens() -> int:
+    """How many tokens a GraphQL document may have (checked before parsing)."""
+    return max(1, int(_setting("FLAGSHIP_GRAPHQL_MAX_TOKENS")))
+
+
+def graphiql() -> bool:
+    """Whether browsers get GraphiQL at ``/graphql`` (``FLAGSHIP_GRAPHIQL``; development only)."""
+    return bool(_setting("FLAGSHIP_GRAPHIQL"))
 
 
 def lean_path() -> bool:

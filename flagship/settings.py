@@ -274,6 +274,15 @@ FLAGSHIP_STALE_DAYS = _stale_days(env.str("FLAGSHIP_STALE_DAYS", default=None))
 # Evaluation, OFREP and ruleset requests answered before the full middleware stack; false: every
 # request through the full stack (for comparison: bench/server).
 FLAGSHIP_LEAN_PATH = env.bool("FLAGSHIP_LEAN_PATH", default=None)
+# GraphQL at /graphql (docs/graphql.md): limits on each operation, and GraphiQL for browsers,
+# which production refuses (its page loads scripts from a CDN; the schema is in docs/ anyway).
+FLAGSHIP_GRAPHQL_MAX_DEPTH = env.int("FLAGSHIP_GRAPHQL_MAX_DEPTH", default=None)
+FLAGSHIP_GRAPHQL_MAX_ALIASES = env.int("FLAGSHIP_GRAPHQL_MAX_ALIASES", default=None)
+FLAGSHIP_GRAPHQL_MAX_COST = env.int("FLAGSHIP_GRAPHQL_MAX_COST", default=None)
+FLAGSHIP_GRAPHQL_MAX_TOKENS = env.int("FLAGSHIP_GRAPHQL_MAX_TOKENS", default=None)
+FLAGSHIP_GRAPHIQL = env.bool("FLAGSHIP_GRAPHIQL", default=ENVIRONMENT == "development")
+if PRODUCTION and FLAGSHIP_GRAPHIQL:
+    raise ImproperlyConfigured("FLAGSHIP_GRAPHIQL is for development; production serves no IDE")
 
 # --- Prometheus metrics at /metrics (docs/operations.md, "Metrics") ---------------------------
 # Off: no metrics middleware, plain cache and database backends, /metrics is 404.

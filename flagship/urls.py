@@ -7,6 +7,8 @@ from django.utils.functional import lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from flags.graphql.schema import schema
+from flags.graphql.view import FlagShipGraphQLView
 from flagship.metrics_http import metrics_view
 from flagship.routing import slash_optional
 
@@ -37,6 +39,8 @@ urlpatterns = [
     ),
     path("api/<version>/", include("accounts.api.urls")),
     path("api/<version>/", include("flags.api.urls")),
+    # GraphQL beside REST (docs/graphql.md); GraphiQL for browsers in development only.
+    path("graphql", FlagShipGraphQLView.as_view(schema=schema), name="graphql"),
     path("", include("flagship.health")),  # /healthz and /readyz
     # Prometheus, for the metrics token or allowed addresses only (flagship.metrics_http).
     path("metrics", metrics_view, name="metrics"),

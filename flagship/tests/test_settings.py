@@ -194,6 +194,15 @@ def test_metrics_off__plain_django_redis() -> None:
             "DJANGO_DEBUG must be off in production",
             id="debug on",
         ),
+        pytest.param(
+            {
+                "DJANGO_SECRET_KEY": SECRET,
+                "DJANGO_ALLOWED_HOSTS": "flagship.example.com",
+                "FLAGSHIP_GRAPHIQL": "true",
+            },
+            "FLAGSHIP_GRAPHIQL is for development",
+            id="graphiql on",
+        ),
     ],
 )
 def test_production__unsafe_configuration__refuses_to_start(
@@ -264,3 +273,27 @@ def test_test_run__settings__in_test_mode() -> None:
     from django.conf import settings  # noqa: PLC0415  # read at run time, as the test runs
 
     assert settings.ENVIRONMENT == "test"
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"DJANGO_ENV": "development"}, "True"),
+        ({"DJANGO_ENV": "test"}, "False"),
+        (
+            {
+                "DJANGO_ENV": "production",
+                "DJANGO_SECRET_KEY": SECRET,
+                "DJANGO_ALLOWED_HOSTS": "flagship.example.com",
+            },
+            "False",
+        ),
+    ],
+    ids=["development", "test", "production"],
+)
+def test_graphiql__on_in_development_only(variables: dict[str, str], expected: str) -> None:
+    code = "import django; from django.conf import settings; print(settings.FLAGSHIP_GRAPHIQL)"
+    result = run(["-c", code], DJANGO_SETTINGS_MODULE="flagship.settings", **variables)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
