@@ -219,17 +219,21 @@ def database_proxy(transactional_db: None) -> Iterator[FaultProxy]:
             connection.settings_dict["OPTIONS"] = original_options
 
 
-@pytest.mark.requires_postgres
-def test_postgres_down__evaluations_answer_writes_503_and_recover(
-    client: Client, database_proxy: FaultProxy
-) -> None:
+def outage_world() -> tuple[Project, Environment, str, str]:
+    """Project demo with flags in staging, a server key of staging and an admin token."""
     # A superuser, not a role: an earlier transactional test may have flushed the role groups.
     administrator = User.objects.create_superuser("root", "root@example.com", "x-not-used-x")
     project = services.project_create(key="demo", name="Demo")
     staging = project.environments.get(key="staging")
     build_flags(project, staging)
-    server = issue(staging, ApiKey.Kind.SERVER)
-    admin = issue_admin(administrator)
+    return project, staging, issue(staging, ApiKey.Kind.SERVER), issue_admin(administrator)
+
+
+@pytest.mark.requires_postgres
+def test_postgres_down__evaluations_answer_writes_503_and_recover(
+    client: Client, database_proxy: FaultProxy
+) -> None:
+    _project, staging, server, admin = outage_world()
     with caching():
         expected = {url: call(client, method, url, server).json() for method, url in ENDPOINTS}
         assert database_proxy.accepted > 0  # the requests did go through the proxy
@@ -298,3 +302,52 @@ def test_postgres_down__cold_process_without_cache_answers_503_not_500(
         assert response.json()["code"] == "database_unavailable"
     compiled.clear()
     versions.clear()
+
+
+@pytest.mark.requires_postgres
+def test_postgres_down__graphql_evaluates_from_memory_and_refuses_writes_503(
+    client: Client, database_proxy: FaultProxy
+) -> None:
+    # Given a warm process: a server key has evaluated through GraphQL once
+    project, staging, server, admin = outage_world()
+    evaluate = json.dumps(
+        {"query": '{ evaluate(environment: "staging") { version flags { key value } } }'}
+    )
+    flag = Flag.objects.filter(project=project).order_by("key")[0]
+    toggle = json.dumps(
+        {
+            "query": f'mutation {{ toggleFlag(project: "demo", flag: "{flag.key}", '
+            'environment: "staging", enabled: true) { state { enabled } } }'
+        }
+    )
+
+    def post(body: str, secret: str) -> Any:
+        return client.post(
+            "/graphql", body, content_type="application/json", headers={"X-API-Key": secret}
+        )
+
+    with caching():
+        expected = post(evaluate, server).json()
+        assert "errors" not in expected
+        version = Environment.objects.get(pk=staging.pk).ruleset_version
+
+        # When PostgreSQL is cut
+        database_proxy.sever()
+        evaluated = post(evaluate, server)
+        written = post(toggle, admin)
+
+        # Then evaluation answers the same from memory, and the write is REST's 503
+        assert evaluated.status_code == 200
+        assert evaluated.json() == expected
+        assert written.status_code == 503
+        error = written.json()["errors"][0]
+        assert error["extensions"]["code"] == "database_unavailable"
+        assert written["Retry-After"]
+
+        database_proxy.restore()
+        connections["default"].close()
+        assert wait_until(breakers.database.available)
+        # Nothing half-written; the write goes through once PostgreSQL is back
+        assert Environment.objects.get(pk=staging.pk).ruleset_version == version
+        again = post(toggle, admin)
+        assert again.json()["data"]["toggleFlag"]["state"] == {"enabled": True}
