@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from .arguments import NoNulInArguments
 from .errors import ProblemErrors
 from .limits import OperationLimits
 from .mutations import Mutation
@@ -31,7 +32,7 @@ class FlagShipSchema(strawberry.Schema):
 schema = FlagShipSchema(
     query=Query,
     mutation=Mutation,
-    extensions=[OperationLimits, DjangoOptimizerExtension, ProblemErrors],
+    extensions=[OperationLimits, NoNulInArguments, DjangoOptimizerExtension, ProblemErrors],
     config=StrawberryConfig(disable_field_suggestions=True),
 )
 

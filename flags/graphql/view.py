@@ -5,8 +5,8 @@ environment keys, the admin's session with its CSRF check) and counts the reques
 same rate limits: people and admin tokens the per-user management limit, environment keys their
 evaluation limits. A request that fails there, or that is not a GraphQL request at all, gets a
 JSON body of GraphQL errors with a code and the HTTP status REST would answer (400, 401, 403,
-405, 413, 415, 429, 503). A GraphQL operation that runs answers 200, its errors in ``errors``. GraphiQL is served
-to browsers only where ``FLAGSHIP_GRAPHIQL`` is on (development).
+405, 413, 415, 429, 503). A GraphQL operation that runs answers 200, its errors in ``errors``.
+GraphiQL is served to browsers only where ``FLAGSHIP_GRAPHIQL`` is on (development).
 """
 
 from __future__ import annotations

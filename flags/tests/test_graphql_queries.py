@@ -250,3 +250,21 @@ def test_evaluate__person__same_values_as_server_key(
     )
     assert answers[("server", "NL")]["version"] == rest["version"]
     assert answers[("server", "DE")]["flags"][0]["reason"] == "DEFAULT"
+
+
+def test_nul_in_a_key__invalid_as_rest_not_a_database_error(
+    client: APIClient, project: Project
+) -> None:
+    # When a key argument holds NUL (PostgreSQL cannot compare it), inline and in a variable
+    inline = graphql(client, '{ flags(project: "de\\u0000mo") { totalCount } }')
+    variable = graphql(
+        client,
+        'query($keys: [String!]) { evaluate(project: "demo", environment: "staging", '
+        "flags: $keys) { version } }",
+        {"keys": ["ok", "bad\x00"]},
+    )
+
+    # Then each is refused as invalid input, naming the argument, before reaching the database
+    assert inline.codes == variable.codes == ["invalid"]
+    assert inline.error["extensions"]["errors"][0]["field"] == "project"
+    assert variable.error["extensions"]["errors"][0]["field"] == "flags[1]"
