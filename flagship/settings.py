@@ -9,6 +9,7 @@ is listed in ``.env.example``.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -482,20 +483,31 @@ FLAGSHIP_MAX_JSON_DEPTH = env.int("FLAGSHIP_MAX_JSON_DEPTH", default=None)
 # Retry-After. Every default is off in the test suite, whose many logins from one address would
 # trip them; their tests set them. Sizing: docs/operations.md, "Rate limits".
 _RATES_ON = ENVIRONMENT != "test"
+
+
+def _rate(name: str) -> str | None:
+    """A rate's variable as set: unset, None (the default applies); set empty, "" (off).
+
+    django-environ reads an empty variable as unset (its default), which would keep a limit
+    someone turned off on; the .env file, when there is one, is in os.environ already.
+    """
+    return os.environ.get(name)
+
+
 FLAGSHIP_DEFAULT_RATES_ON = _RATES_ON
-FLAGSHIP_AUTH_RATE = env.str("FLAGSHIP_AUTH_RATE", default=None)  # per client address
-FLAGSHIP_ADMIN_LOGIN_RATE = env.str("FLAGSHIP_ADMIN_LOGIN_RATE", default=None)  # per address
-FLAGSHIP_MANAGEMENT_RATE = env.str("FLAGSHIP_MANAGEMENT_RATE", default=None)  # per user
+FLAGSHIP_AUTH_RATE = _rate("FLAGSHIP_AUTH_RATE")  # per client address
+FLAGSHIP_ADMIN_LOGIN_RATE = _rate("FLAGSHIP_ADMIN_LOGIN_RATE")  # per address
+FLAGSHIP_MANAGEMENT_RATE = _rate("FLAGSHIP_MANAGEMENT_RATE")  # per user
 # Evaluation (evaluation API, evaluation counts and OFREP together) per server key, per client key
 # (all addresses), and per client key and client address.
-FLAGSHIP_SERVER_KEY_RATE = env.str("FLAGSHIP_SERVER_KEY_RATE", default=None)
-FLAGSHIP_CLIENT_KEY_RATE = env.str("FLAGSHIP_CLIENT_KEY_RATE", default=None)
-FLAGSHIP_CLIENT_ADDRESS_RATE = env.str("FLAGSHIP_CLIENT_ADDRESS_RATE", default=None)
+FLAGSHIP_SERVER_KEY_RATE = _rate("FLAGSHIP_SERVER_KEY_RATE")
+FLAGSHIP_CLIENT_KEY_RATE = _rate("FLAGSHIP_CLIENT_KEY_RATE")
+FLAGSHIP_CLIENT_ADDRESS_RATE = _rate("FLAGSHIP_CLIENT_ADDRESS_RATE")
 # New change-stream connections per key, and per client key and client address.
-FLAGSHIP_STREAM_KEY_RATE = env.str("FLAGSHIP_STREAM_KEY_RATE", default=None)
-FLAGSHIP_STREAM_ADDRESS_RATE = env.str("FLAGSHIP_STREAM_ADDRESS_RATE", default=None)
+FLAGSHIP_STREAM_KEY_RATE = _rate("FLAGSHIP_STREAM_KEY_RATE")
+FLAGSHIP_STREAM_ADDRESS_RATE = _rate("FLAGSHIP_STREAM_ADDRESS_RATE")
 # Deprecated: when set, the server and client key rates that are not set themselves.
-FLAGSHIP_EVALUATION_RATE = env.str("FLAGSHIP_EVALUATION_RATE", default=None)
+FLAGSHIP_EVALUATION_RATE = _rate("FLAGSHIP_EVALUATION_RATE")
 RATELIMIT_USE_CACHE = "default"
 # A counter that cannot be read (Redis down) allows the request: an outage of the cache must not
 # lock every user out of the admin and the API (docs/operations.md, "Rate limits").

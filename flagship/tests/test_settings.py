@@ -40,13 +40,14 @@ _CONFIG_PREFIXES = ("DJANGO_", "DATABASE_", "REDIS_", "CACHE_", "SQLITE_", "FLAG
 
 
 def settings_variables() -> set[str]:
-    """Names settings.py reads: the first argument of every env(...) / env.<cast>(...) call."""
+    """Names settings.py reads: the first argument of every env(...), env.<cast>(...) and
+    _rate(...) call."""
     names = set()
     for node in ast.walk(ast.parse(SETTINGS.read_text())):
         if not isinstance(node, ast.Call) or not node.args:
             continue
         function = node.func
-        reads_env = (isinstance(function, ast.Name) and function.id == "env") or (
+        reads_env = (isinstance(function, ast.Name) and function.id in ("env", "_rate")) or (
             isinstance(function, ast.Attribute)
             and isinstance(function.value, ast.Name)
             and function.value.id == "env"
@@ -297,3 +298,34 @@ def test_graphiql__on_in_development_only(variables: dict[str, str], expected: s
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "None"), ("", "''"), ("5/m", "'5/m'")],
+    ids=["unset", "empty", "set"],
+)
+def test_rate_variable__empty_turns_the_limit_off(value: str | None, expected: str) -> None:
+    # Given FLAGSHIP_MANAGEMENT_RATE unset, set empty (off, as .env.example says) or set
+    variables = {} if value is None else {"FLAGSHIP_MANAGEMENT_RATE": value}
+    code = (
+        "import django; from django.conf import settings; from flags import conf; django.setup(); "
+        "print(repr(settings.FLAGSHIP_MANAGEMENT_RATE), repr(conf.rate(conf.MANAGEMENT_RATE)))"
+    )
+
+    # When the settings are read in production
+    result = run(
+        ["-c", code],
+        DJANGO_SETTINGS_MODULE="flagship.settings",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=SECRET,
+        DJANGO_ALLOWED_HOSTS="flagship.example.com",
+        **variables,
+    )
+
+    # Then unset keeps the default, empty turns the limit off (django-environ alone read it as
+    # unset), and a value is kept
+    assert result.returncode == 0, result.stderr
+    effective = {"unset": "'600/m'", "empty": "''", "set": "'5/m'"}
+    name = "unset" if value is None else "empty" if value == "" else "set"
+    assert result.stdout.split() == [expected, effective[name]]
