@@ -12,6 +12,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
@@ -20,6 +21,18 @@ from .errors import ProblemErrors
 from .limits import OperationLimits
 from .mutations import Mutation
 from .queries import Query
+
+
+class QuerysetOptimizer(DjangoOptimizerExtension):
+    """strawberry-django's optimizer, for its own fields only.
+
+    Its fields optimize the querysets they resolve themselves (through the optimizer this
+    extension sets for the operation); its ``resolve`` hook, which also optimizes querysets that
+    plain resolvers return, wraps every field of every answer, and none of ours returns one: in
+    an evaluation of 200 flags (1,400 fields) it took a fifth of the time under cProfile.
+    """
+
+    resolve = SchemaExtension.resolve  # type: ignore[assignment]  # the base's: no hook
 
 
 class FlagShipSchema(strawberry.Schema):
@@ -32,7 +45,7 @@ class FlagShipSchema(strawberry.Schema):
 schema = FlagShipSchema(
     query=Query,
     mutation=Mutation,
-    extensions=[OperationLimits, NoNulInArguments, DjangoOptimizerExtension, ProblemErrors],
+    extensions=[OperationLimits, NoNulInArguments, QuerysetOptimizer, ProblemErrors],
     config=StrawberryConfig(disable_field_suggestions=True),
 )
 

@@ -34,6 +34,7 @@ from flagship.ratelimits import ManagementRateThrottle
 from .. import conf
 from ..evaluation.throttling import EvaluationRateThrottle
 from .access import Context
+from .errors import problem_error
 
 JSON_TYPE = "application/json"
 # The codes of strawberry's own refusals of a malformed request, by its words.
@@ -125,6 +126,16 @@ class FlagShipGraphQLView(GraphQLView[Context, None]):
         """The request and its caller, as authenticated in :meth:`dispatch`."""
         user, auth = self.caller
         return Context(request=request, response=response, user=user, auth=auth)
+
+    def process_result(self, request: HttpRequest, result: Any) -> Any:
+        """The result as JSON, every error with its code, an extension's hook's too.
+
+        ``ProblemErrors`` sees what the operation's resolvers raise; an exception in another
+        extension's hook ends the operation before it, and is given its code here.
+        """
+        if result.errors:
+            result.errors = [problem_error(error, request) for error in result.errors]
+        return super().process_result(request, result)
 
     def decode_json(self, data: str | bytes) -> object:
         """The body, nested no deeper than the API allows (``FLAGSHIP_MAX_JSON_DEPTH``)."""

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
+from flags.graphql import limits
 from flags.models import Environment, Project
 
 from .api_clients import client_for
@@ -239,3 +240,20 @@ def test_body_too_large__413(signed_in: APIClient, settings: Any) -> None:
 
     # Then it is refused as too large, unread
     assert (answer.status, answer.codes) == (413, ["payload_too_large"])
+
+
+def test_bug_in_an_extension__internal_error_without_detail(
+    signed_in: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bug in the limits' measure (an extension's hook, outside any resolver)
+    def broken(*_: object) -> None:
+        raise RuntimeError("secret detail of the bug")
+
+    monkeypatch.setattr(limits, "measure", broken)
+
+    # When an operation is sent
+    answer = graphql(signed_in, PROJECTS)
+
+    # Then it is a coded internal error, and the detail stays in the log
+    assert answer.codes == ["internal_error"]
+    assert "secret detail" not in json.dumps(answer.body)
