@@ -9,7 +9,7 @@ for; environment keys get ``permission_denied`` there, as on every management en
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Model
@@ -35,7 +35,6 @@ class Context:
     response: HttpResponse
     user: Any
     auth: Any
-    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def environment_key(self) -> ApiKey | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
+from accounts.tests.factories import PASSWORD, make_user
 from flags import services
 from flags.models import Environment, Flag, FlagState, Project
 
@@ -191,3 +193,22 @@ def test_system_project__non_administrator__hidden_as_in_rest(
     assert system.key not in [p["key"] for p in listed.data["projects"]["results"]]
     assert one.data == {"project": None}
     assert rest.status_code == 404
+
+
+def test_nested_states__role_without_view_flagstate__refused_where_asked(
+    flag: Flag, staging: Environment
+) -> None:
+    # Given a person whose role may read flags but not their states
+    person = make_user(username="flags-only")
+    person.user_permissions.add(Permission.objects.get(codename="view_flag"))
+    client = APIClient()
+    client.login(username="flags-only", password=PASSWORD)
+
+    # When they list flags, then flags with their states
+    keys = graphql(client, '{ flags(project: "demo") { results { key } } }')
+    states = graphql(client, '{ flags(project: "demo") { results { key states { enabled } } } }')
+
+    # Then the keys come back; the states are refused at the field that asked for them
+    assert keys.data == {"flags": {"results": [{"key": "new-checkout"}]}}
+    assert states.codes == ["permission_denied"]
+    assert states.error["path"] == ["flags", "results", 0, "states"]
