@@ -10,13 +10,54 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.server import request_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_shares__a_builtins_time__goes_to_its_callers_groups() -> None:
-    # Given a profile of code in two groups, both calling the same built-in (sorted) heavily
+class RecordedStats:
+    """A profile as pstats holds it (``stats.stats``), with times set by hand."""
+
+    def __init__(self, stats: dict[object, object]) -> None:
+        self.stats = stats
+
+
+ENGINE = ("/x/flagship_sdk/engine/fake.py", 1, "engine")
+LOGS = ("/x/flagship/logs.py", 1, "logs")
+SORTED = ("~", 0, "<built-in method builtins.sorted>")
+
+
+def test_shares__a_builtins_time__goes_to_its_callers_groups_in_proportion() -> None:
+    # Given a profile: the engine and the access line each call sorted, which spent 8 ms for the
+    # engine's 200 calls and 2 ms for the access line's 50 (own time 1 ms and 0.5 ms besides)
+    stats = RecordedStats(
+        {
+            ENGINE: (1, 1, 0.001, 0.009, {}),
+            LOGS: (1, 1, 0.0005, 0.0025, {}),
+            SORTED: (
+                250,
+                250,
+                0.010,
+                0.010,
+                {ENGINE: (200, 200, 0.008, 0.008), LOGS: (50, 50, 0.002, 0.002)},
+            ),
+        }
+    )
+
+    # When the own time is summed by group
+    totals = request_profile.shares(stats)  # type: ignore[arg-type]  # pstats' table, by hand
+
+    # Then sorted's 10 ms went to its callers' groups, in proportion to the time each spent in it
+    assert totals == {
+        "engine (flagship_sdk)": pytest.approx(0.009),
+        "access line": pytest.approx(0.0025),
+    }
+
+
+def test_shares__a_real_profile__every_second_in_some_group() -> None:
+    # Given a real profile of code in two groups calling the same built-in
     namespace: dict[str, object] = {}
     engine = "def engine(items):\n    for _ in range(200):\n        sorted(items)\n"
     logs = "def logs(items):\n    for _ in range(50):\n        sorted(items)\n"
@@ -32,11 +73,9 @@ def test_shares__a_builtins_time__goes_to_its_callers_groups() -> None:
     # When the own time is summed by group
     totals = request_profile.shares(pstats.Stats(profiler))
 
-    # Then sorted's time went to both callers' groups, four times as much to the engine's
-    engine_seconds = totals["engine (flagship_sdk)"]
-    log_seconds = totals["access line"]
-    assert engine_seconds > 2 * log_seconds > 0
-    assert sum(totals.values()) > 0
+    # Then both groups got time (their ratio is the machine's: timed, so not asserted)
+    assert totals["engine (flagship_sdk)"] > 0
+    assert totals["access line"] > 0
 
 
 def test_group_of__first_matching_place() -> None:
