@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from flags import services
+from flags import documents, services
 from flags.models import (
     ChangeEvent,
     ChangeRequest,
@@ -326,3 +326,49 @@ def test_toggle__editor_in_protected_environment__permission_denied_as_rest(
     assert rest.status_code == answer.error["extensions"]["status"] == 403
     assert answer.codes == [rest.json()["code"]]
     assert not FlagState.objects.filter(environment=production, enabled=True).exists()
+
+
+def test_update_state__what_was_read_sent_back__stored_state_and_ruleset_unchanged(
+    editor: User, staging: Environment, twins: tuple[Flag, Flag], beta_testers: Any
+) -> None:
+    # Given a state with a rule (conditions, a segment, a rollout), a prerequisite and a default
+    _by_rest, flag = twins
+    state = FlagState.objects.get(flag=flag, environment=staging)
+    services.rule_create(
+        state=state,
+        serve={"variant": "on"},
+        conditions=[{"attribute": "country", "operator": "in", "values": ["NL", "BE"]}],
+        segments=[beta_testers],
+        rollout=25_000,
+        description="Benelux beta",
+        actor=None,
+    )
+    services.prerequisite_add(state=state, parent=_by_rest, variants=["on"], actor=None)
+    client = signed_in(editor)
+    read = """{ flagState(project: "demo", flag: "by-graphql", environment: "staging") {
+        enabled offVariant defaultServe version
+        rules { description rollout bucketBy serve segments
+                conditions { attribute operator values negate caseInsensitive } }
+        prerequisites { flag variants } } }"""
+    shown = graphql(client, read).data["flagState"]
+    document = documents.environment_ruleset(staging)["flags"]["by-graphql"]
+
+    # When exactly what was read is written back
+    version = shown.pop("version")
+    answer = graphql(
+        client,
+        """mutation($state: FlagStateInput!, $version: Int!) { updateFlagState(project: "demo",
+          flag: "by-graphql", environment: "staging", expectedVersion: $version, state: $state)
+          { state { version } } }""",
+        {"state": shown, "version": version},
+    )
+
+    # Then the stored state reads the same, and the ruleset serves the same (rule ids aside)
+    assert answer.data is not None, answer.body
+    again = graphql(client, read).data["flagState"]
+    again.pop("version")
+    assert again == shown
+    after = documents.environment_ruleset(staging)["flags"]["by-graphql"]
+    assert re.sub(r'"id": "\d+"', "", json.dumps(after, sort_keys=True)) == re.sub(
+        r'"id": "\d+"', "", json.dumps(document, sort_keys=True)
+    )
