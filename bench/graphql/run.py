@@ -42,7 +42,6 @@ os.environ.setdefault("BENCH_DATABASE", "flagship_bench_graphql")
 
 import argparse
 import http.client
-import io
 import json
 import statistics
 import subprocess
@@ -50,7 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.server.instructions import seeded
+from bench.server.instructions import seeded, wsgi_environ
 from bench.server.run import PYTHON, ROOT, machine
 
 PROJECT = "bench-200"
@@ -79,22 +78,7 @@ def wsgi_call(
     """One request to the WSGI application (must answer 200)."""
 
     def call() -> None:
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "QUERY_STRING": "",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
-        }
+        environ = wsgi_environ(method, path, body, headers)
         answered: list[str] = []
         chunks = application(environ, lambda status, _headers, *_: answered.append(status))
         content = b"".join(chunks)

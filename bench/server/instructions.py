@@ -90,6 +90,26 @@ class Caller(NamedTuple):
     counting_on: bool
 
 
+def wsgi_environ(method: str, path: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """The WSGI environ of a JSON request from loopback, with ``headers``."""
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "QUERY_STRING": "",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
+    }
+
+
 def caller(path: str, server_key: str, application_name: str = "full") -> Caller:
     """Set up ``application_name`` in this process; a caller of ``path`` (see :func:`child`).
 
@@ -128,22 +148,7 @@ def caller(path: str, server_key: str, application_name: str = "full") -> Caller
 
     def call() -> None:
         nonlocal etag
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "QUERY_STRING": "",
-            "HTTP_X_API_KEY": server_key,
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-        }
+        environ = wsgi_environ(method, path, body, {"X-API-Key": server_key})
         if etag:
             environ["HTTP_IF_NONE_MATCH"] = etag
         answered: list[tuple[str, list[tuple[str, str]]]] = []
